@@ -1,0 +1,169 @@
+//! `herald-api`: the REST API.
+//!
+//! Publishing writes state and an outbox row in one transaction
+//! ([`outbox::append`]); reading serves history; stream tokens let browsers
+//! open streams. The service is a library with a thin `main`:
+//! [`Application::build`] binds (port 0 in tests) and migrates,
+//! [`Application::run_until_stopped`] serves until shutdown.
+
+pub mod error;
+pub mod idempotency;
+pub mod metrics;
+pub mod outbox;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::routing::get;
+use axum::Router;
+use herald_platform::auth::Verifier;
+use herald_platform::config::ConfigError;
+use herald_platform::{db, http, Problem, Settings};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::metrics::ApiMetrics;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub verifier: Arc<Verifier>,
+    pub settings: Arc<Settings>,
+    pub metrics: Arc<ApiMetrics>,
+    pub openapi_json: axum::body::Bytes,
+}
+
+impl FromRef<AppState> for Arc<Verifier> {
+    fn from_ref(s: &AppState) -> Self {
+        s.verifier.clone()
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Herald",
+        description = "Real-time notifications over Server-Sent Events. Publish over REST; subscribe with `GET /v1/stream` (served by herald-gateway).",
+        license(name = "Apache-2.0")
+    ),
+    paths(routes::stream::stream),
+    components(schemas(Problem, herald_platform::problem::FieldError, routes::stream::ControlEvent)),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "publishing", description = "Internal services publish events (service tokens with `publish` scope)."),
+        (name = "history", description = "Durable history of topics."),
+        (name = "streaming", description = "Live streams and stream tokens."),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "stream_token",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::new("access_token"))),
+        );
+    }
+}
+
+/// The documented routes, and the OpenAPI document generated from them.
+pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(routes::events::publish_event))
+        .routes(routes!(routes::events::topic_history))
+        .routes(routes!(routes::stream_tokens::create_stream_token))
+        .split_for_parts()
+}
+
+/// The OpenAPI document as checked into `openapi/openapi.json`.
+pub fn openapi_json() -> String {
+    let (_, doc) = api_router();
+    let mut s = doc.to_pretty_json().expect("the OpenAPI document serializes");
+    s.push('\n');
+    s
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("applying migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl Application {
+    /// Verifies the configuration, applies pending migrations, binds.
+    pub async fn build(settings: Settings, pool: PgPool) -> Result<Self, BuildError> {
+        let verifier = Arc::new(Verifier::from_settings(&settings.jwt)?);
+        db::MIGRATOR.run(&pool).await?;
+        let addr = settings.api_addr;
+        let listener = http::bind(addr)
+            .await
+            .map_err(|source| BuildError::Bind { addr, source })?;
+        let openapi_json = axum::body::Bytes::from(openapi_json());
+        let state = AppState {
+            pool,
+            verifier,
+            metrics: Arc::new(ApiMetrics::default()),
+            openapi_json,
+            settings: Arc::new(settings),
+        };
+        Ok(Self {
+            listener,
+            router: router(state),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        http::serve(self.listener, self.router, shutdown).await
+    }
+}
+
+/// The whole API router for `state`.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.settings.max_body_bytes;
+    let (api, _) = api_router();
+    api.route("/healthz", get(routes::ops::healthz))
+        .route("/readyz", get(routes::ops::readyz))
+        .route("/metrics", get(routes::ops::metrics))
+        .route("/openapi.json", get(routes::ops::openapi_json))
+        .route("/docs", get(routes::ops::docs))
+        .route("/docs/swagger-ui-bundle.js", get(routes::ops::docs_js))
+        .route("/docs/swagger-ui.css", get(routes::ops::docs_css))
+        .fallback(|| async { Problem::not_found("no such endpoint") })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}

@@ -1,0 +1,236 @@
+//! Generic domain events: publishing (`POST /v1/events`) and a topic's
+//! durable history (`GET /v1/topics/{topic}/events`).
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use herald_domain::{Envelope, EventType, Seq, Topic};
+use herald_platform::auth::{Authenticated, Principal};
+use herald_platform::http::{JsonBody, QueryParams};
+use herald_platform::problem::{FieldError, Problem};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+use crate::idempotency::{Claim, IdempotencyKey};
+use crate::{outbox, AppState};
+
+/// A generic domain event to publish.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishEvent {
+    /// `kind:key`, e.g. `project:42`.
+    #[schema(value_type = String, example = "user:alice")]
+    pub topic: Topic,
+    /// `[a-z][a-z0-9_.-]{0,63}`, e.g. `build.finished`.
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "demo.hello")]
+    pub event_type: EventTypeField,
+    /// Any JSON value, at most `HERALD_MAX_EVENT_DATA_BYTES` (64 KiB) serialized.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+/// [`EventType`] as a request field.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct EventTypeField(pub EventType);
+
+impl<'de> Deserialize<'de> for EventTypeField {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        EventType::parse(&s).map(Self).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The accepted event. `seq` is `null` here: positions are assigned by the
+/// sequencer right after the transaction commits (see ARCHITECTURE.md), and
+/// appear in the stream and in the topic's history. `id` identifies the event.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AcceptedEvent {
+    pub id: Uuid,
+    /// Always `null` in this response; the delivery position is assigned after commit.
+    #[schema(value_type = Option<i64>)]
+    pub seq: Option<Seq>,
+    pub topic: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    #[serde(with = "herald_domain::event::millis")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+}
+
+/// Publishes one event on a topic.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "publishing",
+    request_body = PublishEvent,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body return the original response; same key, other body: 422.")),
+    responses(
+        (status = 202, description = "Accepted and durably stored; delivered to subscribers right after.", body = AcceptedEvent),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the `publish` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid, or the Idempotency-Key was used with another request", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn publish_event(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<PublishEvent>,
+) -> ApiResult<Response> {
+    require_publish(&principal)?;
+    let data_len = serde_json::to_vec(&req.data)?.len();
+    if data_len > state.settings.max_event_data_bytes {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "data",
+            format!(
+                "must be at most {} bytes of JSON (got {data_len})",
+                state.settings.max_event_data_bytes
+            ),
+        )])
+        .into());
+    }
+    let key = IdempotencyKey::from_headers(&headers, &principal, "POST /v1/events", &req)?;
+
+    let mut tx = state.pool.begin().await?;
+    if let Some(key) = &key {
+        if let Claim::Replay { status, body } = key.claim(&mut tx).await? {
+            tx.rollback().await?;
+            return Ok(replayed(status, body));
+        }
+    }
+    let appended = outbox::append(&mut tx, &req.topic, &req.event_type.0, &req.data).await?;
+    let accepted = AcceptedEvent {
+        id: appended.id,
+        seq: None,
+        topic: req.topic.to_string(),
+        event_type: req.event_type.0.to_string(),
+        data: req.data,
+        created_at: appended.created_at,
+    };
+    if let Some(key) = &key {
+        key.record(&mut tx, StatusCode::ACCEPTED, &serde_json::to_value(&accepted)?).await?;
+    }
+    tx.commit().await?;
+    state.metrics.published.inc();
+    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
+}
+
+/// The original response of an idempotent replay.
+pub fn replayed(status: StatusCode, body: serde_json::Value) -> Response {
+    let mut res = (status, Json(body)).into_response();
+    res.headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    res
+}
+
+pub fn require_publish(p: &Principal) -> Result<(), ApiError> {
+    if p.publish {
+        Ok(())
+    } else {
+        Err(Problem::forbidden("this endpoint needs a service token whose `scope` contains `publish`").into())
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Return events with `seq` greater than this (default 0: from the oldest retained).
+    #[param(minimum = 0)]
+    pub after: Option<Seq>,
+    /// Page size, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+}
+
+/// One page of a topic's history.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventPage {
+    /// Events in `seq` order.
+    pub events: Vec<Envelope>,
+    /// Pass as `after` to get the next page; `null` when this page reached the end.
+    pub next_after: Option<Seq>,
+    /// `true` when history after `after` was pruned by retention, so this listing
+    /// cannot be complete: refetch state instead of relying on it.
+    pub truncated: bool,
+}
+
+/// The durable history of one topic, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/topics/{topic}/events",
+    tag = "history",
+    params(("topic" = String, Path, description = "`kind:key`"), HistoryQuery),
+    responses(
+        (status = 200, description = "A page of events", body = EventPage),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token may not read this topic", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid topic or query parameter", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn topic_history(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(topic): Path<String>,
+    QueryParams(q): QueryParams<HistoryQuery>,
+) -> ApiResult<Json<EventPage>> {
+    let topic = Topic::parse(&topic).map_err(|e| Problem::invalid_field("topic", e.to_string()))?;
+    if !principal.may_read(&topic) {
+        return Err(Problem::forbidden(format!("this token may not read `{topic}`")).into());
+    }
+    let after = q.after.unwrap_or(0);
+    if after < 0 {
+        return Err(Problem::invalid_field("after", "must be 0 or greater").into());
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::invalid_field("limit", "must be between 1 and 1000").into());
+    }
+    let pruned_seq = sqlx::query_scalar!("SELECT pruned_seq FROM sequencer")
+        .fetch_one(&state.pool)
+        .await?;
+    let rows = sqlx::query!(
+        r#"SELECT id, seq AS "seq!", topic, type AS event_type, data, created_at
+             FROM events
+            WHERE topic = $1 AND seq > $2
+            ORDER BY seq
+            LIMIT $3"#,
+        topic.as_str(),
+        after,
+        limit,
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let full = rows.len() as i64 == limit;
+    let events: Vec<Envelope> = rows
+        .into_iter()
+        .map(|r| Envelope {
+            id: r.id,
+            seq: r.seq,
+            topic: r.topic,
+            event_type: r.event_type,
+            data: r.data,
+            created_at: r.created_at,
+        })
+        .collect();
+    let next_after = if full { events.last().map(|e| e.seq) } else { None };
+    Ok(Json(EventPage {
+        events,
+        next_after,
+        truncated: after < pruned_seq,
+    }))
+}

@@ -1,0 +1,144 @@
+//! `herald-gateway`: holds SSE connections, delivers live events from the bus
+//! and replays missed ones from Postgres. Stateless: any instance serves any
+//! client; no sticky sessions.
+//!
+//! [`Gateway::build`] binds (port 0 in tests) and starts the hub;
+//! [`Gateway::run_until_stopped`] serves until shutdown, then ends every open
+//! stream so clients reconnect elsewhere and resume.
+
+pub mod frame;
+pub mod history;
+pub mod hub;
+pub mod metrics;
+pub mod stream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use herald_platform::auth::Verifier;
+use herald_platform::config::ConfigError;
+use herald_platform::{http, Problem, Settings};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::Hub;
+use crate::metrics::GatewayMetrics;
+
+#[derive(Clone)]
+pub struct GatewayState {
+    pub pool: PgPool,
+    pub verifier: Arc<Verifier>,
+    pub settings: Arc<Settings>,
+    pub hub: Hub,
+    pub metrics: Arc<GatewayMetrics>,
+    /// Cancelled when shutdown begins: `/readyz` turns unready, new streams are refused.
+    pub draining: CancellationToken,
+    /// Cancelled when open streams must end.
+    pub shutdown: CancellationToken,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+pub struct Gateway {
+    listener: TcpListener,
+    state: GatewayState,
+    hub_stop: CancellationToken,
+}
+
+impl Gateway {
+    pub async fn build(settings: Settings, pool: PgPool) -> Result<Self, BuildError> {
+        let verifier = Arc::new(Verifier::from_settings(&settings.jwt)?);
+        let addr = settings.gateway_addr;
+        let listener = http::bind(addr)
+            .await
+            .map_err(|source| BuildError::Bind { addr, source })?;
+        let metrics = Arc::new(GatewayMetrics::default());
+        let hub_stop = CancellationToken::new();
+        let hub = Hub::start(
+            &settings.redis_url,
+            settings.redis_prefix.clone(),
+            pool.clone(),
+            metrics.clone(),
+            hub_stop.clone(),
+        )?;
+        let state = GatewayState {
+            pool,
+            verifier,
+            settings: Arc::new(settings),
+            hub,
+            metrics,
+            draining: CancellationToken::new(),
+            shutdown: CancellationToken::new(),
+        };
+        Ok(Self {
+            listener,
+            state,
+            hub_stop,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown`: then turns unready, waits the configured
+    /// grace, ends every stream and returns once connections are closed.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let router = Router::new()
+            .route("/v1/stream", get(stream::stream))
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics_text))
+            .fallback(|| async { Problem::not_found("no such endpoint") })
+            .with_state(state.clone());
+        let stop_serving = CancellationToken::new();
+        let serve = tokio::spawn(http::serve(self.listener, router, stop_serving.clone()));
+        shutdown.cancelled().await;
+        tracing::info!("draining: refusing new streams");
+        state.draining.cancel();
+        tokio::time::sleep(state.settings.shutdown_grace).await;
+        state.shutdown.cancel();
+        stop_serving.cancel();
+        let served = serve.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        self.hub_stop.cancel();
+        served
+    }
+}
+
+async fn readyz(State(s): State<GatewayState>) -> (StatusCode, &'static str) {
+    if s.draining.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining");
+    }
+    if !s.hub.is_connected() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable");
+    }
+    if !herald_platform::db::ping(&s.pool).await {
+        return (StatusCode::SERVICE_UNAVAILABLE, "postgres unreachable");
+    }
+    (StatusCode::OK, "ready")
+}
+
+async fn metrics_text(State(s): State<GatewayState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(s.pool.size(), s.pool.num_idle()),
+    )
+}

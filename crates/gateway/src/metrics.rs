@@ -1,0 +1,91 @@
+//! The gateway's Prometheus metrics.
+
+use herald_platform::metrics::{Counter, Exposition, Gauge};
+
+#[derive(Debug, Default)]
+pub struct GatewayMetrics {
+    pub open_streams: Gauge,
+    pub opened: Counter,
+    pub closed_client: Counter,
+    pub closed_slow: Counter,
+    pub closed_shutdown: Counter,
+    pub closed_reauth: Counter,
+    pub closed_error: Counter,
+    pub refused: Counter,
+    pub delivered: Counter,
+    pub replays: Counter,
+    pub replayed_events: Counter,
+    pub resets: Counter,
+    pub redis_reconnects: Counter,
+    pub caught_up_events: Counter,
+}
+
+impl GatewayMetrics {
+    pub fn render(&self, pool_size: u32, pool_idle: usize) -> String {
+        let mut x = Exposition::new();
+        x.gauge(
+            "herald_open_streams",
+            "Open SSE streams.",
+            self.open_streams.get(),
+        )
+        .counter("herald_stream_opens_total", "Streams opened.", self.opened.get())
+        .counter_vec(
+            "herald_stream_closes_total",
+            "Streams closed, by reason.",
+            "reason",
+            &[
+                ("client", self.closed_client.get()),
+                ("slow_consumer", self.closed_slow.get()),
+                ("shutdown", self.closed_shutdown.get()),
+                ("reauth", self.closed_reauth.get()),
+                ("error", self.closed_error.get()),
+            ],
+        )
+        .counter(
+            "herald_stream_refusals_total",
+            "Stream requests refused (4xx/5xx) before opening.",
+            self.refused.get(),
+        )
+        .counter(
+            "herald_deliveries_total",
+            "Event frames written to streams.",
+            self.delivered.get(),
+        )
+        .counter(
+            "herald_replays_total",
+            "Streams that resumed from a position.",
+            self.replays.get(),
+        )
+        .counter(
+            "herald_replayed_events_total",
+            "Events replayed from Postgres.",
+            self.replayed_events.get(),
+        )
+        .counter(
+            "herald_resets_total",
+            "herald.reset events sent.",
+            self.resets.get(),
+        )
+        .counter(
+            "herald_redis_reconnects_total",
+            "Bus reconnections.",
+            self.redis_reconnects.get(),
+        )
+        .counter(
+            "herald_caught_up_events_total",
+            "Events read from Postgres after a bus reconnect.",
+            self.caught_up_events.get(),
+        )
+        .gauge(
+            "herald_db_pool_connections",
+            "Open Postgres connections in the pool.",
+            i64::from(pool_size),
+        )
+        .gauge(
+            "herald_db_pool_idle_connections",
+            "Idle Postgres connections in the pool.",
+            pool_idle as i64,
+        );
+        x.finish()
+    }
+}

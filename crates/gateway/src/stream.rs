@@ -1,0 +1,332 @@
+//! `GET /v1/stream`: one SSE connection.
+//!
+//! Everything that can refuse a stream (token, topics, authorization, limits,
+//! the bus) is checked before the response starts, so refusals are
+//! problem+json with a status, never a broken stream.
+//!
+//! # The replay seam
+//!
+//! 1. Register the topics with the hub and wait until Redis confirmed the
+//!    subscriptions: from now on every published event reaches our queue.
+//! 2. Read the head, then replay from Postgres every event after the client's
+//!    position. Anything committed before step 1 completed is visible here.
+//! 3. Go live from the queue, dropping every frame at or below the last `seq`
+//!    sent. An event is either visible to the replay or published after the
+//!    subscription (publishing happens after commit), so nothing falls
+//!    between the two, and the filter removes what is in both.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use herald_domain::{sse, LastEventId, Seq, Topic};
+use herald_platform::auth::{AuthError, Principal};
+use herald_platform::http::QueryParams;
+use herald_platform::problem::{FieldError, Problem};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::frame::{control, Frame};
+use crate::history;
+use crate::hub::Subscription;
+use crate::GatewayState;
+
+const REPLAY_PAGE: i64 = 500;
+
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    topics: Option<String>,
+    access_token: Option<String>,
+    last_event_id: Option<String>,
+}
+
+fn authenticate(state: &GatewayState, headers: &HeaderMap, q: &StreamQuery) -> Result<Principal, Problem> {
+    let header_token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    match (header_token, q.access_token.as_deref()) {
+        (Some(t), _) => Ok(state.verifier.verify_access(t)?),
+        (None, Some(t)) => Ok(state.verifier.verify_stream(t)?),
+        (None, None) => Err(AuthError::Missing.into()),
+    }
+}
+
+fn topics(state: &GatewayState, principal: &Principal, q: &StreamQuery) -> Result<Vec<Topic>, Problem> {
+    let bad = |message: String| Problem::bad_request(message.clone()).with_field("topics", message);
+    let mut topics: Vec<Topic> = match q.topics.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(raw) => raw
+            .split(',')
+            .map(str::trim)
+            .map(|t| Topic::parse(t).map_err(|e| bad(format!("`{t}`: {e}"))))
+            .collect::<Result<_, _>>()?,
+        None if principal.stream_token && !principal.grants.is_empty() => principal
+            .grants
+            .iter()
+            .filter_map(|g| match g {
+                herald_domain::TopicPattern::Exact(t) => Some(t.clone()),
+                herald_domain::TopicPattern::Kind(_) => None,
+            })
+            .collect(),
+        None => vec![principal
+            .user_topic()
+            .ok_or_else(|| bad("required when the token has no `sub`".into()))?],
+    };
+    topics.sort();
+    topics.dedup();
+    let max = state.settings.max_topics_per_stream;
+    if topics.len() > max {
+        return Err(bad(format!(
+            "at most {max} topics per stream (got {})",
+            topics.len()
+        )));
+    }
+    if let Some(t) = topics.iter().find(|t| !principal.may_read(t)) {
+        return Err(Problem::forbidden(format!("this token may not read `{t}`")));
+    }
+    Ok(topics)
+}
+
+trait WithField {
+    fn with_field(self, field: &str, message: String) -> Self;
+}
+
+impl WithField for Problem {
+    fn with_field(mut self, field: &str, message: String) -> Self {
+        self.errors.push(FieldError::new(field, message));
+        self
+    }
+}
+
+pub async fn stream(
+    State(state): State<GatewayState>,
+    headers: HeaderMap,
+    query: QueryParams<StreamQuery>,
+) -> Response {
+    match open(&state, &headers, &query.0).await {
+        Ok(r) => r,
+        Err(p) => {
+            state.metrics.refused.inc();
+            p.into_response()
+        }
+    }
+}
+
+async fn open(state: &GatewayState, headers: &HeaderMap, q: &StreamQuery) -> Result<Response, Problem> {
+    let principal = authenticate(state, headers, q)?;
+    let topics = topics(state, &principal, q)?;
+    if state.draining.is_cancelled() {
+        return Err(Problem::unavailable(
+            "this gateway is shutting down; reconnect",
+            1,
+        ));
+    }
+    let position = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok().map(str::to_owned))
+        .or_else(|| q.last_event_id.clone())
+        .and_then(|raw| LastEventId::parse(&raw));
+
+    let subscription = state
+        .hub
+        .subscribe(&topics, state.settings.stream_buffer, Duration::from_secs(5))
+        .await
+        .map_err(|_| Problem::unavailable("the event bus is unavailable; retry shortly", 2))?;
+    let positions = history::positions(&state.pool)
+        .await
+        .map_err(|_| Problem::unavailable("the database is unavailable; retry shortly", 2))?;
+
+    let mut preamble = String::new();
+    sse::write_retry(&mut preamble, state.settings.sse_retry.as_millis() as u64);
+    let reset = |reason: &str, preamble: &mut String| {
+        state.metrics.resets.inc();
+        preamble.push_str(&control("herald.reset", reason, Some(positions.head)));
+        positions.head
+    };
+    let (last_sent, replay) = match position {
+        None => {
+            sse::write_position(&mut preamble, positions.head);
+            (positions.head, false)
+        }
+        Some(LastEventId::Unparsable) => (reset("unparsable", &mut preamble), false),
+        Some(LastEventId::After(n)) if n > positions.head => (reset("future", &mut preamble), false),
+        Some(LastEventId::After(n)) if n < positions.pruned => (reset("pruned", &mut preamble), false),
+        Some(LastEventId::After(n)) => (n, true),
+    };
+    if replay {
+        state.metrics.replays.inc();
+    }
+
+    // The stream must not outlive the token that opened it.
+    let expires_in = principal.remaining();
+    let conn = Connection {
+        state: state.clone(),
+        topics: topics.iter().map(ToString::to_string).collect(),
+        subscription,
+        last_sent,
+        replaying: replay,
+        heartbeat: tokio::time::interval_at(
+            tokio::time::Instant::now() + state.settings.heartbeat,
+            state.settings.heartbeat,
+        ),
+        deadline: tokio::time::Instant::now() + expires_in,
+        shutdown: state.shutdown.clone(),
+        preamble: Some(Bytes::from(preamble)),
+        done: false,
+        close_reason: CloseReason::Client,
+    };
+    state.metrics.opened.inc();
+    state.metrics.open_streams.inc();
+    tracing::debug!(topics = ?conn.topics, last_sent, "stream opened");
+
+    let body = Body::from_stream(futures_util::stream::unfold(conn, |mut conn| async move {
+        conn.next_chunk()
+            .await
+            .map(|chunk| (Ok::<_, Infallible>(chunk), conn))
+    }));
+    let mut res = Response::new(body);
+    *res.status_mut() = StatusCode::OK;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(res)
+}
+
+#[derive(Debug, Clone, Copy)]
+enum CloseReason {
+    Client,
+    SlowConsumer,
+    Shutdown,
+    Reauth,
+    Error,
+}
+
+struct Connection {
+    state: GatewayState,
+    topics: Vec<String>,
+    subscription: Subscription,
+    last_sent: Seq,
+    replaying: bool,
+    heartbeat: tokio::time::Interval,
+    deadline: tokio::time::Instant,
+    shutdown: CancellationToken,
+    preamble: Option<Bytes>,
+    done: bool,
+    close_reason: CloseReason,
+}
+
+impl Connection {
+    /// The next bytes to write, or `None` to end the stream.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if self.done {
+            return None;
+        }
+        if let Some(p) = self.preamble.take() {
+            return Some(p);
+        }
+        if self.replaying {
+            match self.replay_page().await {
+                Ok(Some(chunk)) => return Some(chunk),
+                Ok(None) => self.replaying = false,
+                Err(e) => {
+                    tracing::warn!(error = %e, "replay failed; closing the stream so the client resumes");
+                    return self.close(CloseReason::Error, None);
+                }
+            }
+        }
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => return self.close(CloseReason::Shutdown, None),
+                _ = self.subscription.kicked.cancelled() => return self.close(CloseReason::SlowConsumer, None),
+                _ = tokio::time::sleep_until(self.deadline) => {
+                    let reauth = control("herald.reauth", "token_expiring", None);
+                    return self.close(CloseReason::Reauth, Some(Bytes::from(reauth)));
+                }
+                frame = self.subscription.frames.recv() => {
+                    let Some(first) = frame else { return self.close(CloseReason::SlowConsumer, None) };
+                    if let Some(chunk) = self.live_chunk(first) {
+                        return Some(chunk);
+                    }
+                }
+                _ = self.heartbeat.tick() => {
+                    let mut b = String::new();
+                    sse::write_comment(&mut b, "");
+                    return Some(Bytes::from(b));
+                }
+            }
+        }
+    }
+
+    /// Writes `first` and whatever else is already queued as one chunk,
+    /// skipping frames at or below the last position sent.
+    fn live_chunk(&mut self, first: Frame) -> Option<Bytes> {
+        let mut frames = Vec::new();
+        let mut next = Some(first);
+        while let Some(f) = next {
+            if f.seq > self.last_sent {
+                self.last_sent = f.seq;
+                frames.push(f.bytes);
+            }
+            if frames.len() >= 64 {
+                break;
+            }
+            next = self.subscription.frames.try_recv().ok();
+        }
+        self.state.metrics.delivered.add(frames.len() as u64);
+        match frames.len() {
+            0 => None,
+            1 => frames.pop(),
+            _ => Some(Bytes::from(frames.concat())),
+        }
+    }
+
+    async fn replay_page(&mut self) -> Result<Option<Bytes>, sqlx::Error> {
+        let page = history::events_after(&self.state.pool, &self.topics, self.last_sent, REPLAY_PAGE).await?;
+        if page.is_empty() {
+            return Ok(None);
+        }
+        let full = page.len() as i64 == REPLAY_PAGE;
+        let mut chunk = Vec::new();
+        for e in &page {
+            chunk.extend_from_slice(&Frame::from_envelope(e).bytes);
+            self.last_sent = e.seq;
+        }
+        self.state.metrics.replayed_events.add(page.len() as u64);
+        self.state.metrics.delivered.add(page.len() as u64);
+        if !full {
+            self.replaying = false;
+        }
+        Ok(Some(Bytes::from(chunk)))
+    }
+
+    fn close(&mut self, reason: CloseReason, last: Option<Bytes>) -> Option<Bytes> {
+        self.done = true;
+        self.close_reason = reason;
+        last
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let m = &self.state.metrics;
+        m.open_streams.dec();
+        match self.close_reason {
+            CloseReason::Client => m.closed_client.inc(),
+            CloseReason::SlowConsumer => m.closed_slow.inc(),
+            CloseReason::Shutdown => m.closed_shutdown.inc(),
+            CloseReason::Reauth => m.closed_reauth.inc(),
+            CloseReason::Error => m.closed_error.inc(),
+        }
+        tracing::debug!(reason = ?self.close_reason, last_sent = self.last_sent, "stream closed");
+    }
+}

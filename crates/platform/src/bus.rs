@@ -1,0 +1,59 @@
+//! The bus: Redis pub/sub, one exact channel per topic.
+//!
+//! The worker publishes each event's envelope JSON (exactly what clients
+//! receive) to `{prefix}:topic:{topic}`. Gateways subscribe to exactly the
+//! channels their open streams need — no pattern subscriptions — so Redis only
+//! sends a gateway what it will deliver. Pub/sub is at-most-once; the gateway
+//! makes delivery exact by catching up from Postgres after any reconnect.
+
+use herald_domain::Seq;
+use serde::Deserialize;
+
+/// The Redis channel carrying `topic`.
+pub fn channel(prefix: &str, topic: &str) -> String {
+    format!("{prefix}:topic:{topic}")
+}
+
+/// The topic a channel carries, if it is one of ours.
+pub fn topic_of<'a>(prefix: &str, channel: &'a str) -> Option<&'a str> {
+    channel.strip_prefix(prefix)?.strip_prefix(":topic:")
+}
+
+/// The part of an envelope a gateway needs to route and frame it, parsed
+/// without building the `data` value.
+#[derive(Debug, Deserialize)]
+pub struct EnvelopeHead<'a> {
+    pub seq: Seq,
+    #[serde(rename = "type", borrow)]
+    pub event_type: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    pub topic: std::borrow::Cow<'a, str>,
+}
+
+impl<'a> EnvelopeHead<'a> {
+    pub fn parse(payload: &'a [u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(payload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_round_trip() {
+        let c = channel("t-1", "user:a:b");
+        assert_eq!(c, "t-1:topic:user:a:b");
+        assert_eq!(topic_of("t-1", &c), Some("user:a:b"));
+        assert_eq!(topic_of("t-2", &c), None);
+    }
+
+    #[test]
+    fn head_ignores_data() {
+        let h = EnvelopeHead::parse(
+            br#"{"id":"x","seq":3,"topic":"a:b","type":"t.x","data":{"big":[1,2,3]},"created_at":"z"}"#,
+        )
+        .unwrap();
+        assert_eq!((h.seq, &*h.event_type, &*h.topic), (3, "t.x", "a:b"));
+    }
+}

@@ -1,0 +1,325 @@
+//! Typed settings: defaults, then an optional file (`HERALD_CONFIG_FILE`, lines
+//! of `HERALD_X=value`), then the environment. A bad value stops start-up with
+//! an error naming the variable.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var}: {message} (got {value:?})")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        message: String,
+    },
+    #[error("{var} must be set: {why}")]
+    Missing { var: &'static str, why: &'static str },
+    #[error("HERALD_CONFIG_FILE {path}: {source}")]
+    File { path: String, source: std::io::Error },
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// JWT verification settings shared by the API and the gateway.
+#[derive(Clone)]
+pub struct JwtSettings {
+    /// HS256 shared secret (development).
+    pub secret: Option<String>,
+    pub audience: String,
+    pub issuer: Option<String>,
+    pub leeway: Duration,
+    /// Secret Herald signs its own short-lived stream tokens with; defaults to
+    /// `secret`.
+    pub stream_token_secret: Option<String>,
+    pub stream_token_ttl: Duration,
+}
+
+impl std::fmt::Debug for JwtSettings {
+    // Secrets never reach logs, not even through `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtSettings")
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("audience", &self.audience)
+            .field("issuer", &self.issuer)
+            .field("leeway", &self.leeway)
+            .field("stream_token_ttl", &self.stream_token_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every setting of every service. Each service reads what it needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub redis_url: String,
+    pub redis_prefix: String,
+    pub jwt: JwtSettings,
+    pub api_addr: SocketAddr,
+    pub gateway_addr: SocketAddr,
+    pub worker_addr: SocketAddr,
+    /// Largest accepted `data` of one event, in bytes of JSON.
+    pub max_event_data_bytes: usize,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    pub heartbeat: Duration,
+    pub sse_retry: Duration,
+    pub max_topics_per_stream: usize,
+    /// Frames queued for one stream before it counts as a slow consumer.
+    pub stream_buffer: usize,
+    pub worker_poll: Duration,
+    pub worker_batch: usize,
+    pub retention: Duration,
+    /// How long a draining gateway keeps streams open after SIGTERM.
+    pub shutdown_grace: Duration,
+    pub log_format: LogFormat,
+}
+
+type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn get<T: FromStr>(lookup: Lookup<'_>, var: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match lookup(var) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+            var,
+            value: v.clone(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+fn get_duration(lookup: Lookup<'_>, var: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+    match lookup(var) {
+        None => Ok(default),
+        Some(v) => parse_duration(&v).ok_or_else(|| ConfigError::Invalid {
+            var,
+            value: v.clone(),
+            message: "expected a duration like 250ms, 30s, 5m, 12h or 7d".into(),
+        }),
+    }
+}
+
+fn non_empty(lookup: Lookup<'_>, var: &str) -> Option<String> {
+    lookup(var).filter(|v| !v.trim().is_empty())
+}
+
+/// Parses `250ms`, `30s`, `5m`, `12h`, `7d` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let ms = match unit {
+        "ms" => n,
+        "" | "s" => n.checked_mul(1_000)?,
+        "m" => n.checked_mul(60_000)?,
+        "h" => n.checked_mul(3_600_000)?,
+        "d" => n.checked_mul(86_400_000)?,
+        _ => return None,
+    };
+    Some(Duration::from_millis(ms))
+}
+
+impl Settings {
+    /// Reads the process environment (and `HERALD_CONFIG_FILE` when set).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let file = match std::env::var("HERALD_CONFIG_FILE") {
+            Ok(path) if !path.is_empty() => {
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::File {
+                    path: path.clone(),
+                    source,
+                })?;
+                parse_env_file(&text)
+            }
+            _ => HashMap::new(),
+        };
+        Self::from_lookup(&|k| std::env::var(k).ok().or_else(|| file.get(k).cloned()))
+    }
+
+    /// Settings from any key lookup (tests pass a map).
+    pub fn from_lookup(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
+        let log_format = match lookup("HERALD_LOG_FORMAT").as_deref().map(str::trim) {
+            None | Some("") | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    var: "HERALD_LOG_FORMAT",
+                    value: other.into(),
+                    message: "expected text or json".into(),
+                })
+            }
+        };
+        let settings = Self {
+            database_url: non_empty(lookup, "HERALD_DATABASE_URL")
+                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/herald".into()),
+            database_max_connections: get(lookup, "HERALD_DATABASE_MAX_CONNECTIONS", 16)?,
+            redis_url: non_empty(lookup, "HERALD_REDIS_URL")
+                .unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
+            redis_prefix: non_empty(lookup, "HERALD_REDIS_PREFIX").unwrap_or_else(|| "herald".into()),
+            jwt: JwtSettings {
+                secret: non_empty(lookup, "HERALD_JWT_SECRET"),
+                audience: non_empty(lookup, "HERALD_JWT_AUDIENCE").unwrap_or_else(|| "herald".into()),
+                issuer: non_empty(lookup, "HERALD_JWT_ISSUER"),
+                leeway: get_duration(lookup, "HERALD_JWT_LEEWAY", Duration::from_secs(5))?,
+                stream_token_secret: non_empty(lookup, "HERALD_STREAM_TOKEN_SECRET"),
+                stream_token_ttl: get_duration(lookup, "HERALD_STREAM_TOKEN_TTL", Duration::from_secs(300))?,
+            },
+            api_addr: get(
+                lookup,
+                "HERALD_API_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 8080)),
+            )?,
+            gateway_addr: get(
+                lookup,
+                "HERALD_GATEWAY_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 8081)),
+            )?,
+            worker_addr: get(
+                lookup,
+                "HERALD_WORKER_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 8082)),
+            )?,
+            max_event_data_bytes: get(lookup, "HERALD_MAX_EVENT_DATA_BYTES", 64 * 1024)?,
+            max_body_bytes: get(lookup, "HERALD_MAX_BODY_BYTES", 256 * 1024)?,
+            heartbeat: get_duration(lookup, "HERALD_HEARTBEAT", Duration::from_secs(15))?,
+            sse_retry: get_duration(lookup, "HERALD_SSE_RETRY", Duration::from_secs(2))?,
+            max_topics_per_stream: get(lookup, "HERALD_MAX_TOPICS_PER_STREAM", 64)?,
+            stream_buffer: get(lookup, "HERALD_STREAM_BUFFER", 1024)?,
+            worker_poll: get_duration(lookup, "HERALD_WORKER_POLL", Duration::from_millis(200))?,
+            worker_batch: get(lookup, "HERALD_WORKER_BATCH", 500)?,
+            retention: get_duration(lookup, "HERALD_RETENTION", Duration::from_secs(7 * 86_400))?,
+            shutdown_grace: get_duration(lookup, "HERALD_SHUTDOWN_GRACE", Duration::from_millis(500))?,
+            log_format,
+        };
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |var: &'static str, value: String, message: &str| ConfigError::Invalid {
+            var,
+            value,
+            message: message.into(),
+        };
+        if self.jwt.stream_token_ttl > Duration::from_secs(300) || self.jwt.stream_token_ttl.is_zero() {
+            return Err(invalid(
+                "HERALD_STREAM_TOKEN_TTL",
+                format!("{:?}", self.jwt.stream_token_ttl),
+                "stream tokens live between 1 second and 5 minutes",
+            ));
+        }
+        if self.worker_poll > Duration::from_millis(250) || self.worker_poll.is_zero() {
+            return Err(invalid(
+                "HERALD_WORKER_POLL",
+                format!("{:?}", self.worker_poll),
+                "the fallback poll must be between 1ms and 250ms",
+            ));
+        }
+        if self.heartbeat.is_zero() {
+            return Err(invalid("HERALD_HEARTBEAT", "0".into(), "must be positive"));
+        }
+        for (var, v) in [
+            ("HERALD_STREAM_BUFFER", self.stream_buffer),
+            ("HERALD_WORKER_BATCH", self.worker_batch),
+            ("HERALD_MAX_TOPICS_PER_STREAM", self.max_topics_per_stream),
+        ] {
+            if v == 0 {
+                return Err(invalid(var, "0".into(), "must be at least 1"));
+            }
+        }
+        if !self
+            .redis_prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+        {
+            return Err(invalid(
+                "HERALD_REDIS_PREFIX",
+                self.redis_prefix.clone(),
+                "use only A-Z a-z 0-9 _ - . :",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The JWT secret, or the error that names the variable to set.
+    pub fn require_jwt_key(&self) -> Result<(), ConfigError> {
+        if self.jwt.secret.is_none() {
+            return Err(ConfigError::Missing {
+                var: "HERALD_JWT_SECRET",
+                why: "the API and the gateway verify tokens with it",
+            });
+        }
+        Ok(())
+    }
+}
+
+fn parse_env_file(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(&|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_product_contract() {
+        let s = with(&[]).unwrap();
+        assert_eq!(s.database_url, "postgres://postgres@127.0.0.1:5432/herald");
+        assert_eq!(s.redis_prefix, "herald");
+        assert_eq!(s.jwt.audience, "herald");
+        assert_eq!(s.api_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.heartbeat, Duration::from_secs(15));
+        assert_eq!(s.retention, Duration::from_secs(7 * 86_400));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = with(&[("HERALD_API_ADDR", "nope")]).unwrap_err().to_string();
+        assert!(e.starts_with("HERALD_API_ADDR"), "{e}");
+        let e = with(&[("HERALD_RETENTION", "7 weeks")]).unwrap_err().to_string();
+        assert!(e.starts_with("HERALD_RETENTION"), "{e}");
+        let e = with(&[("HERALD_WORKER_POLL", "1s")]).unwrap_err().to_string();
+        assert!(e.starts_with("HERALD_WORKER_POLL"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("12h"), Some(Duration::from_secs(43_200)));
+        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("5"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("x"), None);
+        assert_eq!(parse_duration("5w"), None);
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let s = with(&[("HERALD_JWT_SECRET", "hunter2")]).unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

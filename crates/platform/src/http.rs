@@ -1,0 +1,189 @@
+//! HTTP plumbing shared by the services: binding, serving with graceful
+//! shutdown, and a JSON body extractor whose every rejection is problem+json
+//! naming the field at fault.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use axum::serve::ListenerExt;
+use axum::Router;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::problem::{FieldError, Problem};
+
+/// Binds `addr` (port 0 picks a free port; see `local_addr`).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled and every open
+/// connection has finished. Streams must end by themselves on `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let listener = listener.tap_io(|tcp| {
+        // Events are small and latency matters more than packet count.
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// A JSON request body. Rejections: 413 over the body limit, 415 without a
+/// JSON content type, 400 for malformed JSON, 422 naming the field for
+/// well-formed JSON of the wrong shape.
+#[derive(Debug, Clone)]
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> FromRequest<S> for JsonBody<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                let mime = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                mime == "application/json" || mime.ends_with("+json")
+            })
+            .unwrap_or(false);
+        if !json_type {
+            return Err(Problem::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Expected a JSON body",
+            )
+            .detail("send `Content-Type: application/json`"));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload-too-large",
+                    "The request body is too large",
+                )
+                .detail(rejection.body_text())
+            } else {
+                Problem::bad_request(rejection.body_text())
+            }
+        })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses JSON into `T`, mapping errors to problems that name the field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Syntax
+            | serde_json::error::Category::Eof
+            | serde_json::error::Category::Io => {
+                Problem::bad_request(format!("the body is not valid JSON: {inner}"))
+            }
+            serde_json::error::Category::Data => {
+                let message = strip_position(&inner.to_string());
+                let field = if path == "." {
+                    missing_field(&message).unwrap_or_else(|| "body".into())
+                } else {
+                    match missing_field(&message) {
+                        Some(f) => format!("{path}.{f}"),
+                        None => path,
+                    }
+                };
+                Problem::invalid(vec![FieldError::new(field, message)])
+            }
+        }
+    })
+}
+
+/// serde reports a missing field at its parent's path; name the field itself.
+fn missing_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("missing field `")?;
+    Some(rest.split('`').next()?.to_owned())
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        topic: herald_domain::Topic,
+        n: u32,
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let p = parse_json::<Body>(br#"{"topic":"Bad","n":1}"#).unwrap_err();
+        assert_eq!(p.status, 422);
+        assert_eq!(p.errors[0].field, "topic");
+        let p = parse_json::<Body>(br#"{"topic":"a:b"}"#).unwrap_err();
+        assert_eq!(p.errors[0].field, "n");
+        let p = parse_json::<Body>(br#"{"topic":"a:b","n":"x"}"#).unwrap_err();
+        assert_eq!(p.errors[0].field, "n");
+        let p = parse_json::<Body>(br#"{"topic":"a:b","n":1,"zz":1}"#).unwrap_err();
+        assert!(p.errors[0].message.contains("zz"), "{:?}", p.errors);
+        let p = parse_json::<Body>(br#"{"topic":"#).unwrap_err();
+        assert_eq!(p.status, 400);
+    }
+}
+
+/// Query-string parameters. A bad value is a 422 naming the parameter.
+#[derive(Debug, Clone)]
+pub struct QueryParams<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for QueryParams<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(query));
+        serde_path_to_error::deserialize(de)
+            .map(QueryParams)
+            .map_err(|err| {
+                let path = err.path().to_string();
+                let message = err.into_inner().to_string();
+                let field = match missing_field(&message) {
+                    Some(f) => f,
+                    None if path == "." => "query".into(),
+                    None => path,
+                };
+                Problem::invalid(vec![FieldError::new(field, message)])
+            })
+    }
+}
+
+fn form_urlencoded_parse(query: &str) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(query.as_bytes())
+}

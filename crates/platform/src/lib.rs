@@ -1,0 +1,18 @@
+//! What every Herald service shares.
+//!
+//! Settings, the Postgres pool and migrations, JWT verification and topic
+//! authorization (one implementation for the API and the gateway), the bus
+//! channel naming, problem+json errors, telemetry, metrics and shutdown.
+
+pub mod auth;
+pub mod bus;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod metrics;
+pub mod problem;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::Settings;
+pub use problem::Problem;

@@ -1,0 +1,443 @@
+//! Integration-test helpers: start the real services in-process on port 0
+//! against real Postgres and Redis, mint tokens, publish and stream.
+//!
+//! Each test gets its own database (from `#[sqlx::test]`) and its own Redis
+//! channel prefix, so tests run in parallel and never see each other.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use herald_domain::sse::{ParsedEvent, Parser};
+use herald_domain::Envelope;
+use herald_platform::Settings;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const SECRET: &str = "test-secret-not-for-production";
+
+/// The Redis the tests share (`HERALD_TEST_REDIS_URL`).
+pub fn redis_url() -> String {
+    std::env::var("HERALD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Test settings: port 0 everywhere, a unique Redis prefix, fast polling.
+pub fn settings(redis_url: &str) -> Settings {
+    let prefix = format!("test-{}", uuid::Uuid::now_v7().simple());
+    let map: HashMap<&str, String> = HashMap::from([
+        ("HERALD_REDIS_URL", redis_url.to_owned()),
+        ("HERALD_REDIS_PREFIX", prefix),
+        ("HERALD_JWT_SECRET", SECRET.to_owned()),
+        ("HERALD_API_ADDR", "127.0.0.1:0".into()),
+        ("HERALD_GATEWAY_ADDR", "127.0.0.1:0".into()),
+        ("HERALD_WORKER_ADDR", "127.0.0.1:0".into()),
+        ("HERALD_WORKER_POLL", "50ms".into()),
+        ("HERALD_SHUTDOWN_GRACE", "0ms".into()),
+    ]);
+    Settings::from_lookup(&|k| map.get(k).cloned()).expect("test settings are valid")
+}
+
+/// A running service: its address and how to stop it.
+pub struct Service {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    join: JoinHandle<std::io::Result<()>>,
+}
+
+impl Service {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Graceful stop (SIGTERM equivalent); returns once it has exited.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.join.await;
+    }
+
+    /// Cancels the service's task mid-flight: the in-process analogue of a
+    /// crash (open transactions roll back, nothing after the await point runs).
+    pub async fn abort(self) {
+        self.join.abort();
+        let _ = self.join.await;
+        self.shutdown.cancel();
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+pub async fn start_api(settings: &Settings, pool: PgPool) -> Service {
+    let app = herald_api::Application::build(settings.clone(), pool)
+        .await
+        .expect("api builds");
+    let addr = app.local_addr();
+    let shutdown = CancellationToken::new();
+    let join = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    Service { addr, shutdown, join }
+}
+
+pub async fn start_worker(settings: &Settings, pool: PgPool) -> Service {
+    let worker = herald_worker::Worker::build(settings, pool)
+        .await
+        .expect("worker builds");
+    let addr = worker.local_addr();
+    let shutdown = CancellationToken::new();
+    let join = tokio::spawn(worker.run_until_stopped(shutdown.clone()));
+    Service { addr, shutdown, join }
+}
+
+pub async fn start_gateway(settings: &Settings, pool: PgPool) -> Service {
+    let gateway = herald_gateway::Gateway::build(settings.clone(), pool)
+        .await
+        .expect("gateway builds");
+    let addr = gateway.local_addr();
+    let shutdown = CancellationToken::new();
+    let join = tokio::spawn(gateway.run_until_stopped(shutdown.clone()));
+    let service = Service { addr, shutdown, join };
+    wait_ready(&service.url()).await;
+    service
+}
+
+/// Waits until `GET {url}/readyz` answers 200 (at most 10 s).
+pub async fn wait_ready(url: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = client.get(format!("{url}/readyz")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} did not become ready");
+}
+
+/// api + worker + gateway on one fresh database and a private Redis prefix.
+pub struct TestApp {
+    pub pool: PgPool,
+    pub settings: Settings,
+    pub api: Service,
+    pub worker: Option<Service>,
+    pub gateway: Service,
+    pub http: reqwest::Client,
+}
+
+impl TestApp {
+    pub async fn spawn(pool: PgPool) -> Self {
+        Self::spawn_with(pool, settings(&redis_url())).await
+    }
+
+    pub async fn spawn_with(pool: PgPool, settings: Settings) -> Self {
+        let api = start_api(&settings, pool.clone()).await;
+        let worker = start_worker(&settings, pool.clone()).await;
+        let gateway = start_gateway(&settings, pool.clone()).await;
+        Self {
+            pool,
+            settings,
+            api,
+            worker: Some(worker),
+            gateway,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn api_url(&self) -> String {
+        self.api.url()
+    }
+
+    pub fn gateway_url(&self) -> String {
+        self.gateway.url()
+    }
+
+    /// Starts (another) worker on the same database and prefix.
+    pub async fn start_worker(&mut self) {
+        assert!(self.worker.is_none(), "a worker is already running");
+        self.worker = Some(start_worker(&self.settings, self.pool.clone()).await);
+    }
+
+    /// A second gateway sharing the database and the bus.
+    pub async fn another_gateway(&self) -> Service {
+        start_gateway(&self.settings, self.pool.clone()).await
+    }
+
+    pub async fn publish(&self, topic: &str, event_type: &str, data: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/events", self.api_url()))
+            .bearer_auth(service_token())
+            .json(&json!({"topic": topic, "type": event_type, "data": data}))
+            .send()
+            .await
+            .expect("api answers")
+    }
+
+    /// Publishes and asserts it was accepted.
+    pub async fn publish_ok(&self, topic: &str, n: u64) {
+        let r = self.publish(topic, "test.event", json!({ "n": n })).await;
+        assert_eq!(
+            r.status(),
+            202,
+            "publish failed: {}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+
+    /// Opens a stream on this app's gateway.
+    pub async fn stream(&self, token: &str, topics: &str, last_event_id: Option<&str>) -> SseClient {
+        SseClient::connect(&self.gateway_url(), token, topics, last_event_id).await
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Signs arbitrary claims with the test secret (HS256).
+pub fn sign(claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("claims serialize")
+}
+
+/// A user's access token.
+pub fn user_token(sub: &str) -> String {
+    sign(&json!({"sub": sub, "aud": "herald", "exp": now() + 3600}))
+}
+
+/// A user token with a `topics` claim.
+pub fn user_token_with_topics(sub: &str, topics: &[&str]) -> String {
+    sign(&json!({"sub": sub, "aud": "herald", "exp": now() + 3600, "topics": topics}))
+}
+
+/// A service token with the `publish` scope.
+pub fn service_token() -> String {
+    sign(&json!({"sub": "svc-test", "aud": "herald", "exp": now() + 3600, "scope": "publish"}))
+}
+
+/// A service token allowed to read every topic.
+pub fn admin_token() -> String {
+    sign(&json!({"sub": "admin-test", "aud": "herald", "exp": now() + 3600, "scope": "admin"}))
+}
+
+/// A minimal SSE client over reqwest, parsing frames with the conforming
+/// parser from `herald_domain::sse`.
+pub struct SseClient {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    body: Option<futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>>,
+    parser: Parser,
+    pending: std::collections::VecDeque<ParsedEvent>,
+    pub raw: String,
+    pub ended: bool,
+}
+
+impl SseClient {
+    pub async fn connect(base: &str, token: &str, topics: &str, last_event_id: Option<&str>) -> Self {
+        let mut req = reqwest::Client::new().get(format!("{base}/v1/stream"));
+        if !topics.is_empty() {
+            req = req.query(&[("topics", topics)]);
+        }
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
+        }
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        Self::from_request(req).await
+    }
+
+    pub async fn from_request(req: reqwest::RequestBuilder) -> Self {
+        let resp = req.send().await.expect("gateway answers");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        Self {
+            status,
+            headers,
+            body: Some(resp.bytes_stream().boxed()),
+            parser: Parser::new(),
+            pending: Default::default(),
+            raw: String::new(),
+            ended: false,
+        }
+    }
+
+    /// The response body of a refused stream (problem+json).
+    pub async fn problem(mut self) -> Value {
+        let mut buf = Vec::new();
+        if let Some(mut body) = self.body.take() {
+            while let Some(Ok(chunk)) = body.next().await {
+                buf.extend_from_slice(&chunk);
+            }
+        }
+        serde_json::from_slice(&buf).unwrap_or(Value::Null)
+    }
+
+    /// The next dispatched event, or `None` on timeout or end of stream.
+    pub async fn next_event(&mut self, timeout: Duration) -> Option<ParsedEvent> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some(e);
+            }
+            let body = self.body.as_mut()?;
+            match tokio::time::timeout_at(deadline, body.next()).await {
+                Err(_) => return None,
+                Ok(None) | Ok(Some(Err(_))) => {
+                    self.ended = true;
+                    self.body = None;
+                    return None;
+                }
+                Ok(Some(Ok(chunk))) => {
+                    self.raw.push_str(&String::from_utf8_lossy(&chunk));
+                    self.pending.extend(self.parser.feed(&chunk));
+                }
+            }
+        }
+    }
+
+    /// Collects `n` envelopes (skipping nothing: control events panic).
+    pub async fn envelopes(&mut self, n: usize, timeout: Duration) -> Vec<Envelope> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(e) = self.next_event(left).await else {
+                break;
+            };
+            assert!(!e.event.starts_with("herald."), "unexpected control event {e:?}");
+            let env: Envelope = serde_json::from_str(&e.data).expect("data is an envelope");
+            assert_eq!(e.id, env.seq.to_string(), "SSE id is the envelope's seq");
+            assert_eq!(e.event, env.event_type, "SSE event is the envelope's type");
+            out.push(env);
+        }
+        out
+    }
+
+    /// The client's resume position (what a browser sends as Last-Event-ID).
+    pub fn last_event_id(&self) -> String {
+        self.parser.last_event_id().to_owned()
+    }
+
+    /// Waits until the server ends the stream; true if it did within `timeout`.
+    pub async fn wait_closed(&mut self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return self.ended;
+            }
+            if self.next_event(left).await.is_none() && self.ended {
+                return true;
+            }
+        }
+    }
+}
+
+/// A private `redis-server` on a free port, for tests that kill or restart
+/// Redis without disturbing other tests.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let port = free_port();
+        let mut s = Self { port, child: None };
+        s.restart();
+        s
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on the same port and waits until it answers.
+    pub fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    /// SIGKILLs the server.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Kills every client connection of `kind` (`pubsub` or `normal`).
+    pub async fn kill_clients(&self, kind: &str) -> i64 {
+        let client = redis::Client::open(self.url()).expect("url");
+        let mut c = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis answers");
+        redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg(kind)
+            .arg("SKIPME")
+            .arg("yes")
+            .query_async(&mut c)
+            .await
+            .expect("CLIENT KILL")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Asserts `seqs` is strictly increasing.
+pub fn assert_strictly_increasing(seqs: &[i64]) {
+    for w in seqs.windows(2) {
+        assert!(
+            w[0] < w[1],
+            "not strictly increasing: {} then {} in {seqs:?}",
+            w[0],
+            w[1]
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! `herald-worker`: moves the outbox into the bus, in order.
+//!
+//! The service is a library with a thin `main`: [`Worker::build`] binds the
+//! health listener (port 0 in tests) and [`Worker::run_until_stopped`] runs
+//! the relay, retention and the health endpoints until shutdown.
+
+pub mod metrics;
+pub mod relay;
+pub mod retention;
+pub mod sequencer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use herald_platform::{http, Settings};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::WorkerMetrics;
+use crate::relay::{OutboxRelay, RelayConfig, RelayError};
+
+pub struct Worker {
+    listener: TcpListener,
+    pool: PgPool,
+    relay: OutboxRelay,
+    retention: Duration,
+    redis: redis::Client,
+    metrics: Arc<WorkerMetrics>,
+}
+
+#[derive(Clone)]
+struct HealthState {
+    pool: PgPool,
+    redis: redis::Client,
+    metrics: Arc<WorkerMetrics>,
+}
+
+impl Worker {
+    pub async fn build(settings: &Settings, pool: PgPool) -> Result<Self, BuildError> {
+        let listener = http::bind(settings.worker_addr).await?;
+        let metrics = Arc::new(WorkerMetrics::default());
+        let config = RelayConfig {
+            redis_url: settings.redis_url.clone(),
+            prefix: settings.redis_prefix.clone(),
+            poll: settings.worker_poll,
+            batch: settings.worker_batch,
+            retention: settings.retention,
+        };
+        let relay = OutboxRelay::new(pool.clone(), config, metrics.clone())?;
+        let redis = redis::Client::open(settings.redis_url.as_str()).map_err(RelayError::from)?;
+        Ok(Self {
+            listener,
+            pool,
+            relay,
+            retention: settings.retention,
+            redis,
+            metrics,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let state = HealthState {
+            pool: self.pool.clone(),
+            redis: self.redis,
+            metrics: self.metrics.clone(),
+        };
+        let router = Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics_text))
+            .with_state(state);
+        let relay = tokio::spawn(self.relay.run(shutdown.clone()));
+        let pruner = tokio::spawn(prune_forever(
+            self.pool,
+            self.retention,
+            self.metrics,
+            shutdown.clone(),
+        ));
+        let served = http::serve(self.listener, router, shutdown.clone()).await;
+        shutdown.cancel();
+        let _ = relay.await;
+        let _ = pruner.await;
+        served
+    }
+}
+
+async fn readyz(State(s): State<HealthState>) -> (StatusCode, &'static str) {
+    let db = herald_platform::db::ping(&s.pool).await;
+    let bus = OutboxRelay::redis_ok(&s.redis).await;
+    match (db, bus) {
+        (true, true) => (StatusCode::OK, "ready"),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "postgres unreachable"),
+        (_, false) => (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable"),
+    }
+}
+
+async fn metrics_text(State(s): State<HealthState>) -> String {
+    let lag = sequencer::outbox_lag_seconds(&s.pool).await.unwrap_or(-1.0);
+    s.metrics.render(lag, s.pool.size(), s.pool.num_idle())
+}
+
+async fn prune_forever(
+    pool: PgPool,
+    retention: Duration,
+    metrics: Arc<WorkerMetrics>,
+    shutdown: CancellationToken,
+) {
+    // Short retentions (tests, demos) are checked often; long ones every 30 s.
+    let every = (retention / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        loop {
+            match retention::prune_batch(&pool, retention, 1_000).await {
+                Ok(0) => break,
+                Ok(n) => metrics.pruned.add(n),
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention pass failed");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("binding the health listener: {0}")]
+    Bind(#[from] std::io::Error),
+    #[error(transparent)]
+    Relay(#[from] RelayError),
+}

@@ -1,0 +1,70 @@
+//! The worker's Prometheus metrics.
+
+use herald_platform::metrics::{Counter, Exposition, Gauge};
+
+#[derive(Debug, Default)]
+pub struct WorkerMetrics {
+    pub sequenced: Counter,
+    pub published: Counter,
+    pub last_batch_size: Gauge,
+    pub relay_errors: Counter,
+    pub redis_connects: Counter,
+    pub leader: Gauge,
+    pub pruned: Counter,
+}
+
+impl WorkerMetrics {
+    pub fn render(&self, outbox_lag_seconds: f64, pool_size: u32, pool_idle: usize) -> String {
+        let mut x = Exposition::new();
+        x.counter(
+            "herald_sequenced_events_total",
+            "Events given a seq by this worker.",
+            self.sequenced.get(),
+        )
+        .counter(
+            "herald_published_events_total",
+            "Events published to the bus by this worker.",
+            self.published.get(),
+        )
+        .gauge(
+            "herald_sequencer_batch_size",
+            "Size of the last sequenced batch.",
+            self.last_batch_size.get(),
+        )
+        .counter(
+            "herald_relay_errors_total",
+            "Relay interruptions (Postgres or Redis errors).",
+            self.relay_errors.get(),
+        )
+        .counter(
+            "herald_redis_connects_total",
+            "Redis (re)connections made by the relay.",
+            self.redis_connects.get(),
+        )
+        .gauge(
+            "herald_sequencer_leader",
+            "1 when this worker is the sequencer leader.",
+            self.leader.get(),
+        )
+        .counter(
+            "herald_pruned_events_total",
+            "Events deleted by retention.",
+            self.pruned.get(),
+        )
+        .gauge(
+            "herald_db_pool_connections",
+            "Open Postgres connections in the pool.",
+            i64::from(pool_size),
+        )
+        .gauge(
+            "herald_db_pool_idle_connections",
+            "Idle Postgres connections in the pool.",
+            pool_idle as i64,
+        );
+        let mut s = x.finish();
+        s.push_str(&format!(
+            "# HELP herald_outbox_lag_seconds Age of the oldest unsequenced event.\n# TYPE herald_outbox_lag_seconds gauge\nherald_outbox_lag_seconds {outbox_lag_seconds}\n"
+        ));
+        s
+    }
+}

@@ -1,0 +1,280 @@
+//! The outbox relay: the worker's main loop.
+//!
+//! One worker at a time is the leader (a session-level Postgres advisory lock
+//! held on a dedicated connection); the others wait to take over. The leader
+//! repeats: sequence a batch of committed events (see [`crate::sequencer`]),
+//! publish it to the bus in `seq` order, record the published position. It
+//! wakes on `LISTEN herald_outbox` (publishers `NOTIFY` in their transaction,
+//! delivered at commit) and polls as a fallback.
+//!
+//! Crash safety: sequencing commits before publishing, and `published_seq`
+//! moves only after the bus acknowledged the publish. A leader that starts (or
+//! recovers from a bus error) first republishes everything after
+//! `published_seq`, in order. Events may thus be published twice, never
+//! skipped and never out of order; gateways drop positions they already
+//! delivered.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_domain::{Envelope, Seq};
+use herald_platform::bus;
+use redis::aio::MultiplexedConnection;
+use sqlx::postgres::PgListener;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::WorkerMetrics;
+use crate::sequencer;
+
+/// The advisory lock key of the sequencer leader ("herald" in ASCII).
+const LEADER_LOCK: i64 = 0x6865_7261_6c64;
+/// The channel publishers notify in their transaction.
+pub const OUTBOX_CHANNEL: &str = "herald_outbox";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("postgres: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("redis: {0}")]
+    Bus(#[from] redis::RedisError),
+    #[error("encoding an envelope: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Relay configuration.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub redis_url: String,
+    pub prefix: String,
+    pub poll: Duration,
+    pub batch: usize,
+    pub retention: Duration,
+}
+
+pub struct OutboxRelay {
+    pool: PgPool,
+    config: RelayConfig,
+    redis: redis::Client,
+    conn: Option<MultiplexedConnection>,
+    /// `Some(p)`: everything up to `p` is known to be published and nothing
+    /// sequenced is waiting. `None`: unknown; republish from the database.
+    published: Option<Seq>,
+    metrics: Arc<WorkerMetrics>,
+}
+
+impl OutboxRelay {
+    pub fn new(pool: PgPool, config: RelayConfig, metrics: Arc<WorkerMetrics>) -> Result<Self, RelayError> {
+        let redis = redis::Client::open(config.redis_url.as_str())?;
+        Ok(Self {
+            pool,
+            config,
+            redis,
+            conn: None,
+            published: None,
+            metrics,
+        })
+    }
+
+    /// Runs until `shutdown`: waits for leadership, then relays.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut backoff = Backoff::new();
+        while !shutdown.is_cancelled() {
+            match self.lead(&shutdown).await {
+                Ok(()) => backoff.reset(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "relay interrupted; retrying");
+                    self.metrics.relay_errors.inc();
+                }
+            }
+            self.metrics.leader.set(0);
+            self.published = None;
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(backoff.next()) => {}
+            }
+        }
+    }
+
+    /// Takes leadership (waiting while another worker has it) and relays
+    /// until shutdown or an error.
+    async fn lead(&mut self, shutdown: &CancellationToken) -> Result<(), RelayError> {
+        let mut lock_conn = PgConnection::connect_with(&self.pool.connect_options()).await?;
+        loop {
+            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(LEADER_LOCK)
+                .fetch_one(&mut lock_conn)
+                .await?;
+            if got {
+                break;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+        tracing::info!("this worker is the sequencer leader");
+        self.metrics.leader.set(1);
+
+        let wake = Arc::new(Notify::new());
+        let listener = tokio::spawn(listen(self.pool.clone(), wake.clone()));
+        let _stop_listener = AbortOnDrop(listener);
+        let mut last_lock_check = tokio::time::Instant::now();
+        loop {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+            let handled = self.step().await?;
+            if handled >= self.config.batch {
+                continue; // more is waiting
+            }
+            if last_lock_check.elapsed() > Duration::from_secs(1) {
+                // Leadership lives with the lock connection: if it died, a
+                // standby may already lead, so stop.
+                lock_conn.ping().await?;
+                last_lock_check = tokio::time::Instant::now();
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(self.config.poll) => {}
+            }
+        }
+    }
+
+    /// One unit of work: republish what is pending, else sequence and
+    /// publish a batch. Returns how many events it handled.
+    pub async fn step(&mut self) -> Result<usize, RelayError> {
+        let batch = self.config.batch as i64;
+        let published = match self.published {
+            Some(p) => p,
+            None => {
+                let from = sequencer::published_seq(&self.pool).await?;
+                let pending = sequencer::sequenced_after(&self.pool, from, batch).await?;
+                if pending.is_empty() {
+                    self.published = Some(from);
+                    from
+                } else {
+                    let n = pending.len();
+                    self.publish(&pending).await?;
+                    return Ok(n);
+                }
+            }
+        };
+        let sequenced = sequencer::sequence_batch(&self.pool, batch).await?;
+        let events = sequenced.events;
+        if events.is_empty() {
+            return Ok(0);
+        }
+        self.metrics.sequenced.add(events.len() as u64);
+        self.metrics.last_batch_size.set(events.len() as i64);
+        if events[0].seq != published + 1 {
+            // Someone else sequenced in between (a previous leader's batch):
+            // republish from the database to keep the bus in order.
+            self.published = None;
+            return Ok(events.len());
+        }
+        self.publish(&events).await?;
+        Ok(events.len())
+    }
+
+    /// Publishes `events` (in `seq` order) in one pipeline, then records the
+    /// position. On failure the position is forgotten so the next step
+    /// republishes from the database.
+    async fn publish(&mut self, events: &[Envelope]) -> Result<(), RelayError> {
+        let Some(last) = events.last().map(|e| e.seq) else {
+            return Ok(());
+        };
+        self.published = None;
+        let mut pipe = redis::pipe();
+        for e in events {
+            pipe.cmd("PUBLISH")
+                .arg(bus::channel(&self.config.prefix, &e.topic))
+                .arg(serde_json::to_vec(e)?)
+                .ignore();
+        }
+        let conn = self.connection().await?;
+        if let Err(e) = pipe.query_async::<()>(conn).await {
+            self.conn = None;
+            return Err(e.into());
+        }
+        sequencer::mark_published(&self.pool, last).await?;
+        self.published = Some(last);
+        self.metrics.published.add(events.len() as u64);
+        Ok(())
+    }
+
+    async fn connection(&mut self) -> Result<&mut MultiplexedConnection, RelayError> {
+        if self.conn.is_none() {
+            let config = redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(Duration::from_secs(2))
+                .set_response_timeout(Duration::from_secs(5));
+            let conn = self
+                .redis
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            self.metrics.redis_connects.inc();
+            self.conn = Some(conn);
+        }
+        Ok(self.conn.as_mut().expect("just connected"))
+    }
+
+    /// Whether the bus answers (for `/readyz`).
+    pub async fn redis_ok(client: &redis::Client) -> bool {
+        let Ok(mut c) = client.get_multiplexed_async_connection().await else {
+            return false;
+        };
+        redis::cmd("PING").query_async::<String>(&mut c).await.is_ok()
+    }
+}
+
+/// Forwards `NOTIFY herald_outbox` to `wake`. Notifications coalesce: one
+/// stored permit wakes the relay once for any number of commits.
+async fn listen(pool: PgPool, wake: Arc<Notify>) {
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!(error = %e, "LISTEN connection failed; polling meanwhile");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if listener.listen(OUTBOX_CHANNEL).await.is_err() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        // `recv` reconnects by itself; notifications lost meanwhile are
+        // covered by the fallback poll.
+        while listener.recv().await.is_ok() {
+            wake.notify_one();
+        }
+    }
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Exponential backoff from 50 ms to 5 s.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Self(Duration::from_millis(50))
+    }
+    fn reset(&mut self) {
+        self.0 = Duration::from_millis(50);
+    }
+    fn next(&mut self) -> Duration {
+        let d = self.0;
+        self.0 = (self.0 * 2).min(Duration::from_secs(5));
+        d
+    }
+}

@@ -1,0 +1,143 @@
+//! The sequencer: assigns `seq` to committed outbox rows.
+//!
+//! # The ordering invariant
+//!
+//! `seq` must grow in the order events become visible to readers. A database
+//! sequence consumed at insert time cannot promise that: two publishers take
+//! 7 and 8, the one holding 8 commits first, a reader replays "after 6", sees
+//! 8, moves its position to 8 — and never sees 7.
+//!
+//! So publishers insert with `seq = NULL`, and only the sequencer hands out
+//! positions, in transactions that are strictly serialized by the row lock on
+//! the single `sequencer` row (`SELECT … FOR UPDATE`). Each sequencing
+//! transaction gives the next contiguous block of numbers to rows that were
+//! already committed, and commits the rows together with the new `last_seq`.
+//! Transaction *n+1* cannot take the lock before transaction *n* commits, so
+//! every block becomes visible after all lower blocks: visibility order is
+//! `seq` order, for every reader, always.
+
+use chrono::{DateTime, Utc};
+use herald_domain::{Envelope, Seq};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Events that just got their positions, in `seq` order.
+#[derive(Debug)]
+pub struct Sequenced {
+    pub events: Vec<Envelope>,
+}
+
+/// Sequences up to `limit` committed, unsequenced events. Returns them in
+/// `seq` order, committed. Within a batch, rows keep their insertion order,
+/// so one publisher's events keep the order it published them in.
+pub async fn sequence_batch(pool: &PgPool, limit: i64) -> Result<Sequenced, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    // Serializes sequencers: see the module documentation.
+    let last_seq: Seq = sqlx::query_scalar!("SELECT last_seq FROM sequencer FOR UPDATE")
+        .fetch_one(&mut *tx)
+        .await?;
+    let ids: Vec<Uuid> = sqlx::query_scalar!(
+        "SELECT id FROM events WHERE seq IS NULL ORDER BY pending_no LIMIT $1",
+        limit
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if ids.is_empty() {
+        tx.rollback().await?;
+        return Ok(Sequenced { events: Vec::new() });
+    }
+    let rows = sqlx::query!(
+        r#"
+        UPDATE events e
+           SET seq = $2 + u.ord, sequenced_at = now()
+          FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, ord)
+         WHERE e.id = u.id
+        RETURNING e.id, e.seq AS "seq!", e.topic, e.type AS event_type, e.data, e.created_at
+        "#,
+        &ids,
+        last_seq,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let new_last = last_seq + rows.len() as Seq;
+    sqlx::query!("UPDATE sequencer SET last_seq = $1", new_last)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+
+    let mut events: Vec<Envelope> = rows
+        .into_iter()
+        .map(|r| envelope(r.id, r.seq, r.topic, r.event_type, r.data, r.created_at))
+        .collect();
+    events.sort_unstable_by_key(|e| e.seq);
+    Ok(Sequenced { events })
+}
+
+/// Sequenced events after `after`, up to `limit`, in order: what the relay
+/// republishes after a crash or a bus failure.
+pub async fn sequenced_after(pool: &PgPool, after: Seq, limit: i64) -> Result<Vec<Envelope>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"
+        SELECT id, seq AS "seq!", topic, type AS event_type, data, created_at
+          FROM events
+         WHERE seq > $1
+         ORDER BY seq
+         LIMIT $2
+        "#,
+        after,
+        limit,
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| envelope(r.id, r.seq, r.topic, r.event_type, r.data, r.created_at))
+        .collect())
+}
+
+/// The position up to which every event has been published to the bus.
+pub async fn published_seq(pool: &PgPool) -> Result<Seq, sqlx::Error> {
+    sqlx::query_scalar!("SELECT published_seq FROM sequencer")
+        .fetch_one(pool)
+        .await
+}
+
+/// Records that every event up to `seq` reached the bus. Never moves back.
+pub async fn mark_published(pool: &PgPool, seq: Seq) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE sequencer SET published_seq = GREATEST(published_seq, $1)",
+        seq
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Seconds since the oldest unsequenced event was written (0 when none).
+pub async fn outbox_lag_seconds(pool: &PgPool) -> Result<f64, sqlx::Error> {
+    let lag: Option<f64> = sqlx::query_scalar!(
+        r#"SELECT EXTRACT(EPOCH FROM now() - min(created_at))::float8 AS "lag"
+             FROM events WHERE seq IS NULL"#
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(lag.unwrap_or(0.0).max(0.0))
+}
+
+fn envelope(
+    id: Uuid,
+    seq: Seq,
+    topic: String,
+    event_type: String,
+    data: serde_json::Value,
+    created_at: DateTime<Utc>,
+) -> Envelope {
+    Envelope {
+        id,
+        seq,
+        topic,
+        event_type,
+        data,
+        created_at,
+    }
+}

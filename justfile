@@ -1,0 +1,46 @@
+# Herald task runner (https://just.systems). Every recipe is a thin wrapper over a
+# script or a cargo command, so nothing here is required: the scripts work alone.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+# Recipe arguments arrive as "$@", correctly quoted.
+set positional-arguments := true
+
+# List the recipes.
+default:
+    @just --list
+
+# Bring Postgres, Redis, api, worker and gateway up locally (scripts/up [--no-build]).
+up *args:
+    scripts/up "$@"
+
+# Stop the api, worker and gateway started by `just up`.
+down:
+    scripts/down
+
+# Restart one service: `just restart worker`, `just restart worker --kill9`.
+restart svc *flags:
+    scripts/restart "$@"
+
+# Run the whole test suite; extra args go to cargo nextest (`just test -p herald-gateway`).
+test *args:
+    scripts/test "$@"
+
+# Format the workspace.
+fmt:
+    cargo fmt --all
+
+# Lint like CI does.
+lint:
+    SQLX_OFFLINE=true cargo clippy --workspace --all-targets -- -D warnings
+
+# Mint a dev JWT: `just token --sub alice --topics 'feed:*'`, `just token --sub svc --scope publish`.
+token *args:
+    SQLX_OFFLINE=true cargo run -q -p herald-api --bin herald-token -- "$@"
+
+# Regenerate the checked-in openapi/openapi.json from the code.
+openapi:
+    UPDATE_OPENAPI=1 SQLX_OFFLINE=true cargo test -p herald-api --test openapi
+
+# Regenerate the committed .sqlx/ offline query data (needs Postgres; no sqlx-cli).
+sqlx-prepare:
+    scripts/sqlx-prepare
