@@ -45,7 +45,7 @@ pub fn settings(redis_url: &str) -> Settings {
 pub struct Service {
     pub addr: SocketAddr,
     shutdown: CancellationToken,
-    join: JoinHandle<std::io::Result<()>>,
+    join: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl Service {
@@ -54,16 +54,20 @@ impl Service {
     }
 
     /// Graceful stop (SIGTERM equivalent); returns once it has exited.
-    pub async fn stop(self) {
+    pub async fn stop(&mut self) {
         self.shutdown.cancel();
-        let _ = self.join.await;
+        if let Some(join) = self.join.take() {
+            let _ = join.await;
+        }
     }
 
     /// Cancels the service's task mid-flight: the in-process analogue of a
     /// crash (open transactions roll back, nothing after the await point runs).
-    pub async fn abort(self) {
-        self.join.abort();
-        let _ = self.join.await;
+    pub async fn abort(&mut self) {
+        if let Some(join) = self.join.take() {
+            join.abort();
+            let _ = join.await;
+        }
         self.shutdown.cancel();
     }
 
@@ -78,7 +82,7 @@ pub async fn start_api(settings: &Settings, pool: PgPool) -> Service {
         .expect("api builds");
     let addr = app.local_addr();
     let shutdown = CancellationToken::new();
-    let join = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let join = Some(tokio::spawn(app.run_until_stopped(shutdown.clone())));
     Service { addr, shutdown, join }
 }
 
@@ -88,7 +92,7 @@ pub async fn start_worker(settings: &Settings, pool: PgPool) -> Service {
         .expect("worker builds");
     let addr = worker.local_addr();
     let shutdown = CancellationToken::new();
-    let join = tokio::spawn(worker.run_until_stopped(shutdown.clone()));
+    let join = Some(tokio::spawn(worker.run_until_stopped(shutdown.clone())));
     Service { addr, shutdown, join }
 }
 
@@ -98,7 +102,7 @@ pub async fn start_gateway(settings: &Settings, pool: PgPool) -> Service {
         .expect("gateway builds");
     let addr = gateway.local_addr();
     let shutdown = CancellationToken::new();
-    let join = tokio::spawn(gateway.run_until_stopped(shutdown.clone()));
+    let join = Some(tokio::spawn(gateway.run_until_stopped(shutdown.clone())));
     let service = Service { addr, shutdown, join };
     wait_ready(&service.url()).await;
     service
@@ -238,6 +242,7 @@ pub struct SseClient {
     body: Option<futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>>,
     parser: Parser,
     pending: std::collections::VecDeque<ParsedEvent>,
+    returned_id: String,
     pub raw: String,
     pub ended: bool,
 }
@@ -267,6 +272,7 @@ impl SseClient {
             body: Some(resp.bytes_stream().boxed()),
             parser: Parser::new(),
             pending: Default::default(),
+            returned_id: String::new(),
             raw: String::new(),
             ended: false,
         }
@@ -288,6 +294,7 @@ impl SseClient {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if let Some(e) = self.pending.pop_front() {
+                self.returned_id = e.id.clone();
                 return Some(e);
             }
             let body = self.body.as_mut()?;
@@ -325,8 +332,14 @@ impl SseClient {
     }
 
     /// The client's resume position (what a browser sends as Last-Event-ID).
+    /// Events parsed but not yet returned do not count: the caller has not
+    /// seen them.
     pub fn last_event_id(&self) -> String {
-        self.parser.last_event_id().to_owned()
+        if self.pending.is_empty() {
+            self.parser.last_event_id().to_owned()
+        } else {
+            self.returned_id.clone()
+        }
     }
 
     /// Waits until the server ends the stream; true if it did within `timeout`.

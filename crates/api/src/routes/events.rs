@@ -121,7 +121,8 @@ pub async fn publish_event(
         created_at: appended.created_at,
     };
     if let Some(key) = &key {
-        key.record(&mut tx, StatusCode::ACCEPTED, &serde_json::to_value(&accepted)?).await?;
+        key.record(&mut tx, StatusCode::ACCEPTED, &serde_json::to_value(&accepted)?)
+            .await?;
     }
     tx.commit().await?;
     state.metrics.published.inc();

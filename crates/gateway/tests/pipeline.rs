@@ -1,0 +1,458 @@
+//! End to end: publish over REST → outbox → sequencer → Redis → gateway → SSE,
+//! with replay from Postgres. Real Postgres (a fresh database per test) and
+//! real Redis (a unique prefix per test, or a private server for fault tests).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use herald_domain::Envelope;
+use herald_test_support::{
+    assert_strictly_increasing, redis_url, service_token, settings, user_token, user_token_with_topics,
+    RedisServer, SseClient, TestApp,
+};
+use serde_json::json;
+use sqlx::PgPool;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn ns(events: &[Envelope]) -> Vec<u64> {
+    events.iter().map(|e| e.data["n"].as_u64().expect("n")).collect()
+}
+
+fn seqs(events: &[Envelope]) -> Vec<i64> {
+    events.iter().map(|e| e.seq).collect()
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn published_event_arrives_live_with_seq_type_and_envelope(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let mut s = app.stream(&user_token("alice"), "user:alice", None).await;
+    assert_eq!(s.status, 200);
+    assert_eq!(s.headers["content-type"], "text/event-stream");
+    assert_eq!(s.headers["cache-control"], "no-cache");
+    assert_eq!(s.headers["x-accel-buffering"], "no");
+
+    let r = app
+        .publish("user:alice", "demo.hello", json!({"msg": "hi"}))
+        .await;
+    assert_eq!(r.status(), 202);
+    let accepted: serde_json::Value = r.json().await.unwrap();
+    assert!(accepted["seq"].is_null(), "seq is assigned after commit");
+
+    let got = s.envelopes(1, WAIT).await;
+    assert_eq!(got.len(), 1, "raw stream: {}", s.raw);
+    let e = &got[0];
+    assert_eq!(e.id.to_string(), accepted["id"].as_str().unwrap());
+    assert_eq!(e.topic, "user:alice");
+    assert_eq!(e.event_type, "demo.hello");
+    assert_eq!(e.data, json!({"msg": "hi"}));
+    assert_eq!(e.seq, 1);
+    assert!(
+        s.raw.starts_with("retry: "),
+        "a retry hint comes first: {}",
+        s.raw
+    );
+}
+
+async fn resume_replays_exactly_the_missed_events(pool: PgPool, via_header: bool) {
+    let app = TestApp::spawn(pool).await;
+    let token = user_token("alice");
+    let mut first = app.stream(&token, "user:alice", None).await;
+    for n in 1..=3 {
+        app.publish_ok("user:alice", n).await;
+    }
+    let seen = first.envelopes(3, WAIT).await;
+    assert_eq!(ns(&seen), vec![1, 2, 3]);
+    let last = first.last_event_id();
+    drop(first);
+
+    for n in 4..=8 {
+        app.publish_ok("user:alice", n).await;
+    }
+    // Noise on another topic must not be replayed.
+    app.publish_ok("user:bob", 99).await;
+
+    let mut resumed = if via_header {
+        app.stream(&token, "user:alice", Some(&last)).await
+    } else {
+        let req = reqwest::Client::new()
+            .get(format!("{}/v1/stream", app.gateway_url()))
+            .query(&[("topics", "user:alice"), ("last_event_id", last.as_str())])
+            .bearer_auth(&token);
+        SseClient::from_request(req).await
+    };
+    let missed = resumed.envelopes(5, WAIT).await;
+    assert_eq!(ns(&missed), vec![4, 5, 6, 7, 8]);
+    assert_strictly_increasing(&seqs(&missed));
+    assert!(
+        resumed.next_event(Duration::from_millis(300)).await.is_none(),
+        "nothing more"
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn resume_with_last_event_id_header_replays_exactly_the_missed_events(pool: PgPool) {
+    resume_replays_exactly_the_missed_events(pool, true).await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn resume_with_last_event_id_query_param_replays_exactly_the_missed_events(pool: PgPool) {
+    resume_replays_exactly_the_missed_events(pool, false).await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn reconnecting_during_continuous_publishing_has_no_gap_and_no_duplicate(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let total = 300u64;
+    let publisher = {
+        let api = app.api_url();
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for n in 1..=total {
+                let r = http
+                    .post(format!("{api}/v1/events"))
+                    .bearer_auth(service_token())
+                    .json(&json!({"topic": "user:alice", "type": "t.n", "data": {"n": n}}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 202);
+            }
+        })
+    };
+    let token = user_token("alice");
+    let mut received: Vec<Envelope> = Vec::new();
+    let mut last: Option<String> = Some("0".into());
+    while received.len() < total as usize {
+        let mut s = app.stream(&token, "user:alice", last.as_deref()).await;
+        // Read a few events, then drop the connection mid-flow.
+        let got = s.envelopes(17.min(total as usize - received.len()), WAIT).await;
+        if got.is_empty() {
+            let (all, sequenced): (i64, i64) = sqlx::query_as("SELECT count(*), count(seq) FROM events")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+            panic!(
+                "stream stalled after {} events; {all} written, {sequenced} sequenced; publisher finished: {}; last id {last:?}; received {:?}",
+                received.len(),
+                publisher.is_finished(),
+                received.iter().map(|e| (e.seq, e.data["n"].as_u64().unwrap_or(0))).collect::<Vec<_>>()
+            );
+        }
+        received.extend(got);
+        last = Some(s.last_event_id());
+    }
+    publisher.await.unwrap();
+    assert_eq!(
+        ns(&received),
+        (1..=total).collect::<Vec<_>>(),
+        "every event exactly once, in order"
+    );
+    assert_strictly_increasing(&seqs(&received));
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn concurrent_publishers_give_every_subscriber_the_same_strictly_increasing_sequence(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let publishers = 8u64;
+    let each = 40u64;
+    let total = (publishers * each) as usize;
+    let token = user_token_with_topics("watcher", &["room:*"]);
+    let mut subs = Vec::new();
+    for _ in 0..4 {
+        subs.push(app.stream(&token, "room:a,room:b", None).await);
+    }
+    let mut tasks = Vec::new();
+    for p in 0..publishers {
+        let api = app.api_url();
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for i in 0..each {
+                let topic = if i % 2 == 0 { "room:a" } else { "room:b" };
+                let r = http
+                    .post(format!("{api}/v1/events"))
+                    .bearer_auth(service_token())
+                    .json(&json!({"topic": topic, "type": "t.n", "data": {"p": p, "i": i}}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 202);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut sequences = Vec::new();
+    for s in &mut subs {
+        let got = s.envelopes(total, WAIT).await;
+        assert_eq!(got.len(), total, "count exact");
+        assert!(
+            s.next_event(Duration::from_millis(300)).await.is_none(),
+            "no extra event"
+        );
+        assert_strictly_increasing(&seqs(&got));
+        // Each publisher's events arrive in the order it published them.
+        let mut per_publisher: HashMap<u64, Vec<u64>> = HashMap::new();
+        for e in &got {
+            per_publisher
+                .entry(e.data["p"].as_u64().unwrap())
+                .or_default()
+                .push(e.data["i"].as_u64().unwrap());
+        }
+        for (p, is) in per_publisher {
+            assert_eq!(is, (0..each).collect::<Vec<_>>(), "publisher {p} order");
+        }
+        sequences.push(got.iter().map(|e| (e.seq, e.id)).collect::<Vec<_>>());
+    }
+    for s in &sequences[1..] {
+        assert_eq!(s, &sequences[0], "every subscriber sees the same sequence");
+    }
+    // Replay from the beginning yields the very same sequence.
+    let mut replay = app.stream(&token, "room:a,room:b", Some("0")).await;
+    let replayed = replay.envelopes(total, WAIT).await;
+    assert_eq!(
+        replayed.iter().map(|e| (e.seq, e.id)).collect::<Vec<_>>(),
+        sequences[0]
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn worker_aborted_mid_batch_and_restarted_loses_nothing(pool: PgPool) {
+    let mut s = settings(&redis_url());
+    s.worker_batch = 3;
+    let mut app = TestApp::spawn_with(pool.clone(), s).await;
+    let total = 150u64;
+    let publisher = {
+        let api = app.api_url();
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for n in 1..=total {
+                let r = http
+                    .post(format!("{api}/v1/events"))
+                    .bearer_auth(service_token())
+                    .json(&json!({"topic": "user:alice", "type": "t.n", "data": {"n": n}}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 202);
+            }
+        })
+    };
+    let mut stream = app.stream(&user_token("alice"), "user:alice", Some("0")).await;
+    let collector = tokio::spawn(async move {
+        let got = stream.envelopes(total as usize, Duration::from_secs(40)).await;
+        let extra = stream.next_event(Duration::from_millis(500)).await;
+        (got, extra)
+    });
+    for i in 0..8u64 {
+        tokio::time::sleep(Duration::from_millis(40 + i * 7)).await;
+        app.worker.take().unwrap().abort().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        app.start_worker().await;
+    }
+    publisher.await.unwrap();
+    let (got, extra) = collector.await.unwrap();
+    assert_eq!(
+        ns(&got),
+        (1..=total).collect::<Vec<_>>(),
+        "nothing lost, duplicated or reordered"
+    );
+    assert_strictly_increasing(&seqs(&got));
+    assert!(extra.is_none(), "no duplicate after the end: {extra:?}");
+    let (distinct, max): (i64, i64) = sqlx::query_as("SELECT count(DISTINCT seq), max(seq) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!((distinct, max), (total as i64, total as i64), "seq is contiguous");
+}
+
+async fn survives_redis_fault(pool: PgPool, fault: &str) {
+    let mut redis = RedisServer::start();
+    let app = TestApp::spawn_with(pool, settings(&redis.url())).await;
+    let mut stream = app.stream(&user_token("alice"), "user:alice", None).await;
+    let total = 120u64;
+    let publisher = {
+        let api = app.api_url();
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for n in 1..=total {
+                let r = http
+                    .post(format!("{api}/v1/events"))
+                    .bearer_auth(service_token())
+                    .json(&json!({"topic": "user:alice", "type": "t.n", "data": {"n": n}}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 202);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let collector = tokio::spawn(async move {
+        let got = stream.envelopes(total as usize, Duration::from_secs(60)).await;
+        let extra = stream.next_event(Duration::from_millis(500)).await;
+        (got, extra)
+    });
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        match fault {
+            "kill-clients" => {
+                redis.kill_clients("pubsub").await;
+                redis.kill_clients("normal").await;
+            }
+            "restart" => {
+                redis.kill();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                redis.restart();
+            }
+            _ => unreachable!(),
+        }
+    }
+    publisher.await.unwrap();
+    let (got, extra) = collector.await.unwrap();
+    let metrics = reqwest::get(format!("{}/metrics", app.gateway_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("herald_redis_reconnects_total 0"),
+        "the fault really hit the gateway's bus connection:\n{metrics}"
+    );
+    assert_eq!(
+        ns(&got),
+        (1..=total).collect::<Vec<_>>(),
+        "nothing missing after recovery"
+    );
+    assert_strictly_increasing(&seqs(&got));
+    assert!(extra.is_none(), "no duplicate: {extra:?}");
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn killed_redis_connections_lose_nothing_for_open_streams(pool: PgPool) {
+    survives_redis_fault(pool, "kill-clients").await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn redis_restart_loses_nothing_for_open_streams(pool: PgPool) {
+    survives_redis_fault(pool, "restart").await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn client_dropping_from_one_gateway_resumes_on_another(pool: PgPool) {
+    let mut app = TestApp::spawn(pool).await;
+    let other = app.another_gateway().await;
+    let token = user_token("alice");
+    let mut a = app.stream(&token, "user:alice", None).await;
+    for n in 1..=4 {
+        app.publish_ok("user:alice", n).await;
+    }
+    let first = a.envelopes(4, WAIT).await;
+    assert_eq!(ns(&first), vec![1, 2, 3, 4]);
+    let last = a.last_event_id();
+    // Gateway A goes away; the client reconnects through the balancer to B.
+    app.gateway.stop().await;
+    assert!(
+        a.wait_closed(Duration::from_secs(3)).await,
+        "stream ends when its gateway stops"
+    );
+    for n in 5..=7 {
+        app.publish_ok("user:alice", n).await;
+    }
+    let mut b = SseClient::connect(&other.url(), &token, "user:alice", Some(&last)).await;
+    for n in 8..=9 {
+        app.publish_ok("user:alice", n).await;
+    }
+    let rest = b.envelopes(5, WAIT).await;
+    assert_eq!(ns(&rest), vec![5, 6, 7, 8, 9]);
+    assert_strictly_increasing(&seqs(&rest));
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn reset_is_sent_for_unparsable_future_and_pruned_positions(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let token = user_token("alice");
+    let mut live = app.stream(&token, "user:alice", None).await;
+    for n in 1..=3 {
+        app.publish_ok("user:alice", n).await;
+    }
+    assert_eq!(live.envelopes(3, WAIT).await.len(), 3);
+
+    let mut head = 3;
+    for (position, reason) in [("abc", "unparsable"), ("-5", "unparsable"), ("999", "future")] {
+        let mut s = app.stream(&token, "user:alice", Some(position)).await;
+        assert_eq!(s.status, 200);
+        let e = s.next_event(WAIT).await.expect("a reset event");
+        assert_eq!(e.event, "herald.reset", "{position}");
+        let data: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+        assert_eq!(data["reason"], reason);
+        assert_eq!(
+            e.id,
+            head.to_string(),
+            "the reset carries the head position to continue from"
+        );
+        // After the reset the stream continues live from the head.
+        app.publish_ok("user:alice", 10 + head as u64).await;
+        head += 1;
+        let next = s.envelopes(1, WAIT).await;
+        assert_eq!(next[0].seq, head);
+        assert_eq!(live.envelopes(1, WAIT).await[0].seq, head);
+    }
+
+    // Retention pruned everything up to seq 2: resuming from 1 cannot be complete.
+    sqlx::query("DELETE FROM events WHERE seq <= 2")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE sequencer SET pruned_seq = 2")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut s = app.stream(&token, "user:alice", Some("1")).await;
+    let e = s.next_event(WAIT).await.expect("a reset event");
+    assert_eq!(e.event, "herald.reset");
+    assert!(e.data.contains("pruned"));
+    // Resuming exactly at the floor is complete: no reset.
+    let mut ok = app.stream(&token, "user:alice", Some("2")).await;
+    let e = ok.next_event(WAIT).await.expect("the event after the floor");
+    assert_eq!(e.event, "test.event");
+    assert_eq!(e.id, "3");
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn shutdown_ends_open_streams_promptly(pool: PgPool) {
+    let mut app = TestApp::spawn(pool).await;
+    let token = user_token("alice");
+    let mut streams = Vec::new();
+    for _ in 0..5 {
+        streams.push(app.stream(&token, "user:alice", None).await);
+    }
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), app.gateway.stop())
+        .await
+        .expect("gateway stops within 5 s");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    for s in &mut streams {
+        assert!(
+            s.wait_closed(Duration::from_secs(2)).await,
+            "every stream is closed"
+        );
+    }
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn heartbeat_comments_keep_an_idle_stream_alive(pool: PgPool) {
+    let mut s = settings(&redis_url());
+    s.heartbeat = Duration::from_millis(200);
+    let app = TestApp::spawn_with(pool, s).await;
+    let mut stream = app.stream(&user_token("alice"), "user:alice", None).await;
+    assert!(stream.next_event(Duration::from_millis(700)).await.is_none());
+    assert!(
+        stream.raw.matches(":\n\n").count() >= 2,
+        "heartbeats: {:?}",
+        stream.raw
+    );
+    assert!(!stream.ended);
+}
