@@ -112,7 +112,10 @@ pub async fn stream(
         Ok(r) => r,
         Err(p) => {
             state.metrics.refused.inc();
-            p.into_response()
+            let mut res = p.into_response();
+            res.headers_mut()
+                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+            res
         }
     }
 }
@@ -162,8 +165,9 @@ async fn open(state: &GatewayState, headers: &HeaderMap, q: &StreamQuery) -> Res
         state.metrics.replays.inc();
     }
 
-    // The stream must not outlive the token that opened it.
-    let expires_in = principal.remaining();
+    // The stream must not outlive the token that opened it: `herald.reauth`
+    // goes out a second before expiry.
+    let expires_in = principal.remaining().saturating_sub(Duration::from_secs(1));
     let conn = Connection {
         state: state.clone(),
         topics: topics.iter().map(ToString::to_string).collect(),
@@ -198,6 +202,9 @@ async fn open(state: &GatewayState, headers: &HeaderMap, q: &StreamQuery) -> Res
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    // Pages on any origin may open streams: credentials travel in the URL
+    // (stream tokens) or the Authorization header, never in cookies.
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     Ok(res)
 }
 

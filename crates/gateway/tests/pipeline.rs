@@ -2,6 +2,8 @@
 //! with replay from Postgres. Real Postgres (a fresh database per test) and
 //! real Redis (a unique prefix per test, or a private server for fault tests).
 
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
 use std::collections::HashMap;
 use std::time::Duration;
 

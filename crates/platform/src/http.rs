@@ -79,6 +79,13 @@ where
                 Problem::bad_request(rejection.body_text())
             }
         })?;
+        // Every request body is an object; serde would also accept a struct
+        // written as an array, which only confuses clients.
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => {}
+            Some(_) => return Err(Problem::invalid_field("body", "must be a JSON object")),
+            None => return Err(Problem::bad_request("the body is empty; send a JSON object")),
+        }
         parse_json(&bytes).map(JsonBody)
     }
 }

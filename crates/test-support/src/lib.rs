@@ -454,3 +454,66 @@ pub fn assert_strictly_increasing(seqs: &[i64]) {
         );
     }
 }
+
+/// Signs `claims` (HS256) with another secret than the one Herald trusts.
+pub fn sign_with_secret(secret: &[u8], claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .expect("claims serialize")
+}
+
+/// An unsigned token (`alg: none`) for `sub`.
+pub fn alg_none_token(sub: &str) -> String {
+    let enc = |v: &Value| base64url(&serde_json::to_vec(v).expect("json"));
+    format!(
+        "{}.{}.",
+        enc(&json!({"alg": "none", "typ": "JWT"})),
+        enc(&json!({"sub": sub, "aud": "herald", "exp": now() + 3600}))
+    )
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..=c.len() {
+            out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// The classic bad tokens, each of which must be refused with 401.
+pub fn bad_tokens(sub: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("missing", String::new()),
+        (
+            "expired",
+            sign(&json!({"sub": sub, "aud": "herald", "exp": now() - 60})),
+        ),
+        (
+            "bad signature",
+            sign_with_secret(
+                b"not-the-secret",
+                &json!({"sub": sub, "aud": "herald", "exp": now() + 3600}),
+            ),
+        ),
+        ("alg none", alg_none_token(sub)),
+        (
+            "wrong aud",
+            sign(&json!({"sub": sub, "aud": "other", "exp": now() + 3600})),
+        ),
+        ("no exp", sign(&json!({"sub": sub, "aud": "herald"}))),
+        (
+            "nbf in the future",
+            sign(&json!({"sub": sub, "aud": "herald", "exp": now() + 3600, "nbf": now() + 600})),
+        ),
+        ("malformed", "abc.def".to_owned()),
+    ]
+}

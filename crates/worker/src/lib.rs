@@ -50,7 +50,6 @@ impl Worker {
             prefix: settings.redis_prefix.clone(),
             poll: settings.worker_poll,
             batch: settings.worker_batch,
-            retention: settings.retention,
         };
         let relay = OutboxRelay::new(pool.clone(), config, metrics.clone())?;
         let redis = redis::Client::open(settings.redis_url.as_str()).map_err(RelayError::from)?;

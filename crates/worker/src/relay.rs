@@ -7,17 +7,19 @@
 //! wakes on `LISTEN herald_outbox` (publishers `NOTIFY` in their transaction,
 //! delivered at commit) and polls as a fallback.
 //!
-//! Crash safety: sequencing commits before publishing, and `published_seq`
-//! moves only after the bus acknowledged the publish. A leader that starts (or
-//! recovers from a bus error) first republishes everything after
-//! `published_seq`, in order. Events may thus be published twice, never
+//! Crash safety: sequencing commits before publishing; publishing happens in
+//! a transaction holding the sequencer row lock, starts right after
+//! `published_seq`, and moves `published_seq` only after the bus acknowledged
+//! the publish. A worker that crashes anywhere leaves either unsequenced rows
+//! (sequenced later) or sequenced-unpublished rows (published by the next
+//! step of whichever worker leads). Events may be published twice, never
 //! skipped and never out of order; gateways drop positions they already
 //! delivered.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_domain::{Envelope, Seq};
+use herald_domain::Envelope;
 use herald_platform::bus;
 use redis::aio::MultiplexedConnection;
 use sqlx::postgres::PgListener;
@@ -51,7 +53,6 @@ pub struct RelayConfig {
     pub prefix: String,
     pub poll: Duration,
     pub batch: usize,
-    pub retention: Duration,
 }
 
 pub struct OutboxRelay {
@@ -59,9 +60,6 @@ pub struct OutboxRelay {
     config: RelayConfig,
     redis: redis::Client,
     conn: Option<MultiplexedConnection>,
-    /// `Some(p)`: everything up to `p` is known to be published and nothing
-    /// sequenced is waiting. `None`: unknown; republish from the database.
-    published: Option<Seq>,
     metrics: Arc<WorkerMetrics>,
 }
 
@@ -73,7 +71,6 @@ impl OutboxRelay {
             config,
             redis,
             conn: None,
-            published: None,
             metrics,
         })
     }
@@ -90,7 +87,6 @@ impl OutboxRelay {
                 }
             }
             self.metrics.leader.set(0);
-            self.published = None;
             tokio::select! {
                 _ = shutdown.cancelled() => {}
                 _ = tokio::time::sleep(backoff.next()) => {}
@@ -144,52 +140,51 @@ impl OutboxRelay {
         }
     }
 
-    /// One unit of work: republish what is pending, else sequence and
-    /// publish a batch. Returns how many events it handled.
+    /// One unit of work: sequence a batch, then publish everything
+    /// sequenced and not yet published. Returns how many events it handled.
     pub async fn step(&mut self) -> Result<usize, RelayError> {
-        let batch = self.config.batch as i64;
-        let published = match self.published {
-            Some(p) => p,
-            None => {
-                let from = sequencer::published_seq(&self.pool).await?;
-                let pending = sequencer::sequenced_after(&self.pool, from, batch).await?;
-                if pending.is_empty() {
-                    self.published = Some(from);
-                    from
-                } else {
-                    let n = pending.len();
-                    self.publish(&pending).await?;
-                    return Ok(n);
-                }
-            }
-        };
-        let sequenced = sequencer::sequence_batch(&self.pool, batch).await?;
-        let events = sequenced.events;
-        if events.is_empty() {
-            return Ok(0);
+        let sequenced = sequencer::sequence_batch(&self.pool, self.config.batch as i64).await?;
+        let fresh = sequenced.events;
+        if !fresh.is_empty() {
+            self.metrics.sequenced.add(fresh.len() as u64);
+            self.metrics.last_batch_size.set(fresh.len() as i64);
         }
-        self.metrics.sequenced.add(events.len() as u64);
-        self.metrics.last_batch_size.set(events.len() as i64);
-        if events[0].seq != published + 1 {
-            // Someone else sequenced in between (a previous leader's batch):
-            // republish from the database to keep the bus in order.
-            self.published = None;
-            return Ok(events.len());
-        }
-        self.publish(&events).await?;
-        Ok(events.len())
+        let sequenced_n = fresh.len();
+        let published_n = self.publish_pending(fresh).await?;
+        Ok(sequenced_n.max(published_n))
     }
 
-    /// Publishes `events` (in `seq` order) in one pipeline, then records the
-    /// position. On failure the position is forgotten so the next step
-    /// republishes from the database.
-    async fn publish(&mut self, events: &[Envelope]) -> Result<(), RelayError> {
-        let Some(last) = events.last().map(|e| e.seq) else {
-            return Ok(());
+    /// Publishes sequenced events after `published_seq`, in order, at most
+    /// one batch, inside a transaction holding the sequencer row lock.
+    ///
+    /// The lock fences publishers: even if two workers believed they led (a
+    /// lost lock connection, a partition), their publishes serialize, and
+    /// each starts exactly after the last acknowledged position, so the bus
+    /// sees every topic's events in `seq` order. `published_seq` moves only
+    /// after Redis acknowledged the pipeline; a crash before that means the
+    /// next leader publishes the batch again (gateways drop duplicates).
+    /// `fresh` (the batch just sequenced) is used as is when it is exactly
+    /// what comes next, saving a read.
+    async fn publish_pending(&mut self, fresh: Vec<Envelope>) -> Result<usize, RelayError> {
+        let mut tx = self.pool.begin().await?;
+        let (published, last) = sequencer::lock_for_publishing(&mut tx).await?;
+        if published >= last {
+            tx.commit().await?;
+            return Ok(0);
+        }
+        let events = if fresh.first().map(|e| e.seq) == Some(published + 1)
+            && fresh.last().map(|e| e.seq) == Some(last)
+        {
+            fresh
+        } else {
+            sequencer::sequenced_after(&mut tx, published, self.config.batch as i64).await?
         };
-        self.published = None;
+        let Some(upto) = events.last().map(|e| e.seq) else {
+            tx.commit().await?;
+            return Ok(0);
+        };
         let mut pipe = redis::pipe();
-        for e in events {
+        for e in &events {
             pipe.cmd("PUBLISH")
                 .arg(bus::channel(&self.config.prefix, &e.topic))
                 .arg(serde_json::to_vec(e)?)
@@ -198,12 +193,12 @@ impl OutboxRelay {
         let conn = self.connection().await?;
         if let Err(e) = pipe.query_async::<()>(conn).await {
             self.conn = None;
-            return Err(e.into());
+            return Err(e.into()); // the transaction rolls back: nothing recorded
         }
-        sequencer::mark_published(&self.pool, last).await?;
-        self.published = Some(last);
+        sequencer::mark_published(&mut tx, upto).await?;
+        tx.commit().await?;
         self.metrics.published.add(events.len() as u64);
-        Ok(())
+        Ok(events.len())
     }
 
     async fn connection(&mut self) -> Result<&mut MultiplexedConnection, RelayError> {

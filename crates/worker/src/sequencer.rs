@@ -18,7 +18,7 @@
 
 use chrono::{DateTime, Utc};
 use herald_domain::{Envelope, Seq};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 /// Events that just got their positions, in `seq` order.
@@ -74,8 +74,12 @@ pub async fn sequence_batch(pool: &PgPool, limit: i64) -> Result<Sequenced, sqlx
 }
 
 /// Sequenced events after `after`, up to `limit`, in order: what the relay
-/// republishes after a crash or a bus failure.
-pub async fn sequenced_after(pool: &PgPool, after: Seq, limit: i64) -> Result<Vec<Envelope>, sqlx::Error> {
+/// (re)publishes.
+pub async fn sequenced_after(
+    conn: &mut PgConnection,
+    after: Seq,
+    limit: i64,
+) -> Result<Vec<Envelope>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"
         SELECT id, seq AS "seq!", topic, type AS event_type, data, created_at
@@ -87,7 +91,7 @@ pub async fn sequenced_after(pool: &PgPool, after: Seq, limit: i64) -> Result<Ve
         after,
         limit,
     )
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     Ok(rows
         .into_iter()
@@ -95,21 +99,21 @@ pub async fn sequenced_after(pool: &PgPool, after: Seq, limit: i64) -> Result<Ve
         .collect())
 }
 
-/// The position up to which every event has been published to the bus.
-pub async fn published_seq(pool: &PgPool) -> Result<Seq, sqlx::Error> {
-    sqlx::query_scalar!("SELECT published_seq FROM sequencer")
-        .fetch_one(pool)
-        .await
+/// Locks the sequencer row and returns `(published_seq, last_seq)`. Holding
+/// this lock is what makes a worker the only one publishing: see
+/// `relay::OutboxRelay::publish_pending`.
+pub async fn lock_for_publishing(conn: &mut PgConnection) -> Result<(Seq, Seq), sqlx::Error> {
+    let r = sqlx::query!("SELECT published_seq, last_seq FROM sequencer FOR UPDATE")
+        .fetch_one(conn)
+        .await?;
+    Ok((r.published_seq, r.last_seq))
 }
 
-/// Records that every event up to `seq` reached the bus. Never moves back.
-pub async fn mark_published(pool: &PgPool, seq: Seq) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "UPDATE sequencer SET published_seq = GREATEST(published_seq, $1)",
-        seq
-    )
-    .execute(pool)
-    .await?;
+/// Records that every event up to `seq` reached the bus.
+pub async fn mark_published(conn: &mut PgConnection, seq: Seq) -> Result<(), sqlx::Error> {
+    sqlx::query!("UPDATE sequencer SET published_seq = $1", seq)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

@@ -1,0 +1,32 @@
+//! The checked-in `openapi/openapi.json` is generated from the code.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
+#[test]
+fn checked_in_openapi_json_matches_the_code() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi/openapi.json");
+    let generated = herald_api::openapi_json();
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(path, &generated).unwrap();
+        return;
+    }
+    let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        checked_in == generated,
+        "openapi/openapi.json is stale: regenerate it with `UPDATE_OPENAPI=1 cargo test -p herald-api --test openapi` (or `just openapi`) and commit it"
+    );
+}
+
+#[test]
+fn the_stream_endpoint_is_documented_as_an_event_stream() {
+    let doc: serde_json::Value = serde_json::from_str(&herald_api::openapi_json()).unwrap();
+    let stream = &doc["paths"]["/v1/stream"]["get"];
+    assert!(
+        stream["responses"]["200"]["content"]["text/event-stream"].is_object(),
+        "{stream}"
+    );
+    assert!(stream["description"].as_str().unwrap().contains("herald.reset"));
+    for path in ["/v1/events", "/v1/topics/{topic}/events", "/v1/stream-tokens"] {
+        assert!(doc["paths"][path].is_object(), "{path} documented");
+    }
+}

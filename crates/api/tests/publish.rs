@@ -1,0 +1,264 @@
+//! Publishing over REST: validation, authorization, idempotency, history.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
+use std::time::Duration;
+
+use herald_test_support::{
+    admin_token, bad_tokens, service_token, user_token, user_token_with_topics, TestApp,
+};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+async fn post(app: &TestApp, token: &str, body: reqwest::Body, content_type: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/events", app.api_url()))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    if status >= 400 {
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/problem+json",
+            "status {status}"
+        );
+    }
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn event_count(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn bad_publish_bodies_are_4xx_problems_naming_the_field_and_write_nothing(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let svc = service_token();
+    // Over the per-event data limit (64 KiB), under the body limit (256 KiB).
+    let big = "x".repeat(70 * 1024);
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (json!({"type": "a.b", "data": {}}), 422, "topic"),
+        (
+            json!({"topic": "nocolon", "type": "a.b", "data": {}}),
+            422,
+            "topic",
+        ),
+        (json!({"topic": "User:x", "type": "a.b"}), 422, "topic"),
+        (json!({"topic": "user:a b", "type": "a.b"}), 422, "topic"),
+        (json!({"topic": 5, "type": "a.b"}), 422, "topic"),
+        (json!({"topic": "user:a"}), 422, "type"),
+        (json!({"topic": "user:a", "type": "Bad Type"}), 422, "type"),
+        (json!({"topic": "user:a", "type": "x".repeat(65)}), 422, "type"),
+        (
+            json!({"topic": "user:a", "type": "a.b", "extra": 1}),
+            422,
+            "extra",
+        ),
+        (
+            json!({"topic": "user:a", "type": "a.b", "data": {"s": big}}),
+            422,
+            "data",
+        ),
+        (json!(["not", "an", "object"]), 422, "body"),
+    ];
+    for (body, status, field) in cases {
+        let (got, problem) = post(&app, &svc, body.to_string().into(), "application/json").await;
+        let shown: String = body.to_string().chars().take(120).collect();
+        assert_eq!(got, status, "{shown}: {problem}");
+        if !field.is_empty() {
+            assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+        }
+    }
+    let (got, _) = post(&app, &svc, "{\"topic\": ".into(), "application/json").await;
+    assert_eq!(got, 400, "malformed JSON");
+    let (got, _) = post(
+        &app,
+        &svc,
+        "topic=user:a".into(),
+        "application/x-www-form-urlencoded",
+    )
+    .await;
+    assert_eq!(got, 415);
+    let huge = format!(
+        "{{\"topic\":\"user:a\",\"type\":\"a\",\"data\":\"{}\"}}",
+        "x".repeat(300 * 1024)
+    );
+    let (got, _) = post(&app, &svc, huge.into(), "application/json").await;
+    assert_eq!(got, 413, "request body limit");
+
+    assert_eq!(event_count(&pool).await, 0, "nothing written");
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn publishing_needs_a_valid_service_token_with_publish_scope(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let body = json!({"topic": "user:a", "type": "a.b", "data": {}}).to_string();
+    let (status, problem) = post(
+        &app,
+        &user_token("alice"),
+        body.clone().into(),
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, 403, "{problem}");
+    for (case, token) in bad_tokens("svc") {
+        let (status, _) = post(&app, &token, body.clone().into(), "application/json").await;
+        assert_eq!(status, 401, "{case}");
+    }
+    assert_eq!(event_count(&pool).await, 0);
+}
+
+async fn publish_with_key(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/v1/events", app.api_url()))
+        .bearer_auth(service_token())
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn idempotency_key_replays_the_original_response_without_a_second_event(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let body = json!({"topic": "user:a", "type": "a.b", "data": {"x": 1}});
+    let first = publish_with_key(&app, "key-1", &body).await;
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    // Same key, same body (keys in another order): the original answer.
+    let again = publish_with_key(
+        &app,
+        "key-1",
+        &json!({"data": {"x": 1}, "type": "a.b", "topic": "user:a"}),
+    )
+    .await;
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(again, first);
+    // Concurrent retries with one new key: exactly one effect.
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let body = json!({"topic": "user:a", "type": "a.b", "data": {"x": 2}});
+            let url = app.api_url();
+            tokio::spawn(async move {
+                let r = reqwest::Client::new()
+                    .post(format!("{url}/v1/events"))
+                    .bearer_auth(service_token())
+                    .header("Idempotency-Key", "key-2")
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 202);
+                r.json::<Value>().await.unwrap()["id"].clone()
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    assert!(ids.iter().all(|id| id == &ids[0]), "{ids:?}");
+    assert_eq!(event_count(&pool).await, 2);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn idempotency_key_reused_with_another_body_is_422(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let r = publish_with_key(&app, "k", &json!({"topic": "user:a", "type": "a.b", "data": 1})).await;
+    assert_eq!(r.status(), 202);
+    let r = publish_with_key(&app, "k", &json!({"topic": "user:a", "type": "a.b", "data": 2})).await;
+    assert_eq!(r.status(), 422);
+    let problem: Value = r.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:herald:problem:idempotency-key-reused");
+    let r = publish_with_key(&app, &"k".repeat(300), &json!({"topic": "user:a", "type": "a.b"})).await;
+    assert_eq!(r.status(), 422);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["errors"][0]["field"],
+        "header:Idempotency-Key"
+    );
+    assert_eq!(event_count(&pool).await, 1);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn topic_history_pages_in_seq_order_and_is_authorized(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    for n in 1..=5 {
+        app.publish_ok("room:1", n).await;
+        app.publish_ok("room:2", n).await;
+    }
+    // Wait for the sequencer.
+    for _ in 0..100 {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE seq IS NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let http = reqwest::Client::new();
+    let token = user_token_with_topics("alice", &["room:1"]);
+    let mut after = 0;
+    let mut seen = Vec::new();
+    loop {
+        let page: Value = http
+            .get(format!(
+                "{}/v1/topics/room:1/events?after={after}&limit=2",
+                app.api_url()
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for e in page["events"].as_array().unwrap() {
+            assert_eq!(e["topic"], "room:1");
+            seen.push(e["data"]["n"].as_u64().unwrap());
+        }
+        match page["next_after"].as_i64() {
+            Some(n) => after = n,
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec![1, 2, 3, 4, 5]);
+
+    let status = |path: &str, token: String| {
+        let http = http.clone();
+        let url = format!("{}{path}", app.api_url());
+        async move {
+            http.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status("/v1/topics/room:2/events", token.clone()).await, 403);
+    assert_eq!(status("/v1/topics/room:2/events", admin_token()).await, 200);
+    assert_eq!(status("/v1/topics/Bad/events", admin_token()).await, 422);
+    assert_eq!(
+        status("/v1/topics/room:1/events?limit=0", admin_token()).await,
+        422
+    );
+    assert_eq!(
+        status("/v1/topics/room:1/events?after=x", admin_token()).await,
+        422
+    );
+    assert_eq!(status("/v1/topics/room:1/events", String::new()).await, 401);
+}

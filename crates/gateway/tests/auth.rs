@@ -1,0 +1,183 @@
+//! Stream authentication and authorization: every refusal is problem+json
+//! with its status before a single stream byte, and a stream never outlives
+//! the token that opened it.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
+use std::time::Duration;
+
+use herald_test_support::{
+    bad_tokens, redis_url, settings, user_token, user_token_with_topics, SseClient, TestApp,
+};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+async fn refused(app: &TestApp, token: &str, topics: &str) -> (u16, String, Value) {
+    let s = app.stream(token, topics, None).await;
+    let status = s.status;
+    let ct = s
+        .headers
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, ct, s.problem().await)
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn bad_tokens_are_401_problem_before_any_stream_byte(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    for (case, token) in bad_tokens("alice") {
+        let (status, ct, problem) = refused(&app, &token, "user:alice").await;
+        assert_eq!(status, 401, "{case}");
+        assert_eq!(ct, "application/problem+json", "{case}");
+        assert_eq!(problem["status"], 401, "{case}: {problem}");
+        assert!(
+            problem["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{case}: {problem}"
+        );
+    }
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn foreign_topic_is_403_before_stream_opens(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let token = user_token_with_topics("alice", &["feed:*", "order:1"]);
+    for topics in ["user:bob", "user:alice,user:bob", "order:2", "room:x", "feeds:x"] {
+        let (status, ct, problem) = refused(&app, &token, topics).await;
+        assert_eq!(status, 403, "{topics}");
+        assert_eq!(ct, "application/problem+json");
+        assert_eq!(problem["status"], 403);
+    }
+    // What the claim grants is accepted.
+    let ok = app.stream(&token, "user:alice,feed:anything,order:1", None).await;
+    assert_eq!(ok.status, 200);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn invalid_or_too_many_topics_are_400_naming_topics(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = herald_test_support::admin_token();
+    let (status, _, problem) = refused(&app, &admin, "Bad Topic").await;
+    assert_eq!(status, 400);
+    assert_eq!(problem["errors"][0]["field"], "topics");
+    let many: Vec<String> = (0..65).map(|i| format!("room:{i}")).collect();
+    let (status, _, problem) = refused(&app, &admin, &many.join(",")).await;
+    assert_eq!(status, 400, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("64"));
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn stream_token_in_url_is_accepted_and_long_lived_token_in_url_is_401(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let http = reqwest::Client::new();
+    let minted: Value = http
+        .post(format!("{}/v1/stream-tokens", app.api_url()))
+        .bearer_auth(user_token("alice"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = minted["token"].as_str().unwrap();
+    assert_eq!(minted["topics"], json!(["user:alice"]));
+    assert!(minted["expires_in"].as_u64().unwrap() <= 300);
+
+    let url = format!("{}/v1/stream", app.gateway_url());
+    let ok = SseClient::from_request(http.get(&url).query(&[("access_token", token)])).await;
+    assert_eq!(ok.status, 200);
+    // The stream token carries only its topics.
+    let other = SseClient::from_request(
+        http.get(&url)
+            .query(&[("access_token", token), ("topics", "user:bob")]),
+    )
+    .await;
+    assert_eq!(other.status, 403);
+    // A long-lived token never travels in a URL.
+    let long = SseClient::from_request(
+        http.get(&url)
+            .query(&[("access_token", user_token("alice").as_str())]),
+    )
+    .await;
+    assert_eq!(long.status, 401);
+    assert!(long.problem().await["detail"]
+        .as_str()
+        .unwrap()
+        .contains("stream token"));
+    // And a stream token is refused by the API.
+    let api = http
+        .post(format!("{}/v1/stream-tokens", app.api_url()))
+        .bearer_auth(token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 401);
+    // Asking for a topic the caller may not read is 403.
+    let denied = http
+        .post(format!("{}/v1/stream-tokens", app.api_url()))
+        .bearer_auth(user_token("alice"))
+        .json(&json!({"topics": ["user:bob"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 403);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn stream_sends_reauth_and_closes_when_its_token_expires(pool: PgPool) {
+    let mut s = settings(&redis_url());
+    s.jwt.stream_token_ttl = Duration::from_secs(2);
+    let app = TestApp::spawn_with(pool, s).await;
+    let http = reqwest::Client::new();
+    let minted: Value = http
+        .post(format!("{}/v1/stream-tokens", app.api_url()))
+        .bearer_auth(user_token("alice"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!("{}/v1/stream", app.gateway_url());
+    let mut stream = SseClient::from_request(
+        http.get(&url)
+            .query(&[("access_token", minted["token"].as_str().unwrap())]),
+    )
+    .await;
+    app.publish_ok("user:alice", 1).await;
+    assert_eq!(stream.envelopes(1, Duration::from_secs(5)).await.len(), 1);
+    let last = stream.last_event_id();
+    // Published while the client is between tokens: must not be missed.
+    let e = stream
+        .next_event(Duration::from_secs(5))
+        .await
+        .expect("reauth before expiry");
+    assert_eq!(e.event, "herald.reauth");
+    assert!(
+        stream.wait_closed(Duration::from_secs(2)).await,
+        "the stream closes after reauth"
+    );
+    app.publish_ok("user:alice", 2).await;
+
+    let fresh: Value = http
+        .post(format!("{}/v1/stream-tokens", app.api_url()))
+        .bearer_auth(user_token("alice"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut resumed = SseClient::from_request(
+        http.get(&url)
+            .query(&[("access_token", fresh["token"].as_str().unwrap())])
+            .header("Last-Event-ID", last),
+    )
+    .await;
+    let got = resumed.envelopes(1, Duration::from_secs(5)).await;
+    assert_eq!(got[0].data["n"], 2, "no event missed across the token renewal");
+}

@@ -1,0 +1,164 @@
+//! The ordering invariant: `seq` follows commit order, never insert order.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
+use herald_worker::sequencer::sequence_batch;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+async fn insert(conn: &mut sqlx::PgConnection, n: i32) {
+    sqlx::query("INSERT INTO events (id, topic, type, data) VALUES ($1, 'user:a', 't.n', jsonb_build_object('n', $2))")
+        .bind(Uuid::now_v7())
+        .bind(n)
+        .execute(conn)
+        .await
+        .unwrap();
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn seq_follows_commit_order_not_insert_order(pool: PgPool) {
+    // A inserts first but commits last.
+    let mut a = pool.begin().await.unwrap();
+    insert(&mut a, 1).await;
+    let mut b = pool.begin().await.unwrap();
+    insert(&mut b, 2).await;
+    b.commit().await.unwrap();
+
+    let first = sequence_batch(&pool, 100).await.unwrap().events;
+    assert_eq!(first.len(), 1, "only committed rows get a position");
+    assert_eq!((first[0].seq, first[0].data["n"].as_i64()), (1, Some(2)));
+
+    // A reader that has seen seq 1 resumes "after 1"...
+    a.commit().await.unwrap();
+    let second = sequence_batch(&pool, 100).await.unwrap().events;
+    assert_eq!((second[0].seq, second[0].data["n"].as_i64()), (2, Some(1)));
+    // ...and finds A, because A's position is above every position visible before it.
+    let after_one: Vec<(i64,)> = sqlx::query_as("SELECT seq FROM events WHERE seq > 1 ORDER BY seq")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(after_one, vec![(2,)]);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn concurrent_sequencers_hand_out_contiguous_unique_positions(pool: PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    for n in 0..300 {
+        insert(&mut conn, n).await;
+    }
+    drop(conn);
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                loop {
+                    let batch = sequence_batch(&pool, 7).await.unwrap().events;
+                    if batch.is_empty() {
+                        return got;
+                    }
+                    // Each batch is one contiguous block.
+                    for w in batch.windows(2) {
+                        assert_eq!(w[0].seq + 1, w[1].seq);
+                    }
+                    got.extend(batch.into_iter().map(|e| e.seq));
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=300).collect::<Vec<i64>>());
+    // Insertion order is kept: n grows with seq.
+    let ns: Vec<(i32,)> = sqlx::query_as("SELECT (data->>'n')::int FROM events ORDER BY seq")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(ns.windows(2).all(|w| w[0].0 < w[1].0));
+}
+
+/// Two relays that both believe they lead (say, one lost its lock connection
+/// but not its pool) still put every event on the bus in `seq` order, because
+/// publishing is fenced by the sequencer row lock.
+#[sqlx::test(migrations = "../../migrations")]
+async fn two_relays_leading_at_once_still_publish_in_seq_order(pool: PgPool) {
+    use futures_util::StreamExt;
+    use herald_worker::relay::{OutboxRelay, RelayConfig};
+
+    let settings = herald_test_support::settings(&herald_test_support::redis_url());
+    let prefix = settings.redis_prefix.clone();
+    let client = redis::Client::open(herald_test_support::redis_url()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub
+        .subscribe(herald_platform::bus::channel(&prefix, "user:a"))
+        .await
+        .unwrap();
+    let mut messages = pubsub.into_on_message();
+
+    let total = 240;
+    let writer = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut conn = pool.acquire().await.unwrap();
+            for n in 0..total {
+                insert(&mut conn, n).await;
+            }
+        })
+    };
+    let relays: Vec<_> = (0..2)
+        .map(|_| {
+            let pool = pool.clone();
+            let config = RelayConfig {
+                redis_url: herald_test_support::redis_url(),
+                prefix: prefix.clone(),
+                poll: std::time::Duration::from_millis(10),
+                batch: 7,
+            };
+            tokio::spawn(async move {
+                let mut relay = OutboxRelay::new(pool.clone(), config, Default::default()).unwrap();
+                for _ in 0..2_000 {
+                    relay.step().await.unwrap();
+                    let left: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM events WHERE seq IS NULL OR seq > (SELECT published_seq FROM sequencer)",
+                    )
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                    if left == 0 && relay_done(&pool, total).await {
+                        return;
+                    }
+                }
+                panic!("relay did not finish");
+            })
+        })
+        .collect();
+    writer.await.unwrap();
+    for r in relays {
+        r.await.unwrap();
+    }
+    let mut seqs = Vec::new();
+    while seqs.len() < total as usize {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(5), messages.next())
+            .await
+            .expect("every event reaches the bus")
+            .unwrap();
+        let e: herald_domain::Envelope = serde_json::from_slice(msg.get_payload_bytes()).unwrap();
+        seqs.push(e.seq);
+    }
+    assert_eq!(
+        seqs,
+        (1..=total as i64).collect::<Vec<_>>(),
+        "bus order is seq order, no gap, no duplicate"
+    );
+}
+
+async fn relay_done(pool: &PgPool, total: i32) -> bool {
+    let published: i64 = sqlx::query_scalar("SELECT published_seq FROM sequencer")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    published == i64::from(total)
+}
