@@ -165,5 +165,6 @@ pub fn router(state: AppState) -> Router {
         .route("/docs/swagger-ui.css", get(routes::ops::docs_css))
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::map_response(http::problem_for_every_error))
         .with_state(state)
 }

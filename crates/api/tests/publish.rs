@@ -262,3 +262,27 @@ async fn topic_history_pages_in_seq_order_and_is_authorized(pool: PgPool) {
     );
     assert_eq!(status("/v1/topics/room:1/events", String::new()).await, 401);
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn every_error_is_problem_json(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let http = reqwest::Client::new();
+    let cases = [
+        (http.get(format!("{}/nope", app.api_url())), 404),
+        (http.get(format!("{}/v1/events", app.api_url())), 405),
+        (http.delete(format!("{}/v1/stream-tokens", app.api_url())), 405),
+        (
+            http.get(format!("{}/v1/stream", app.gateway_url()))
+                .query(&[("topics", "user:a")]),
+            401,
+        ),
+        (http.post(format!("{}/v1/stream", app.gateway_url())), 405),
+    ];
+    for (req, status) in cases {
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status);
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["status"], status);
+    }
+}

@@ -131,15 +131,17 @@ impl Hub {
 
     /// Registers a stream for `topics` with a queue of `capacity` frames.
     /// Returns once every topic's Redis subscription is confirmed, so that
-    /// any event published from now on reaches the queue.
+    /// any event published from now on reaches the queue. `kick` is
+    /// cancelled if the stream falls behind its queue bound.
     pub async fn subscribe(
         &self,
         topics: &[Topic],
         capacity: usize,
         wait: Duration,
+        kick: CancellationToken,
     ) -> Result<Subscription, HubError> {
         let (tx, frames) = mpsc::channel(capacity);
-        let kicked = CancellationToken::new();
+        let kicked = kick;
         let mut pending = Vec::new();
         let id = {
             let mut state = self.inner.state();

@@ -108,9 +108,14 @@ impl Gateway {
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text))
             .fallback(|| async { Problem::not_found("no such endpoint") })
+            .layer(axum::middleware::map_response(http::problem_for_every_error))
             .with_state(state.clone());
         let stop_serving = CancellationToken::new();
-        let serve = tokio::spawn(http::serve(self.listener, router, stop_serving.clone()));
+        let serve = tokio::spawn(http::serve_with_connection_handles(
+            self.listener,
+            router,
+            stop_serving.clone(),
+        ));
         shutdown.cancelled().await;
         tracing::info!("draining: refusing new streams");
         state.draining.cancel();

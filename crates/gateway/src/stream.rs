@@ -22,9 +22,10 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use herald_domain::{sse, LastEventId, Seq, Topic};
 use herald_platform::auth::{AuthError, Principal};
-use herald_platform::http::QueryParams;
+use herald_platform::http::{ConnectionHandle, QueryParams};
 use herald_platform::problem::{FieldError, Problem};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -105,10 +106,14 @@ impl WithField for Problem {
 
 pub async fn stream(
     State(state): State<GatewayState>,
+    connection: Option<Extension<ConnectionHandle>>,
     headers: HeaderMap,
     query: QueryParams<StreamQuery>,
 ) -> Response {
-    match open(&state, &headers, &query.0).await {
+    // Falling behind closes the TCP connection itself: a consumer that stopped
+    // reading never polls its body again, so only that frees it.
+    let kick = connection.map(|Extension(c)| c.0).unwrap_or_default();
+    match open(&state, &headers, &query.0, kick).await {
         Ok(r) => r,
         Err(p) => {
             state.metrics.refused.inc();
@@ -120,7 +125,12 @@ pub async fn stream(
     }
 }
 
-async fn open(state: &GatewayState, headers: &HeaderMap, q: &StreamQuery) -> Result<Response, Problem> {
+async fn open(
+    state: &GatewayState,
+    headers: &HeaderMap,
+    q: &StreamQuery,
+    kick: CancellationToken,
+) -> Result<Response, Problem> {
     let principal = authenticate(state, headers, q)?;
     let topics = topics(state, &principal, q)?;
     if state.draining.is_cancelled() {
@@ -137,7 +147,12 @@ async fn open(state: &GatewayState, headers: &HeaderMap, q: &StreamQuery) -> Res
 
     let subscription = state
         .hub
-        .subscribe(&topics, state.settings.stream_buffer, Duration::from_secs(5))
+        .subscribe(
+            &topics,
+            state.settings.stream_buffer,
+            Duration::from_secs(5),
+            kick,
+        )
         .await
         .map_err(|_| Problem::unavailable("the event bus is unavailable; retry shortly", 2))?;
     let positions = history::positions(&state.pool)
@@ -325,6 +340,9 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        if self.subscription.kicked.is_cancelled() {
+            self.close_reason = CloseReason::SlowConsumer;
+        }
         let m = &self.state.metrics;
         m.open_streams.dec();
         match self.close_reason {

@@ -458,3 +458,66 @@ async fn heartbeat_comments_keep_an_idle_stream_alive(pool: PgPool) {
     );
     assert!(!stream.ended);
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn slow_consumer_is_cut_off_at_its_buffer_bound_and_resumes_without_loss(pool: PgPool) {
+    let mut s = settings(&redis_url());
+    s.stream_buffer = 8;
+    let app = TestApp::spawn_with(pool, s).await;
+    let token = user_token("alice");
+    let mut stalled = app.stream(&token, "user:alice", None).await;
+    // The client reads nothing while ~24 MB are published for it: more than
+    // loopback socket buffers hold, so the gateway's queue must fill.
+    let total = 400u64;
+    let blob = "x".repeat(60 * 1024);
+    let http = reqwest::Client::new();
+    for n in 1..=total {
+        let r = http
+            .post(format!("{}/v1/events", app.api_url()))
+            .bearer_auth(service_token())
+            .json(&json!({"topic": "user:alice", "type": "t.n", "data": {"n": n, "blob": blob}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    let mut kicked = false;
+    for _ in 0..100 {
+        let m = reqwest::get(format!("{}/metrics", app.gateway_url()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if m.contains("herald_stream_closes_total{reason=\"slow_consumer\"} 1") {
+            kicked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let m = reqwest::get(format!("{}/metrics", app.gateway_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        kicked,
+        "the gateway cut the stream off instead of buffering without bound:\n{m}"
+    );
+    // The client drains what reached it, then resumes from its last id.
+    let mut received = Vec::new();
+    while let Some(e) = stalled.next_event(Duration::from_secs(5)).await {
+        received.push(serde_json::from_str::<Envelope>(&e.data).unwrap());
+    }
+    assert!(stalled.ended, "the stream was closed");
+    assert!((received.len() as u64) < total, "it was cut off before the end");
+    let last = stalled.last_event_id();
+    let mut resumed = app.stream(&token, "user:alice", Some(&last)).await;
+    received.extend(resumed.envelopes(total as usize - received.len(), WAIT).await);
+    assert_eq!(
+        ns(&received),
+        (1..=total).collect::<Vec<_>>(),
+        "nothing lost across the cut"
+    );
+}

@@ -194,3 +194,105 @@ where
 fn form_urlencoded_parse(query: &str) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(query.as_bytes())
 }
+
+/// Turns every error response that is not already problem+json (axum's own
+/// 404/405/400 rejections, for instance) into one, keeping its status, its
+/// text as `detail` and headers such as `Allow`. Apply with
+/// `axum::middleware::map_response(problem_for_every_error)`.
+pub async fn problem_for_every_error(res: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if is_problem {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let title = status.canonical_reason().unwrap_or("Error");
+    let slug = title.to_ascii_lowercase().replace(' ', "-");
+    let mut problem = Problem::new(status, &slug, title);
+    if !text.is_empty() && status.is_client_error() {
+        problem = problem.detail(text);
+    }
+    let mut out = problem.into_response();
+    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(v) = parts.headers.get(&name) {
+            out.headers_mut().insert(name, v.clone());
+        }
+    }
+    out
+}
+
+/// Lets a handler close its own TCP connection at once, even while the
+/// connection is blocked writing (see [`serve_with_connection_handles`]).
+#[derive(Debug, Clone)]
+pub struct ConnectionHandle(pub CancellationToken);
+
+/// Like [`serve`], but every request carries a [`ConnectionHandle`]
+/// extension: cancelling it drops the connection immediately. The gateway
+/// uses it to cut off a slow consumer whose socket no longer drains — the
+/// response body is not polled then, so ending the body would never be seen.
+///
+/// On `shutdown` it stops accepting, asks every connection to finish its
+/// response and close, and returns when all have.
+pub async fn serve_with_connection_handles(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    use hyper::body::Incoming;
+    use hyper_util::rt::TokioIo;
+    use tower::ServiceExt;
+
+    let tracker = tokio_util::task::TaskTracker::new();
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off briefly.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let close = CancellationToken::new();
+        let router = router.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let handle = ConnectionHandle(close.clone());
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                req.extensions_mut().insert(handle.clone());
+                router.clone().oneshot(req.map(axum::body::Body::new))
+            });
+            let conn =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service);
+            tokio::pin!(conn);
+            let mut draining = false;
+            loop {
+                tokio::select! {
+                    _ = conn.as_mut() => break,
+                    // Dropping `conn` closes the socket, whatever it was doing.
+                    _ = close.cancelled() => break,
+                    _ = shutdown.cancelled(), if !draining => {
+                        draining = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+        });
+    }
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
