@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod idempotency;
+pub mod inbox;
 pub mod metrics;
 pub mod outbox;
 pub mod routes;
@@ -59,6 +60,8 @@ impl FromRef<AppState> for Arc<Verifier> {
     tags(
         (name = "publishing", description = "Internal services publish events (service tokens with `publish` scope)."),
         (name = "history", description = "Durable history of topics."),
+        (name = "notifications", description = "Services send notifications to users' inboxes."),
+        (name = "inbox", description = "The caller's inbox: list, counts, read state."),
         (name = "streaming", description = "Live streams and stream tokens."),
     )
 )]
@@ -91,6 +94,14 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::events::publish_event))
         .routes(routes!(routes::events::topic_history))
         .routes(routes!(routes::stream_tokens::create_stream_token))
+        .routes(routes!(routes::notifications::create_notifications))
+        .routes(routes!(routes::inbox::list))
+        .routes(routes!(routes::inbox::counts))
+        .routes(routes!(routes::inbox::mark_read))
+        .routes(routes!(routes::inbox::mark_unread))
+        .routes(routes!(routes::inbox::archive))
+        .routes(routes!(routes::inbox::read_all))
+        .routes(routes!(routes::inbox::seen))
         .split_for_parts()
 }
 
@@ -156,6 +167,12 @@ impl Application {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.max_body_bytes;
     let (api, _) = api_router();
+    let api = if state.settings.demo {
+        api.route("/demo", get(routes::demo::index))
+            .route("/demo/{name}", get(routes::demo::asset))
+    } else {
+        api
+    };
     api.route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz))
         .route("/metrics", get(routes::ops::metrics))

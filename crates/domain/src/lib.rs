@@ -7,6 +7,7 @@
 //! parsed types inward.
 
 pub mod event;
+pub mod notification;
 pub mod sse;
 pub mod topic;
 

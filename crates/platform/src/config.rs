@@ -81,6 +81,12 @@ pub struct Settings {
     /// How long a draining gateway keeps streams open after SIGTERM.
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
+    /// Serve the demo bell page at `/demo` (development).
+    pub demo: bool,
+    /// Folder the demo page is read from.
+    pub web_dir: std::path::PathBuf,
+    /// The gateway's URL as browsers reach it (for the demo page).
+    pub public_gateway_url: String,
 }
 
 type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -201,7 +207,15 @@ impl Settings {
             retention: get_duration(lookup, "HERALD_RETENTION", Duration::from_secs(7 * 86_400))?,
             shutdown_grace: get_duration(lookup, "HERALD_SHUTDOWN_GRACE", Duration::from_millis(500))?,
             log_format,
+            demo: get(lookup, "HERALD_DEMO", false)?,
+            web_dir: non_empty(lookup, "HERALD_WEB_DIR")
+                .unwrap_or_else(|| "web".into())
+                .into(),
+            public_gateway_url: String::new(),
         };
+        let mut settings = settings;
+        settings.public_gateway_url = non_empty(lookup, "HERALD_PUBLIC_GATEWAY_URL")
+            .unwrap_or_else(|| format!("http://{}", settings.gateway_addr));
         settings.check()?;
         Ok(settings)
     }

@@ -1,6 +1,9 @@
 //! HTTP handlers, one module per resource.
 
+pub mod demo;
 pub mod events;
+pub mod inbox;
+pub mod notifications;
 pub mod ops;
 pub mod stream;
 pub mod stream_tokens;

@@ -1,0 +1,161 @@
+//! `POST /v1/notifications`: one inbox entry per recipient, each announced on
+//! `user:{id}`, all in one transaction.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use herald_domain::notification as rules;
+use herald_platform::auth::Authenticated;
+use herald_platform::http::JsonBody;
+use herald_platform::problem::{FieldError, Problem};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::ApiResult;
+use crate::idempotency::{Claim, IdempotencyKey};
+use crate::inbox::{self, NewNotification};
+use crate::routes::events::{replayed, require_publish};
+use crate::AppState;
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateNotifications {
+    /// 1–1000 user ids; duplicates are ignored.
+    #[schema(example = json!(["alice", "bob"]))]
+    pub recipients: Vec<String>,
+    /// `[a-z][a-z0-9_.-]{0,63}`, e.g. `comment`, `order`.
+    #[schema(example = "comment")]
+    pub category: String,
+    /// 1–200 characters.
+    #[schema(example = "Alice commented on your post")]
+    pub title: String,
+    /// At most 5000 characters.
+    pub body: Option<String>,
+    /// Any JSON, at most `HERALD_MAX_EVENT_DATA_BYTES` serialized.
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<serde_json::Value>,
+    /// An absolute http(s) URL.
+    pub action_url: Option<String>,
+    /// When the notification disappears from lists and counts; must be in the future.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreatedNotification {
+    pub recipient: String,
+    pub id: Uuid,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreatedNotifications {
+    /// One entry per distinct recipient, in request order.
+    pub notifications: Vec<CreatedNotification>,
+}
+
+/// Sends a notification to each recipient's inbox.
+#[utoipa::path(
+    post,
+    path = "/v1/notifications",
+    tag = "notifications",
+    request_body = CreateNotifications,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body return the original response; same key, other body: 422.")),
+    responses(
+        (status = 201, description = "Stored and announced on each `user:{id}` as `notification.created`", body = CreatedNotifications),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks the `publish` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (each named)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_notifications(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<CreateNotifications>,
+) -> ApiResult<Response> {
+    require_publish(&principal)?;
+    let mut errors = Vec::new();
+    let mut field = |name: &str, r: Result<(), String>| {
+        if let Err(m) = r {
+            errors.push(FieldError::new(name, m));
+        }
+    };
+    let recipients = match rules::recipients(&req.recipients) {
+        Ok(r) => r,
+        Err(es) => {
+            for (f, m) in es {
+                field(&f, Err(m));
+            }
+            Vec::new()
+        }
+    };
+    field("category", rules::category(&req.category));
+    field("title", rules::title(&req.title));
+    if let Some(b) = &req.body {
+        field("body", rules::body(b));
+    }
+    if let Some(u) = &req.action_url {
+        field("action_url", rules::action_url(u));
+    }
+    if let Some(t) = req.expires_at {
+        field("expires_at", rules::expires_at(t, Utc::now()));
+    }
+    let data = req.data.clone().unwrap_or_else(|| serde_json::json!({}));
+    let data_len = serde_json::to_vec(&data)?.len();
+    if data_len > state.settings.max_event_data_bytes {
+        field(
+            "data",
+            Err(format!(
+                "must be at most {} bytes of JSON (got {data_len})",
+                state.settings.max_event_data_bytes
+            )),
+        );
+    }
+    if !errors.is_empty() {
+        return Err(Problem::invalid(errors).into());
+    }
+    let key = IdempotencyKey::from_headers(&headers, &principal, "POST /v1/notifications", &req)?;
+
+    let mut tx = state.pool.begin().await?;
+    if let Some(key) = &key {
+        if let Claim::Replay { status, body } = key.claim(&mut tx).await? {
+            tx.rollback().await?;
+            return Ok(replayed(status, body));
+        }
+    }
+    // Lock inboxes in one global order so concurrent sends cannot deadlock.
+    let mut order: Vec<_> = recipients.iter().collect();
+    order.sort();
+    for user in &order {
+        inbox::lock_user(&mut tx, user.as_str()).await?;
+    }
+    let new = NewNotification {
+        category: &req.category,
+        title: &req.title,
+        body: req.body.as_deref(),
+        data: &data,
+        action_url: req.action_url.as_deref(),
+        expires_at: req.expires_at,
+    };
+    let mut created = Vec::with_capacity(recipients.len());
+    for user in &recipients {
+        let n = inbox::insert(&mut tx, user, &new).await?;
+        created.push(CreatedNotification {
+            recipient: user.as_str().to_owned(),
+            id: n.id,
+        });
+    }
+    let body = CreatedNotifications {
+        notifications: created,
+    };
+    if let Some(key) = &key {
+        key.record(&mut tx, StatusCode::CREATED, &serde_json::to_value(&body)?)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
