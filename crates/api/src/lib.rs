@@ -62,6 +62,8 @@ impl FromRef<AppState> for Arc<Verifier> {
         (name = "history", description = "Durable history of topics."),
         (name = "notifications", description = "Services send notifications to users' inboxes."),
         (name = "inbox", description = "The caller's inbox: list, counts, read state."),
+        (name = "feeds", description = "Activity feeds."),
+        (name = "orders", description = "Order status tracking."),
         (name = "streaming", description = "Live streams and stream tokens."),
     )
 )]
@@ -102,6 +104,12 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::inbox::archive))
         .routes(routes!(routes::inbox::read_all))
         .routes(routes!(routes::inbox::seen))
+        .routes(routes!(
+            routes::feeds::post_activity,
+            routes::feeds::list_activities
+        ))
+        .routes(routes!(routes::orders::put_order, routes::orders::get_order))
+        .routes(routes!(routes::orders::change_status))
         .split_for_parts()
 }
 

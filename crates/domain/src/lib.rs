@@ -7,7 +7,9 @@
 //! parsed types inward.
 
 pub mod event;
+pub mod feed;
 pub mod notification;
+pub mod order;
 pub mod sse;
 pub mod topic;
 

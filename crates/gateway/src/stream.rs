@@ -87,9 +87,6 @@ fn topics(state: &GatewayState, principal: &Principal, q: &StreamQuery) -> Resul
             topics.len()
         )));
     }
-    if let Some(t) = topics.iter().find(|t| !principal.may_read(t)) {
-        return Err(Problem::forbidden(format!("this token may not read `{t}`")));
-    }
     Ok(topics)
 }
 
@@ -133,6 +130,12 @@ async fn open(
 ) -> Result<Response, Problem> {
     let principal = authenticate(state, headers, q)?;
     let topics = topics(state, &principal, q)?;
+    let denied = herald_platform::auth::first_unreadable(&state.pool, &principal, &topics)
+        .await
+        .map_err(|_| Problem::unavailable("the database is unavailable; retry shortly", 2))?;
+    if let Some(t) = denied {
+        return Err(Problem::forbidden(format!("this token may not read `{t}`")));
+    }
     if state.draining.is_cancelled() {
         return Err(Problem::unavailable(
             "this gateway is shutting down; reconnect",

@@ -318,6 +318,42 @@ where
     }
 }
 
+/// The first of `topics` that `principal` may not read, if any.
+///
+/// Beyond [`Principal::may_read`] (claims, admin, own inbox), an order's
+/// customer may read `order:{id}` without a grant; that needs the database.
+pub async fn first_unreadable(
+    pool: &sqlx::PgPool,
+    principal: &Principal,
+    topics: &[Topic],
+) -> Result<Option<Topic>, sqlx::Error> {
+    let mut orders = Vec::new();
+    for t in topics {
+        if principal.may_read(t) {
+            continue;
+        }
+        match &principal.sub {
+            Some(_) if t.kind() == "order" => orders.push(t),
+            _ => return Ok(Some(t.clone())),
+        }
+    }
+    if orders.is_empty() {
+        return Ok(None);
+    }
+    let ids: Vec<String> = orders.iter().map(|t| t.key().to_owned()).collect();
+    let owned: Vec<String> = sqlx::query_scalar!(
+        "SELECT order_id FROM orders WHERE order_id = ANY($1) AND customer_id = $2",
+        &ids,
+        principal.sub.as_deref(),
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(orders
+        .into_iter()
+        .find(|t| !owned.iter().any(|o| o == t.key()))
+        .cloned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

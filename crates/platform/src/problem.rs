@@ -48,6 +48,9 @@ pub struct Problem {
     /// Seconds after which a retry may succeed (also sent as `Retry-After`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+    /// Problem-specific members (RFC 9457 extensions), merged into the document.
+    #[serde(skip)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Problem {
@@ -59,7 +62,14 @@ impl Problem {
             detail: None,
             errors: Vec::new(),
             retry_after: None,
+            extensions: serde_json::Map::new(),
         }
+    }
+
+    /// Adds an extension member, e.g. `from` and `to` of an illegal transition.
+    pub fn extension(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.extensions.insert(key.to_owned(), value.into());
+        self
     }
 
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
@@ -143,7 +153,13 @@ impl Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status_code();
-        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut doc = serde_json::to_value(&self).unwrap_or_default();
+        if let Some(obj) = doc.as_object_mut() {
+            for (k, v) in &self.extensions {
+                obj.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        let body = serde_json::to_vec(&doc).unwrap_or_default();
         let mut res = (status, body).into_response();
         let h = res.headers_mut();
         h.insert(

@@ -190,7 +190,10 @@ pub async fn topic_history(
     QueryParams(q): QueryParams<HistoryQuery>,
 ) -> ApiResult<Json<EventPage>> {
     let topic = Topic::parse(&topic).map_err(|e| Problem::invalid_field("topic", e.to_string()))?;
-    if !principal.may_read(&topic) {
+    if herald_platform::auth::first_unreadable(&state.pool, &principal, std::slice::from_ref(&topic))
+        .await?
+        .is_some()
+    {
         return Err(Problem::forbidden(format!("this token may not read `{topic}`")).into());
     }
     let after = q.after.unwrap_or(0);

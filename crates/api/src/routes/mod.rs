@@ -2,8 +2,10 @@
 
 pub mod demo;
 pub mod events;
+pub mod feeds;
 pub mod inbox;
 pub mod notifications;
 pub mod ops;
+pub mod orders;
 pub mod stream;
 pub mod stream_tokens;

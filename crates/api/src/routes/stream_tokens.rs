@@ -68,7 +68,7 @@ pub async fn create_stream_token(
     if topics.len() > max {
         return Err(Problem::invalid_field("topics", format!("at most {max} topics per stream")).into());
     }
-    if let Some(t) = topics.iter().find(|t| !principal.may_read(t)) {
+    if let Some(t) = herald_platform::auth::first_unreadable(&state.pool, &principal, &topics).await? {
         return Err(Problem::forbidden(format!("this token may not read `{t}`")).into());
     }
     let (token, expires_at) = state
