@@ -596,7 +596,7 @@
       ui.bell.setAttribute('aria-label', 'Notifications');
       document.title = baseTitle;
     }
-    ui.ddCount.textContent = unread ? unread + ' new' : '';
+    ui.ddCount.textContent = unread ? unread + ' unread' : '';
     ui.markAll.disabled = !(unread > 0 || unreadLoaded() > 0);
 
     if (!state.open) return;
@@ -604,8 +604,11 @@
   }
 
   function renderList() {
-    const sorted = Array.from(state.items.values()).sort(compareItems);
     const now = Date.now();
+    // Expired entries leave the inbox (the server stops counting them too).
+    const sorted = Array.from(state.items.values())
+      .filter((n) => !n.expires_at || time(n.expires_at) > now)
+      .sort(compareItems);
     const keep = new Set();
     let prev = null;
     for (const n of sorted) {

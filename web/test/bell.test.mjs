@@ -22,7 +22,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -50,6 +50,9 @@ const ARTIFACTS = path.resolve(process.env.HERALD_ARTIFACTS_DIR || path.join(REP
 const CHROMIUM = process.env.HERALD_CHROMIUM || '/usr/bin/chromium';
 
 mkdirSync(ARTIFACTS, { recursive: true });
+for (const f of ['bell-dropdown.png', 'bell-failure-tab1.png', 'bell-failure-tab2.png', 'bell-console.log', 'restart-gateway.log']) {
+  rmSync(path.join(ARTIFACTS, f), { force: true }); // nothing stale from an earlier run
+}
 
 /** The `sub` of the user token: the recipient of what we publish (alice). */
 function jwtSubject(token) {
@@ -317,8 +320,12 @@ step('gateway kill + restart while publishing: no loss, no duplicate', 180_000, 
 step('screenshot: tab 1 with the dropdown open', 20_000, async () => {
   await tab1.bringToFront();
   await openDropdown(tab1);
-  await tab1.evaluate(() => { document.querySelector('[data-testid="list"]').scrollTop = 0; });
-  await sleep(300); // let the row highlight fade a little
+  await tab1.evaluate(() => {
+    document.activeElement?.blur();
+    document.querySelector('[data-testid="list"]').scrollTop = 0;
+  });
+  await tab1.mouse.move(200, 700); // no hover state in the picture
+  await sleep(300);
   const file = path.join(ARTIFACTS, 'bell-dropdown.png');
   await tab1.screenshot({ path: file });
   log(`saved ${file}`);

@@ -143,6 +143,7 @@ impl Application {
     /// Verifies the configuration, applies pending migrations, binds.
     pub async fn build(settings: Settings, pool: PgPool) -> Result<Self, BuildError> {
         let verifier = Arc::new(Verifier::from_settings(&settings.jwt)?);
+        verifier.warm_up().await;
         db::MIGRATOR.run(&pool).await?;
         let addr = settings.api_addr;
         let listener = http::bind(addr)

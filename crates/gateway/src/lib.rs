@@ -65,6 +65,7 @@ pub struct Gateway {
 impl Gateway {
     pub async fn build(settings: Settings, pool: PgPool) -> Result<Self, BuildError> {
         let verifier = Arc::new(Verifier::from_settings(&settings.jwt)?);
+        verifier.warm_up().await;
         let addr = settings.gateway_addr;
         let listener = http::bind(addr)
             .await

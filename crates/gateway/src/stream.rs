@@ -44,7 +44,11 @@ pub struct StreamQuery {
     last_event_id: Option<String>,
 }
 
-fn authenticate(state: &GatewayState, headers: &HeaderMap, q: &StreamQuery) -> Result<Principal, Problem> {
+async fn authenticate(
+    state: &GatewayState,
+    headers: &HeaderMap,
+    q: &StreamQuery,
+) -> Result<Principal, Problem> {
     let header_token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -52,8 +56,8 @@ fn authenticate(state: &GatewayState, headers: &HeaderMap, q: &StreamQuery) -> R
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
     match (header_token, q.access_token.as_deref()) {
-        (Some(t), _) => Ok(state.verifier.verify_access(t)?),
-        (None, Some(t)) => Ok(state.verifier.verify_stream(t)?),
+        (Some(t), _) => Ok(state.verifier.verify_access(t).await?),
+        (None, Some(t)) => Ok(state.verifier.verify_stream(t).await?),
         (None, None) => Err(AuthError::Missing.into()),
     }
 }
@@ -128,7 +132,7 @@ async fn open(
     q: &StreamQuery,
     kick: CancellationToken,
 ) -> Result<Response, Problem> {
-    let principal = authenticate(state, headers, q)?;
+    let principal = authenticate(state, headers, q).await?;
     let topics = topics(state, &principal, q)?;
     let denied = herald_platform::auth::first_unreadable(&state.pool, &principal, &topics)
         .await

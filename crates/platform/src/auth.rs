@@ -20,10 +20,11 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use herald_domain::{Topic, TopicPattern};
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, JwtSettings};
+use crate::keys::{AccessKeys, Jwks};
 use crate::problem::Problem;
 
 const STREAM_USE: &str = "stream";
@@ -51,6 +52,8 @@ pub enum AuthError {
     StreamTokenNotAccepted,
     #[error("only a stream token from POST /v1/stream-tokens may travel in a URL")]
     LongLivedTokenInUrl,
+    #[error("the token's signing key (kid) is not known")]
+    UnknownKey,
 }
 
 impl From<AuthError> for Problem {
@@ -145,7 +148,8 @@ struct StreamClaims<'a> {
 
 /// Verifies access tokens and mints and verifies stream tokens.
 pub struct Verifier {
-    access_key: DecodingKey,
+    access_keys: AccessKeys,
+    algorithm: Algorithm,
     access: Validation,
     stream_encode: EncodingKey,
     stream_decode: DecodingKey,
@@ -169,14 +173,33 @@ fn now_secs() -> u64 {
 
 impl Verifier {
     pub fn from_settings(jwt: &JwtSettings) -> Result<Self, ConfigError> {
-        let secret = jwt.secret.as_deref().ok_or(ConfigError::Missing {
-            var: "HERALD_JWT_SECRET",
-            why: "the API and the gateway verify tokens with it",
-        })?;
-        let stream_secret = jwt.stream_token_secret.as_deref().unwrap_or(secret);
+        let algorithm = jwt.algorithm;
+        let access_keys = match &jwt.jwks_url {
+            Some(url) if !matches!(algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) => {
+                AccessKeys::Jwks(Jwks::new(
+                    url.clone(),
+                    algorithm,
+                    jwt.jwks_cache_ttl,
+                    jwt.jwks_min_refresh,
+                ))
+            }
+            _ => AccessKeys::Static(AccessKeys::from_config(
+                algorithm,
+                jwt.secret.as_deref(),
+                jwt.public_key.as_deref(),
+            )?),
+        };
+        let stream_secret = jwt
+            .stream_token_secret
+            .as_deref()
+            .or(jwt.secret.as_deref())
+            .ok_or(ConfigError::Missing {
+                var: "HERALD_STREAM_TOKEN_SECRET",
+                why: "Herald signs its short-lived stream tokens with it (defaults to HERALD_JWT_SECRET)",
+            })?;
         let leeway = jwt.leeway.as_secs();
 
-        let mut access = Validation::new(Algorithm::HS256);
+        let mut access = Validation::new(algorithm);
         access.leeway = leeway;
         access.validate_nbf = true;
         access.set_audience(&[&jwt.audience]);
@@ -193,7 +216,8 @@ impl Verifier {
         stream.set_required_spec_claims(&["exp", "aud"]);
 
         Ok(Self {
-            access_key: DecodingKey::from_secret(secret.as_bytes()),
+            access_keys,
+            algorithm,
             access,
             stream_encode: EncodingKey::from_secret(stream_secret.as_bytes()),
             stream_decode: DecodingKey::from_secret(stream_secret.as_bytes()),
@@ -203,22 +227,40 @@ impl Verifier {
         })
     }
 
+    /// Fetches the JWKS document now (at start-up), if keys come from one.
+    pub async fn warm_up(&self) {
+        if let AccessKeys::Jwks(j) = &self.access_keys {
+            j.refresh().await;
+        }
+    }
+
     /// Verifies a token sent in the `Authorization` header.
-    pub fn verify_access(&self, token: &str) -> Result<Principal, AuthError> {
-        let p = self.decode(token, &self.access_key, &self.access)?;
+    pub async fn verify_access(&self, token: &str) -> Result<Principal, AuthError> {
+        let p = self.decode_access(token).await?;
         if p.stream_token {
             return Err(AuthError::StreamTokenNotAccepted);
         }
         Ok(p)
     }
 
+    async fn decode_access(&self, token: &str) -> Result<Principal, AuthError> {
+        // The algorithm is pinned: a token announcing another one is refused
+        // before any key is looked at (`alg: none`, HS256 with an RSA key...).
+        let header = decode_header(token).map_err(|_| AuthError::Malformed)?;
+        if header.alg != self.algorithm {
+            return Err(AuthError::BadSignature);
+        }
+        let key = self.access_keys.key_for(header.kid.as_deref()).await?;
+        self.decode(token, &key, &self.access)
+    }
+
     /// Verifies a token that travelled in a URL: only stream tokens pass.
-    pub fn verify_stream(&self, token: &str) -> Result<Principal, AuthError> {
+    pub async fn verify_stream(&self, token: &str) -> Result<Principal, AuthError> {
         match self.decode(token, &self.stream_decode, &self.stream) {
             Ok(p) if p.stream_token => Ok(p),
             Ok(_) => Err(AuthError::LongLivedTokenInUrl),
             // A token that verifies as an access token is a long-lived one.
-            Err(e) => match self.decode(token, &self.access_key, &self.access) {
+            Err(e) => match self.decode_access(token).await {
                 Ok(_) => Err(AuthError::LongLivedTokenInUrl),
                 Err(_) => Err(e),
             },
@@ -314,7 +356,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let verifier = Arc::<Verifier>::from_ref(state);
         let token = bearer(parts).ok_or(AuthError::Missing)?;
-        Ok(Self(verifier.verify_access(token)?))
+        Ok(Self(verifier.verify_access(token).await?))
     }
 }
 
@@ -361,12 +403,17 @@ mod tests {
 
     fn settings() -> JwtSettings {
         JwtSettings {
-            secret: Some("s3cret".into()),
+            secret: Some("s3cret-s3cret-s3cret".into()),
             audience: "herald".into(),
             issuer: None,
             leeway: Duration::from_secs(0),
             stream_token_secret: None,
             stream_token_ttl: Duration::from_secs(60),
+            algorithm: Algorithm::HS256,
+            public_key: None,
+            jwks_url: None,
+            jwks_cache_ttl: Duration::from_secs(300),
+            jwks_min_refresh: Duration::from_secs(10),
         }
     }
 
@@ -374,28 +421,28 @@ mod tests {
         encode(
             &Header::new(Algorithm::HS256),
             &claims,
-            &EncodingKey::from_secret(b"s3cret"),
+            &EncodingKey::from_secret(b"s3cret-s3cret-s3cret"),
         )
         .unwrap()
     }
 
-    #[test]
-    fn reads_claims_into_a_principal() {
+    #[tokio::test]
+    async fn reads_claims_into_a_principal() {
         let v = Verifier::from_settings(&settings()).unwrap();
         let t = sign(json!({"sub": "alice", "aud": "herald", "exp": now_secs() + 60,
             "topics": ["feed:*", "order:1"], "scope": "publish admin"}));
-        let p = v.verify_access(&t).unwrap();
+        let p = v.verify_access(&t).await.unwrap();
         assert_eq!(p.sub.as_deref(), Some("alice"));
         assert!(p.publish && p.admin && !p.stream_token);
         let user = Topic::parse("user:alice").unwrap();
         assert!(p.may_read(&user));
     }
 
-    #[test]
-    fn user_topic_is_readable_only_by_its_user() {
+    #[tokio::test]
+    async fn user_topic_is_readable_only_by_its_user() {
         let v = Verifier::from_settings(&settings()).unwrap();
         let t = sign(json!({"sub": "alice", "aud": "herald", "exp": now_secs() + 60, "topics": "feed:*"}));
-        let p = v.verify_access(&t).unwrap();
+        let p = v.verify_access(&t).await.unwrap();
         assert!(p.may_read(&Topic::parse("user:alice").unwrap()));
         assert!(!p.may_read(&Topic::parse("user:bob").unwrap()));
         assert!(!p.may_read(&Topic::parse("user:alice2").unwrap()));
@@ -403,31 +450,34 @@ mod tests {
         assert!(!p.may_read(&Topic::parse("order:x").unwrap()));
     }
 
-    #[test]
-    fn stream_tokens_are_only_accepted_in_urls_and_access_tokens_only_in_headers() {
+    #[tokio::test]
+    async fn stream_tokens_are_only_accepted_in_urls_and_access_tokens_only_in_headers() {
         let v = Verifier::from_settings(&settings()).unwrap();
         let topics = [Topic::parse("user:alice").unwrap()];
         let (st, _) = v.mint_stream_token(Some("alice"), &topics).unwrap();
-        assert!(v.verify_stream(&st).unwrap().stream_token);
-        assert_eq!(v.verify_access(&st), Err(AuthError::WrongAudience));
+        assert!(v.verify_stream(&st).await.unwrap().stream_token);
+        assert_eq!(v.verify_access(&st).await, Err(AuthError::WrongAudience));
         let access = sign(json!({"sub": "alice", "aud": "herald", "exp": now_secs() + 3600}));
-        assert_eq!(v.verify_stream(&access), Err(AuthError::LongLivedTokenInUrl));
+        assert_eq!(
+            v.verify_stream(&access).await,
+            Err(AuthError::LongLivedTokenInUrl)
+        );
     }
 
-    #[test]
-    fn rejects_expired_wrong_audience_and_bad_claims() {
+    #[tokio::test]
+    async fn rejects_expired_wrong_audience_and_bad_claims() {
         let v = Verifier::from_settings(&settings()).unwrap();
         let expired = sign(json!({"sub": "a", "aud": "herald", "exp": now_secs() - 10}));
-        assert_eq!(v.verify_access(&expired), Err(AuthError::Expired));
+        assert_eq!(v.verify_access(&expired).await, Err(AuthError::Expired));
         let aud = sign(json!({"sub": "a", "aud": "other", "exp": now_secs() + 10}));
-        assert_eq!(v.verify_access(&aud), Err(AuthError::WrongAudience));
+        assert_eq!(v.verify_access(&aud).await, Err(AuthError::WrongAudience));
         let no_exp = sign(json!({"sub": "a", "aud": "herald"}));
-        assert!(v.verify_access(&no_exp).is_err());
+        assert!(v.verify_access(&no_exp).await.is_err());
         let bad_topic = sign(json!({"sub": "a", "aud": "herald", "exp": now_secs() + 10, "topics": ["Bad"]}));
         assert!(matches!(
-            v.verify_access(&bad_topic),
+            v.verify_access(&bad_topic).await,
             Err(AuthError::BadClaims(_))
         ));
-        assert_eq!(v.verify_access("not.a.jwt"), Err(AuthError::Malformed));
+        assert_eq!(v.verify_access("not.a.jwt").await, Err(AuthError::Malformed));
     }
 }

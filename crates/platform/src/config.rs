@@ -40,6 +40,15 @@ pub struct JwtSettings {
     /// `secret`.
     pub stream_token_secret: Option<String>,
     pub stream_token_ttl: Duration,
+    /// The one algorithm access tokens may use (`HERALD_JWT_ALGORITHM`).
+    pub algorithm: jsonwebtoken::Algorithm,
+    /// PEM public key (RS*/PS*/ES*/EdDSA), from `HERALD_JWT_PUBLIC_KEY`
+    /// (the PEM itself or a path to it).
+    pub public_key: Option<String>,
+    /// A JWKS document with the verification keys, selected by `kid`.
+    pub jwks_url: Option<String>,
+    pub jwks_cache_ttl: Duration,
+    pub jwks_min_refresh: Duration,
 }
 
 impl std::fmt::Debug for JwtSettings {
@@ -51,6 +60,8 @@ impl std::fmt::Debug for JwtSettings {
             .field("issuer", &self.issuer)
             .field("leeway", &self.leeway)
             .field("stream_token_ttl", &self.stream_token_ttl)
+            .field("algorithm", &self.algorithm)
+            .field("jwks_url", &self.jwks_url)
             .finish_non_exhaustive()
     }
 }
@@ -166,6 +177,45 @@ impl Settings {
                 })
             }
         };
+        let public_key = match non_empty(lookup, "HERALD_JWT_PUBLIC_KEY") {
+            None => None,
+            Some(v) if v.trim_start().starts_with("-----BEGIN") => Some(v),
+            Some(path) => Some(
+                std::fs::read_to_string(path.trim()).map_err(|e| ConfigError::Invalid {
+                    var: "HERALD_JWT_PUBLIC_KEY",
+                    value: path.clone(),
+                    message: format!("neither PEM text nor a readable file: {e}"),
+                })?,
+            ),
+        };
+        let jwks_url = non_empty(lookup, "HERALD_JWKS_URL");
+        let default_alg = if public_key.is_none() && jwks_url.is_none() {
+            "HS256"
+        } else {
+            "RS256"
+        };
+        let alg_raw = non_empty(lookup, "HERALD_JWT_ALGORITHM").unwrap_or_else(|| default_alg.into());
+        let algorithm = match alg_raw.trim() {
+            "HS256" => jsonwebtoken::Algorithm::HS256,
+            "HS384" => jsonwebtoken::Algorithm::HS384,
+            "HS512" => jsonwebtoken::Algorithm::HS512,
+            "RS256" => jsonwebtoken::Algorithm::RS256,
+            "RS384" => jsonwebtoken::Algorithm::RS384,
+            "RS512" => jsonwebtoken::Algorithm::RS512,
+            "PS256" => jsonwebtoken::Algorithm::PS256,
+            "ES256" => jsonwebtoken::Algorithm::ES256,
+            "ES384" => jsonwebtoken::Algorithm::ES384,
+            "EdDSA" => jsonwebtoken::Algorithm::EdDSA,
+            other => {
+                return Err(ConfigError::Invalid {
+                    var: "HERALD_JWT_ALGORITHM",
+                    value: other.into(),
+                    message:
+                        "expected HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384 or EdDSA"
+                            .into(),
+                })
+            }
+        };
         let settings = Self {
             database_url: non_empty(lookup, "HERALD_DATABASE_URL")
                 .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/herald".into()),
@@ -180,6 +230,11 @@ impl Settings {
                 leeway: get_duration(lookup, "HERALD_JWT_LEEWAY", Duration::from_secs(5))?,
                 stream_token_secret: non_empty(lookup, "HERALD_STREAM_TOKEN_SECRET"),
                 stream_token_ttl: get_duration(lookup, "HERALD_STREAM_TOKEN_TTL", Duration::from_secs(300))?,
+                algorithm,
+                public_key,
+                jwks_url,
+                jwks_cache_ttl: get_duration(lookup, "HERALD_JWKS_CACHE_TTL", Duration::from_secs(300))?,
+                jwks_min_refresh: get_duration(lookup, "HERALD_JWKS_MIN_REFRESH", Duration::from_secs(10))?,
             },
             api_addr: get(
                 lookup,
@@ -262,17 +317,6 @@ impl Settings {
                 self.redis_prefix.clone(),
                 "use only A-Z a-z 0-9 _ - . :",
             ));
-        }
-        Ok(())
-    }
-
-    /// The JWT secret, or the error that names the variable to set.
-    pub fn require_jwt_key(&self) -> Result<(), ConfigError> {
-        if self.jwt.secret.is_none() {
-            return Err(ConfigError::Missing {
-                var: "HERALD_JWT_SECRET",
-                why: "the API and the gateway verify tokens with it",
-            });
         }
         Ok(())
     }

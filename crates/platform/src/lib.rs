@@ -9,6 +9,7 @@ pub mod bus;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod keys;
 pub mod metrics;
 pub mod problem;
 pub mod shutdown;

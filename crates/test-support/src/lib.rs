@@ -517,3 +517,42 @@ pub fn bad_tokens(sub: &str) -> Vec<(&'static str, String)> {
         ("malformed", "abc.def".to_owned()),
     ]
 }
+
+/// A test-only key pair from `crates/test-support/keys/`.
+pub fn test_key(name: &str) -> String {
+    let path = format!("{}/keys/{name}.pem", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Signs `claims` with a test private key for `alg`, optionally with a `kid`.
+pub fn sign_with_key(
+    alg: jsonwebtoken::Algorithm,
+    private_pem: &str,
+    kid: Option<&str>,
+    claims: &Value,
+) -> String {
+    let key = match alg {
+        jsonwebtoken::Algorithm::ES256 | jsonwebtoken::Algorithm::ES384 => {
+            jsonwebtoken::EncodingKey::from_ec_pem(private_pem.as_bytes())
+        }
+        jsonwebtoken::Algorithm::EdDSA => jsonwebtoken::EncodingKey::from_ed_pem(private_pem.as_bytes()),
+        _ => jsonwebtoken::EncodingKey::from_rsa_pem(private_pem.as_bytes()),
+    }
+    .expect("a valid test key");
+    let mut header = jsonwebtoken::Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, claims, &key).expect("claims serialize")
+}
+
+/// The public JWK of a test private key, with `kid`.
+pub fn public_jwk(alg: jsonwebtoken::Algorithm, private_pem: &str, kid: &str) -> Value {
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(private_pem.as_bytes()).expect("an RSA test key");
+    let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, alg).expect("a JWK");
+    jwk.common.key_id = Some(kid.to_owned());
+    serde_json::to_value(jwk).expect("JWK serializes")
+}
+
+/// Seconds since the epoch.
+pub fn unix_now() -> u64 {
+    now()
+}
