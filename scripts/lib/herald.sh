@@ -147,6 +147,9 @@ herald_prepare_env() {
     export HERALD_GATEWAY_ADDR="${HERALD_GATEWAY_ADDR:-127.0.0.1:8081}"
     export HERALD_WORKER_ADDR="${HERALD_WORKER_ADDR:-127.0.0.1:8082}"
     export RUST_LOG="${RUST_LOG:-info}"
+    # The local stack is a development stack: serve the demo bell page.
+    export HERALD_DEMO="${HERALD_DEMO:-true}"
+    export HERALD_WEB_DIR="${HERALD_WEB_DIR:-$HS_ROOT/web}"
 
     if [[ -z "${HERALD_JWT_SECRET:-}" ]]; then
         mkdir -p "$HS_STATE_DIR"
