@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod inbox;
 pub mod metrics;
 pub mod outbox;
+pub mod rate;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -39,6 +40,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub metrics: Arc<ApiMetrics>,
     pub openapi_json: axum::body::Bytes,
+    pub publish_rate: Arc<rate::PublishRate>,
 }
 
 impl FromRef<AppState> for Arc<Verifier> {
@@ -55,7 +57,12 @@ impl FromRef<AppState> for Arc<Verifier> {
         license(name = "Apache-2.0")
     ),
     paths(routes::stream::stream),
-    components(schemas(Problem, herald_platform::problem::FieldError, routes::stream::ControlEvent)),
+    components(schemas(
+        Problem,
+        herald_platform::problem::FieldError,
+        routes::stream::ControlEvent,
+        herald_domain::Envelope
+    )),
     modifiers(&SecuritySchemes),
     tags(
         (name = "publishing", description = "Internal services publish events (service tokens with `publish` scope)."),
@@ -115,7 +122,16 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 
 /// The OpenAPI document as checked into `openapi/openapi.json`.
 pub fn openapi_json() -> String {
-    let (_, doc) = api_router();
+    let (_, mut doc) = api_router();
+    // The stream is served by herald-gateway, not by the API.
+    if let Some(stream) = doc.paths.paths.get_mut("/v1/stream") {
+        stream.servers = Some(vec![utoipa::openapi::server::Server::new(
+            "http://127.0.0.1:8081",
+        )]);
+        if let Some(server) = stream.servers.as_mut().and_then(|s| s.first_mut()) {
+            server.description = Some("herald-gateway (HERALD_GATEWAY_ADDR); use your gateway's URL".into());
+        }
+    }
     let mut s = doc.to_pretty_json().expect("the OpenAPI document serializes");
     s.push('\n');
     s
@@ -151,6 +167,7 @@ impl Application {
             .map_err(|source| BuildError::Bind { addr, source })?;
         let openapi_json = axum::body::Bytes::from(openapi_json());
         let state = AppState {
+            publish_rate: Arc::new(rate::PublishRate::new(settings.publish_rate)),
             pool,
             verifier,
             metrics: Arc::new(ApiMetrics::default()),
@@ -192,5 +209,6 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::map_response(http::problem_for_every_error))
+        .layer(axum::middleware::from_fn(http::limit_request_head))
         .with_state(state)
 }

@@ -9,6 +9,7 @@
 pub mod frame;
 pub mod history;
 pub mod hub;
+pub mod limits;
 pub mod metrics;
 pub mod stream;
 
@@ -37,6 +38,7 @@ pub struct GatewayState {
     pub settings: Arc<Settings>,
     pub hub: Hub,
     pub metrics: Arc<GatewayMetrics>,
+    pub limits: limits::StreamLimits,
     /// Cancelled when shutdown begins: `/readyz` turns unready, new streams are refused.
     pub draining: CancellationToken,
     /// Cancelled when open streams must end.
@@ -79,8 +81,10 @@ impl Gateway {
             metrics.clone(),
             hub_stop.clone(),
         )?;
+        let limits = limits::StreamLimits::new(settings.max_streams, settings.max_streams_per_user);
         let state = GatewayState {
             pool,
+            limits,
             verifier,
             settings: Arc::new(settings),
             hub,
@@ -110,6 +114,7 @@ impl Gateway {
             .route("/metrics", get(metrics_text))
             .fallback(|| async { Problem::not_found("no such endpoint") })
             .layer(axum::middleware::map_response(http::problem_for_every_error))
+            .layer(axum::middleware::from_fn(http::limit_request_head))
             .with_state(state.clone());
         let stop_serving = CancellationToken::new();
         let serve = tokio::spawn(http::serve_with_connection_handles(

@@ -146,6 +146,7 @@ async fn open(
             1,
         ));
     }
+    let permit = state.limits.acquire(principal.sub.as_deref().unwrap_or("-"))?;
     let position = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok().map(str::to_owned))
@@ -191,6 +192,7 @@ async fn open(
     // goes out a second before expiry.
     let expires_in = principal.remaining().saturating_sub(Duration::from_secs(1));
     let conn = Connection {
+        _permit: permit,
         state: state.clone(),
         topics: topics.iter().map(ToString::to_string).collect(),
         subscription,
@@ -240,6 +242,7 @@ enum CloseReason {
 }
 
 struct Connection {
+    _permit: crate::limits::StreamPermit,
     state: GatewayState,
     topics: Vec<String>,
     subscription: Subscription,

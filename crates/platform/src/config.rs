@@ -92,6 +92,12 @@ pub struct Settings {
     /// How long a draining gateway keeps streams open after SIGTERM.
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
+    /// Open streams one gateway accepts (503 beyond).
+    pub max_streams: usize,
+    /// Open streams per user (`sub`) on one gateway (429 beyond).
+    pub max_streams_per_user: usize,
+    /// Events per second one service token may publish (429 beyond).
+    pub publish_rate: u32,
     /// Serve the demo bell page at `/demo` (development).
     pub demo: bool,
     /// Folder the demo page is read from.
@@ -262,6 +268,9 @@ impl Settings {
             retention: get_duration(lookup, "HERALD_RETENTION", Duration::from_secs(7 * 86_400))?,
             shutdown_grace: get_duration(lookup, "HERALD_SHUTDOWN_GRACE", Duration::from_millis(500))?,
             log_format,
+            max_streams: get(lookup, "HERALD_MAX_STREAMS", 100_000)?,
+            max_streams_per_user: get(lookup, "HERALD_MAX_STREAMS_PER_USER", 100)?,
+            publish_rate: get(lookup, "HERALD_PUBLISH_RATE", 10_000)?,
             demo: get(lookup, "HERALD_DEMO", false)?,
             web_dir: non_empty(lookup, "HERALD_WEB_DIR")
                 .unwrap_or_else(|| "web".into())

@@ -296,3 +296,41 @@ pub async fn serve_with_connection_handles(
     tracker.wait().await;
     Ok(())
 }
+
+/// The longest request target accepted (414 beyond).
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// The most header bytes accepted (431 beyond).
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Refuses oversized URLs (414) and header sections (431) with problem+json.
+/// Apply with `axum::middleware::from_fn(limit_request_head)`.
+pub async fn limit_request_head(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let uri_len = req.uri().to_string().len();
+    if uri_len > MAX_URI_BYTES {
+        return Problem::new(StatusCode::URI_TOO_LONG, "uri-too-long", "The URL is too long")
+            .detail(format!(
+                "the request target must be at most {MAX_URI_BYTES} bytes"
+            ))
+            .into_response();
+    }
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Problem::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers-too-large",
+            "The request headers are too large",
+        )
+        .detail(format!("headers must total at most {MAX_HEADER_BYTES} bytes"))
+        .into_response();
+    }
+    next.run(req).await
+}

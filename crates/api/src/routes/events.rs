@@ -31,7 +31,7 @@ pub struct PublishEvent {
     pub event_type: EventTypeField,
     /// Any JSON value, at most `HERALD_MAX_EVENT_DATA_BYTES` (64 KiB) serialized.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub data: serde_json::Value,
 }
 
@@ -59,7 +59,7 @@ pub struct AcceptedEvent {
     pub topic: String,
     #[serde(rename = "type")]
     pub event_type: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub data: serde_json::Value,
     #[serde(with = "herald_domain::event::millis")]
     #[schema(value_type = String, format = DateTime)]
@@ -90,7 +90,7 @@ pub async fn publish_event(
     headers: HeaderMap,
     JsonBody(req): JsonBody<PublishEvent>,
 ) -> ApiResult<Response> {
-    require_publish(&principal)?;
+    require_publish(&state, &principal, 1)?;
     let data_len = serde_json::to_vec(&req.data)?.len();
     if data_len > state.settings.max_event_data_bytes {
         return Err(Problem::invalid(vec![FieldError::new(
@@ -137,12 +137,17 @@ pub fn replayed(status: StatusCode, body: serde_json::Value) -> Response {
     res
 }
 
-pub fn require_publish(p: &Principal) -> Result<(), ApiError> {
-    if p.publish {
-        Ok(())
-    } else {
-        Err(Problem::forbidden("this endpoint needs a service token whose `scope` contains `publish`").into())
+/// The caller may publish (`publish` scope) and is within its publish rate
+/// (`events` more events now).
+pub fn require_publish(state: &AppState, p: &Principal, events: u32) -> Result<(), ApiError> {
+    if !p.publish {
+        return Err(Problem::forbidden(
+            "this endpoint needs a service token whose `scope` contains `publish`",
+        )
+        .into());
     }
+    state.publish_rate.take(p.sub.as_deref().unwrap_or("-"), events)?;
+    Ok(())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -35,7 +35,7 @@ pub struct PostActivity {
     pub object: String,
     /// Where, optionally.
     pub target: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub data: Option<serde_json::Value>,
     /// The publisher's own id: sending the same `foreign_id` again updates
     /// the activity instead of adding a second one.
@@ -50,7 +50,7 @@ pub struct Activity {
     pub verb: String,
     pub object: String,
     pub target: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub data: serde_json::Value,
     pub foreign_id: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -87,7 +87,7 @@ pub async fn post_activity(
     headers: HeaderMap,
     JsonBody(req): JsonBody<PostActivity>,
 ) -> ApiResult<Response> {
-    require_publish(&principal)?;
+    require_publish(&state, &principal, 1)?;
     let feed = feed_name(&feed)?;
     let mut errors = Vec::new();
     let mut check = |name: &str, r: Result<(), String>| {

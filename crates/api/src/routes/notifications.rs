@@ -35,7 +35,7 @@ pub struct CreateNotifications {
     /// At most 5000 characters.
     pub body: Option<String>,
     /// Any JSON, at most `HERALD_MAX_EVENT_DATA_BYTES` serialized.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub data: Option<serde_json::Value>,
     /// An absolute http(s) URL.
     pub action_url: Option<String>,
@@ -77,7 +77,7 @@ pub async fn create_notifications(
     headers: HeaderMap,
     JsonBody(req): JsonBody<CreateNotifications>,
 ) -> ApiResult<Response> {
-    require_publish(&principal)?;
+    require_publish(&state, &principal, req.recipients.len().max(1) as u32)?;
     let mut errors = Vec::new();
     let mut field = |name: &str, r: Result<(), String>| {
         if let Err(m) = r {

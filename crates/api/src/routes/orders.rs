@@ -34,7 +34,7 @@ pub struct TimelineEntry {
     pub status: OrderStatus,
     pub at: DateTime<Utc>,
     pub note: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub data: serde_json::Value,
 }
 
@@ -43,7 +43,7 @@ pub struct Order {
     pub order_id: String,
     pub customer_id: String,
     pub status: OrderStatus,
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub data: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -60,7 +60,7 @@ pub struct PutOrder {
     /// different status is a transition.
     pub status: Option<OrderStatus>,
     /// Order metadata (replaces the previous metadata).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub data: Option<serde_json::Value>,
 }
 
@@ -70,7 +70,7 @@ pub struct ChangeStatus {
     pub status: OrderStatus,
     /// Shown in the timeline, at most 1000 characters.
     pub note: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub data: Option<serde_json::Value>,
 }
 
@@ -222,7 +222,7 @@ pub async fn put_order(
     Path(order_id): Path<String>,
     JsonBody(req): JsonBody<PutOrder>,
 ) -> ApiResult<Response> {
-    require_publish(&principal)?;
+    require_publish(&state, &principal, 1)?;
     order_topic(&order_id)?;
     let customer = UserId::parse(&req.customer_id).map_err(|m| Problem::invalid_field("customer_id", m))?;
     let mut tx = state.pool.begin().await?;
@@ -337,7 +337,7 @@ pub async fn change_status(
     headers: HeaderMap,
     JsonBody(req): JsonBody<ChangeStatus>,
 ) -> ApiResult<Response> {
-    require_publish(&principal)?;
+    require_publish(&state, &principal, 1)?;
     order_topic(&order_id)?;
     check_note(req.note.as_deref())?;
     let data = req.data.clone().unwrap_or_else(|| serde_json::json!({}));
