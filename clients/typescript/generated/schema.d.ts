@@ -299,7 +299,7 @@ export interface components {
         AcceptedEvent: {
             /** Format: date-time */
             created_at: string;
-            data: Record<string, never>;
+            data: unknown;
             /** Format: uuid */
             id: string;
             /**
@@ -314,7 +314,7 @@ export interface components {
             actor: string;
             /** Format: date-time */
             created_at: string;
-            data: Record<string, never>;
+            data: unknown;
             feed: string;
             foreign_id?: string | null;
             /** Format: uuid */
@@ -335,7 +335,7 @@ export interface components {
             next_cursor?: string | null;
         };
         ChangeStatus: {
-            data?: Record<string, never> | null;
+            data?: unknown;
             /** @description Shown in the timeline, at most 1000 characters. */
             note?: string | null;
             status: components["schemas"]["OrderStatus"];
@@ -365,7 +365,7 @@ export interface components {
              */
             category: string;
             /** @description Any JSON, at most `HERALD_MAX_EVENT_DATA_BYTES` serialized. */
-            data?: Record<string, never> | null;
+            data?: unknown;
             /**
              * Format: date-time
              * @description When the notification disappears from lists and counts; must be in the future.
@@ -455,7 +455,7 @@ export interface components {
             category: string;
             /** Format: date-time */
             created_at: string;
-            data: Record<string, never>;
+            data: unknown;
             /** Format: date-time */
             expires_at?: string | null;
             /** Format: uuid */
@@ -479,7 +479,7 @@ export interface components {
             /** Format: date-time */
             created_at: string;
             customer_id: string;
-            data: Record<string, never>;
+            data: unknown;
             order_id: string;
             status: components["schemas"]["OrderStatus"];
             /** @description Every status the order went through, oldest first. */
@@ -495,7 +495,7 @@ export interface components {
              * @example user:alice
              */
             actor: string;
-            data?: Record<string, never> | null;
+            data?: unknown;
             /**
              * @description The publisher's own id: sending the same `foreign_id` again updates
              *     the activity instead of adding a second one.
@@ -547,7 +547,7 @@ export interface components {
         /** @description A generic domain event to publish. */
         PublishEvent: {
             /** @description Any JSON value, at most `HERALD_MAX_EVENT_DATA_BYTES` (64 KiB) serialized. */
-            data?: Record<string, never>;
+            data?: unknown;
             /**
              * @description `kind:key`, e.g. `project:42`.
              * @example user:alice
@@ -563,7 +563,7 @@ export interface components {
             /** @description The user who placed the order (may read it and stream `order:{id}`). */
             customer_id: string;
             /** @description Order metadata (replaces the previous metadata). */
-            data?: Record<string, never> | null;
+            data?: unknown;
             status?: null | components["schemas"]["OrderStatus"];
         };
         StreamToken: {
@@ -595,7 +595,7 @@ export interface components {
         TimelineEntry: {
             /** Format: date-time */
             at: string;
-            data: Record<string, never>;
+            data: unknown;
             note?: string | null;
             status: components["schemas"]["OrderStatus"];
         };
@@ -815,8 +815,8 @@ export interface operations {
     list: {
         parameters: {
             query?: {
-                /** @description `unread`, `read`, `archived` or `all` (default: read and unread, not archived). */
-                status?: string;
+                /** @description Default `all`: read and unread, not archived. */
+                status?: "unread" | "read" | "archived" | "all";
                 /** @description Only this category. */
                 category?: string;
                 /** @description Page size, 1–100 (default 20). */
@@ -1345,13 +1345,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description An SSE stream; each `data:` line is an envelope. */
+            /** @description An endless `text/event-stream` body; each `data:` line is an `Envelope` (JSON). Consume it with `EventSource` or an SSE parser, not a request/response client. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": components["schemas"]["Envelope"];
+                    "text/event-stream": string;
                 };
             };
             /** @description Invalid topics or too many topics */

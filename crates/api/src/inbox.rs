@@ -29,7 +29,7 @@ pub struct Notification {
     pub category: String,
     pub title: String,
     pub body: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     pub data: serde_json::Value,
     pub action_url: Option<String>,
     pub created_at: DateTime<Utc>,

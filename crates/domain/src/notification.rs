@@ -106,27 +106,6 @@ pub fn expires_at(t: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), String> {
     Ok(())
 }
 
-/// Which notifications a listing shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusFilter {
-    Unread,
-    Read,
-    Archived,
-    All,
-}
-
-impl StatusFilter {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s {
-            "unread" => Ok(Self::Unread),
-            "read" => Ok(Self::Read),
-            "archived" => Ok(Self::Archived),
-            "all" => Ok(Self::All),
-            _ => Err("must be one of unread, read, archived, all".into()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,11 +137,9 @@ mod tests {
     }
 
     #[test]
-    fn titles_and_status() {
+    fn titles() {
         assert!(title("Hi").is_ok());
         assert!(title("  ").is_err());
         assert!(title(&"x".repeat(201)).is_err());
-        assert_eq!(StatusFilter::parse("unread"), Ok(StatusFilter::Unread));
-        assert!(StatusFilter::parse("new").is_err());
     }
 }

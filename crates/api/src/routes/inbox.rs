@@ -4,7 +4,6 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use herald_domain::notification::StatusFilter;
 use herald_platform::auth::{Authenticated, Principal};
 use herald_platform::http::QueryParams;
 use herald_platform::problem::Problem;
@@ -26,14 +25,36 @@ fn user(p: &Principal) -> Result<String, Problem> {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    /// `unread`, `read`, `archived` or `all` (default: read and unread, not archived).
-    pub status: Option<String>,
+    /// Default `all`: read and unread, not archived.
+    #[param(inline)]
+    pub status: Option<ListStatus>,
     /// Only this category.
     pub category: Option<String>,
     /// Page size, 1–100 (default 20).
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+}
+
+/// Which notifications to list.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ListStatus {
+    Unread,
+    Read,
+    Archived,
+    All,
+}
+
+impl ListStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Unread => "unread",
+            Self::Read => "read",
+            Self::Archived => "archived",
+            Self::All => "all",
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -72,8 +93,7 @@ pub async fn list(
     QueryParams(q): QueryParams<ListQuery>,
 ) -> ApiResult<Json<NotificationPage>> {
     let user = user(&principal)?;
-    let status = q.status.as_deref().unwrap_or("all");
-    StatusFilter::parse(status).map_err(|m| Problem::invalid_field("status", m))?;
+    let status = q.status.unwrap_or(ListStatus::All).as_str();
     let limit = q.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(Problem::invalid_field("limit", "must be between 1 and 100").into());

@@ -3,7 +3,6 @@
 
 #![allow(dead_code)]
 
-use herald_domain::Envelope;
 use herald_platform::problem::Problem;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -54,7 +53,7 @@ pub struct ControlEvent {
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this position (the last `id:` received)."),
     ),
     responses(
-        (status = 200, description = "An SSE stream; each `data:` line is an envelope.", body = Envelope, content_type = "text/event-stream"),
+        (status = 200, description = "An endless `text/event-stream` body; each `data:` line is an `Envelope` (JSON). Consume it with `EventSource` or an SSE parser, not a request/response client.", body = String, content_type = "text/event-stream"),
         (status = 400, description = "Invalid topics or too many topics", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or expired token; a long-lived token in the URL", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A topic the token may not read", body = Problem, content_type = "application/problem+json"),
