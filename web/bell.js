@@ -1,7 +1,7 @@
 /*
- * Herald notification bell — the client side of the /demo page.
+ * Herald notification bell — the client side of the /demo page's bell.
  *
- * Plain ES2020, no dependencies, no build step.
+ * Plain ES2020, no dependencies, no build step. Needs herald.js (loaded first).
  *
  *   REST (same origin as this page, `Authorization: Bearer <user token>`)
  *     GET  /v1/me/notifications?status=all&limit=20&cursor=…   the inbox, newest first
@@ -10,12 +10,11 @@
  *     POST /v1/me/notifications/read-all | /seen
  *     POST /v1/stream-tokens                                   short-lived token for the stream URL
  *
- *   Stream (the gateway, another origin): EventSource on
- *     <gateway>/v1/stream?access_token=<stream token>[&last_event_id=<seq>]
+ *   Stream: the page's one EventSource, shared through herald.js (`Herald.stream`), which
+ *   mints the stream token, resumes after every disconnect and handles herald.reauth.
  *     notification.created / notification.updated  {notification, counts}
  *     inbox.read_all / inbox.seen                    {counts}
- *     herald.reset   replay could not be proved complete: refetch over REST
- *     herald.reauth  the stream token is about to expire: reopen with a fresh one
+ *     resync (herald.reset, or a stream that could not resume): refetch over REST
  *
  * Consistency rules
  *   - Events arrive in seq order, so the counts of the latest event are the truth.
@@ -23,27 +22,20 @@
  *     if no inbox event arrived while the request was in flight (`eventGen`); otherwise
  *     the event is newer (or the same) and wins, and a snapshot is simply fetched again.
  *   - Notifications are keyed by id: an id is never shown twice, replays are harmless.
- *   - We track the seq of every event (`e.lastEventId`) and resume from it whenever we
- *     open a stream ourselves (reauth, or the browser gave up: readyState CLOSED).
- *     If we have never seen one, we refetch over REST once the new stream is open.
+ *   - herald.js tracks the seq of every event (`e.lastEventId`) and resumes from it whenever
+ *     it opens a stream itself; when it cannot, it asks us to resync and we refetch over REST.
  */
 (() => {
   'use strict';
 
-  const API = window.location.origin;
-  const SCRIPT = document.currentScript && document.currentScript.src;
-  const DEMO_BASE = SCRIPT ? new URL('./', SCRIPT).href : API + '/demo/';
+  const H = window.Herald;
+  const { api, toast, time, relativeTime, hue } = H;
   const PAGE_SIZE = 20;
-  const TOKEN_KEY = 'herald.demo.token';
   const INBOX_EVENTS = ['notification.created', 'notification.updated', 'inbox.read_all', 'inbox.seen'];
 
   // ------------------------------------------------------------------ state
 
   const state = {
-    token: null,
-    gatewayUrl: null,
-    fatal: false, // the user token was refused: stop talking to the server
-
     items: new Map(), // notification id -> N (archived ones are dropped)
     nextCursor: null,
     listLoaded: false,
@@ -51,13 +43,6 @@
     loadingMore: false,
     counts: null, // {unread, unseen, total}
     eventGen: 0, // bumped by every inbox event
-
-    es: null,
-    connectGen: 0,
-    lastEventId: null,
-    attempts: 0,
-    reconnectTimer: null,
-    status: 'connecting',
 
     open: false,
     fresh: new Set(), // ids that just arrived live (highlighted once)
@@ -79,10 +64,6 @@
     retry: $('dd-retry'),
     markAll: $('mark-all-read'),
     ddCount: $('dd-count'),
-    status: document.querySelector('[data-testid="status"]'),
-    statusLabel: document.querySelector('[data-testid="status"] .conn-label'),
-    banner: $('banner'),
-    toasts: $('toasts'),
     avatar: $('avatar'),
     greeting: $('greeting'),
     howto: $('howto-code'),
@@ -92,120 +73,11 @@
 
   // ------------------------------------------------------------------ helpers
 
-  function readToken() {
-    const params = new URLSearchParams(window.location.search);
-    let token = params.get('token');
-    if (token) {
-      try { sessionStorage.setItem(TOKEN_KEY, token); } catch (_) { /* private mode */ }
-      // Keep the long-lived token out of the address bar, history and bookmarks.
-      params.delete('token');
-      const q = params.toString();
-      history.replaceState(history.state, '', window.location.pathname + (q ? '?' + q : '') + window.location.hash);
-    } else {
-      try { token = sessionStorage.getItem(TOKEN_KEY); } catch (_) { token = null; }
-    }
-    return token || null;
-  }
-
-  /** The `sub` of a JWT, for display only (the server verifies the token). */
-  function tokenSubject(token) {
-    try {
-      const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
-      const json = decodeURIComponent(Array.from(atob(part + '==='.slice((part.length + 3) % 4)),
-        (c) => '%' + c.charCodeAt(0).toString(16).padStart(2, '0')).join(''));
-      const sub = JSON.parse(json).sub;
-      return typeof sub === 'string' ? sub : null;
-    } catch (_) {
-      return null;
-    }
-  }
-
-  class HttpError extends Error {
-    constructor(status, problem) {
-      super((problem && (problem.detail || problem.title)) || 'HTTP ' + status);
-      this.status = status;
-      this.problem = problem;
-    }
-  }
-
-  async function api(method, path, body) {
-    const headers = { Authorization: 'Bearer ' + state.token, Accept: 'application/json, application/problem+json' };
-    const init = { method, headers, cache: 'no-store' };
-    if (method !== 'GET') {
-      headers['Content-Type'] = 'application/json';
-      init.body = JSON.stringify(body === undefined ? {} : body);
-    }
-    const res = await fetch(API + path, init);
-    if (!res.ok) {
-      let problem = null;
-      try { problem = await res.json(); } catch (_) { /* not JSON */ }
-      const err = new HttpError(res.status, problem);
-      if (res.status === 401) onUnauthorized();
-      throw err;
-    }
-    if (res.status === 204) return null;
-    return res.json();
-  }
-
-  function onUnauthorized() {
-    if (state.fatal) return;
-    state.fatal = true;
-    closeStream();
-    clearTimeout(state.reconnectTimer);
-    setStatus('offline', 'offline');
-    showBanner('The server refused this page\'s token (401). Reopen the demo with a fresh <code>?token=</code> ' +
-      '(<code>scripts/up</code> prints one).');
-  }
-
-  function showBanner(html) {
-    ui.banner.innerHTML = html; // static strings only
-    ui.banner.hidden = false;
-  }
-
-  function toast(text) {
-    const t = document.createElement('div');
-    t.className = 'toast';
-    t.textContent = text;
-    ui.toasts.appendChild(t);
-    setTimeout(() => t.remove(), 4000);
-  }
-
-  function time(iso) {
-    const t = Date.parse(iso);
-    return Number.isFinite(t) ? t : 0;
-  }
-
   /** Newest first; ids (UUIDv7) break ties. */
   function compareItems(a, b) {
     const d = time(b.created_at) - time(a.created_at);
     if (d !== 0) return d;
     return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
-  }
-
-  function relativeTime(iso, now) {
-    const t = time(iso);
-    if (!t) return '';
-    const s = Math.max(0, Math.round((now - t) / 1000));
-    if (s < 45) return 'just now';
-    const m = Math.round(s / 60);
-    if (m < 60) return m + 'm ago';
-    const h = Math.round(m / 60);
-    if (h < 24) return h + 'h ago';
-    const d = Math.round(h / 24);
-    if (d === 1) return 'yesterday';
-    if (d < 7) return d + 'd ago';
-    const date = new Date(t);
-    const opts = { month: 'short', day: 'numeric' };
-    if (date.getFullYear() !== new Date(now).getFullYear()) opts.year = 'numeric';
-    return date.toLocaleDateString(undefined, opts);
-  }
-
-  /** A stable hue per category, for the row's icon. */
-  const HUES = [239, 199, 262, 160, 330, 24, 187, 292];
-  function hue(text) {
-    let h = 0;
-    for (let i = 0; i < text.length; i++) h = (h * 31 + text.charCodeAt(i)) >>> 0;
-    return HUES[h % HUES.length];
   }
 
   /** Only http(s) and same-origin relative links are followed. */
@@ -257,7 +129,7 @@
 
   /** Counts + first page, retried while inbox events race with it. Single-flight. */
   function refreshAll() {
-    if (state.fatal) return Promise.resolve();
+    if (H.fatal) return Promise.resolve();
     if (refreshing) {
       refreshAgain = true;
       return refreshing;
@@ -274,7 +146,7 @@
             fetchPage(null),
           ]);
         } catch (e) {
-          if (state.fatal) return;
+          if (H.fatal) return;
           state.listError = 'Couldn\'t load notifications.';
           render();
           return;
@@ -298,7 +170,7 @@
   }
 
   async function refreshCounts() {
-    if (state.fatal) return;
+    if (H.fatal) return;
     const gen = state.eventGen;
     try {
       const c = await api('GET', '/v1/me/notifications/counts');
@@ -316,7 +188,7 @@
   }
 
   async function loadMore() {
-    if (state.loadingMore || !state.listLoaded || !state.nextCursor || state.fatal) return;
+    if (state.loadingMore || !state.listLoaded || !state.nextCursor || H.fatal) return;
     state.loadingMore = true;
     render();
     const cursor = state.nextCursor;
@@ -351,7 +223,7 @@
   function markSeenSoon(delay) {
     clearTimeout(seenTimer);
     seenTimer = setTimeout(async () => {
-      if (state.fatal) return;
+      if (H.fatal) return;
       const gen = state.eventGen;
       try {
         const c = await api('POST', '/v1/me/notifications/seen');
@@ -365,7 +237,7 @@
 
   async function setReadState(id, action) {
     const n = state.items.get(id);
-    if (!n || state.fatal) return;
+    if (!n || H.fatal) return;
     const gen = state.eventGen;
     // Optimistic: the row and the badge change now; the event brings the exact counts.
     const wasUnread = !n.read_at;
@@ -386,16 +258,16 @@
         upsert(updated);
         render();
       }
-      if (state.status !== 'live') refreshCounts();
+      if (H.stream.status !== 'live') refreshCounts();
     } catch (e) {
-      if (state.fatal) return;
+      if (H.fatal) return;
       toast(action === 'archive' ? 'Couldn\'t archive that notification.' : 'Couldn\'t update that notification.');
       refreshAll();
     }
   }
 
   async function markAllRead() {
-    if (state.fatal) return;
+    if (H.fatal) return;
     const gen = state.eventGen;
     const now = new Date().toISOString();
     for (const [id, n] of state.items) if (!n.read_at) state.items.set(id, Object.assign({}, n, { read_at: now }));
@@ -408,7 +280,7 @@
         render();
       }
     } catch (_) {
-      if (state.fatal) return;
+      if (H.fatal) return;
       toast('Couldn\'t mark everything as read.');
       refreshAll();
     }
@@ -434,117 +306,13 @@
 
   // ------------------------------------------------------------------ stream
 
-  function setStatus(status, label) {
-    state.status = status;
-    ui.status.dataset.state = status;
-    ui.statusLabel.textContent = label || status;
-    ui.status.title = status === 'live'
-      ? 'Live: connected to the Herald gateway'
-      : status === 'reconnecting' ? 'Connection lost, reconnecting…' : 'Not connected';
-  }
+  for (const type of INBOX_EVENTS) H.stream.on(type, (env) => onInboxEvent(type, env));
+  H.stream.onResync(null, (reason) => {
+    if (reason === 'reset') state.eventGen++; // any snapshot in flight is stale now
+    refreshAll();
+  });
 
-  function closeStream() {
-    if (state.es) {
-      state.es.close();
-      state.es = null;
-    }
-  }
-
-  function scheduleReconnect() {
-    if (state.fatal) return;
-    clearTimeout(state.reconnectTimer);
-    // 1 s first, then a little longer each time (capped), with jitter so that many
-    // clients of a restarted gateway do not come back in lockstep.
-    const delay = state.attempts === 0 ? 1000 : Math.min(1000 * (state.attempts + 1), 5000) + Math.random() * 300;
-    state.attempts++;
-    state.reconnectTimer = setTimeout(connect, delay);
-  }
-
-  async function connect() {
-    if (state.fatal || !state.gatewayUrl) return;
-    clearTimeout(state.reconnectTimer);
-    const gen = ++state.connectGen;
-    closeStream();
-
-    let streamToken;
-    try {
-      streamToken = await api('POST', '/v1/stream-tokens', {});
-    } catch (e) {
-      if (gen !== state.connectGen || state.fatal) return;
-      if (e instanceof HttpError && e.status === 403) {
-        setStatus('offline', 'offline');
-        showBanner('This token may not open a stream (403).');
-        return;
-      }
-      setStatus('reconnecting');
-      scheduleReconnect();
-      return;
-    }
-    if (gen !== state.connectGen || state.fatal) return;
-
-    let url = state.gatewayUrl.replace(/\/+$/, '') + '/v1/stream?access_token=' + encodeURIComponent(streamToken.token);
-    if (state.lastEventId) url += '&last_event_id=' + encodeURIComponent(state.lastEventId);
-    const es = new EventSource(url);
-    state.es = es;
-
-    es.addEventListener('open', () => {
-      if (es !== state.es) return;
-      state.attempts = 0;
-      setStatus('live');
-      // Without a position we cannot resume: whatever happened before this stream
-      // started is fetched over REST (events racing with it are handled by eventGen).
-      if (!state.lastEventId) refreshAll();
-    });
-
-    es.addEventListener('error', () => {
-      if (es !== state.es) return;
-      if (es.readyState === EventSource.CLOSED) {
-        // The browser gave up (non-200, e.g. an expired stream token or a gateway
-        // that is still starting): reconnect ourselves with a fresh token.
-        closeStream();
-        setStatus('reconnecting');
-        scheduleReconnect();
-      } else {
-        // CONNECTING: the browser retries by itself and sends Last-Event-ID.
-        setStatus('reconnecting');
-      }
-    });
-
-    for (const type of INBOX_EVENTS) {
-      es.addEventListener(type, (e) => {
-        if (es === state.es) onInboxEvent(type, e);
-      });
-    }
-    es.addEventListener('herald.reset', (e) => {
-      if (es !== state.es) return;
-      track(e);
-      state.eventGen++; // any snapshot in flight is stale now
-      refreshAll();
-    });
-    es.addEventListener('herald.reauth', (e) => {
-      if (es !== state.es) return;
-      track(e);
-      // The gateway ends this stream as its token expires: reopen with a fresh token,
-      // resuming after the last event we saw. The status stays "live" unless that fails.
-      connect();
-    });
-    es.addEventListener('message', (e) => {
-      if (es === state.es) track(e); // unnamed events carry positions too
-    });
-  }
-
-  function track(e) {
-    if (e.lastEventId) state.lastEventId = e.lastEventId;
-  }
-
-  function onInboxEvent(type, e) {
-    track(e);
-    let env;
-    try {
-      env = JSON.parse(e.data);
-    } catch (_) {
-      return;
-    }
+  function onInboxEvent(type, env) {
     const data = (env && env.data) || {};
     state.eventGen++;
 
@@ -771,56 +539,27 @@
 
     // Relative times age; refresh them while the list is visible.
     setInterval(() => { if (state.open) render(); }, 30000);
-
-    // Come back quickly when the network or the tab does.
-    window.addEventListener('online', () => { if (!state.es && !state.fatal) connect(); });
-    document.addEventListener('visibilitychange', () => {
-      if (document.visibilityState === 'visible' && !state.es && !state.fatal) connect();
-    });
-    window.addEventListener('pagehide', closeStream);
   }
 
-  async function loadConfig() {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const res = await fetch(new URL('config.json', DEMO_BASE).href, { cache: 'no-store' });
-        if (!res.ok) throw new Error('HTTP ' + res.status);
-        const cfg = await res.json();
-        if (!cfg || typeof cfg.gateway_url !== 'string' || !cfg.gateway_url) throw new Error('no gateway_url');
-        return cfg;
-      } catch (e) {
-        if (attempt === 0) setStatus('reconnecting');
-        await new Promise((r) => setTimeout(r, Math.min(1000 * (attempt + 1), 5000)));
-      }
-    }
-  }
-
-  async function main() {
+  function main() {
     wire();
     render();
-    state.token = readToken();
-    if (!state.token) {
-      setStatus('offline', 'offline');
-      ui.bell.disabled = true;
-      showBanner('No token: open this page as <code>/demo?token=&lt;user JWT&gt;</code> ' +
-        '(<code>scripts/up</code> prints a demo token for alice).');
+    if (!H.token) {
+      ui.bell.disabled = true; // herald.js explains, in the banner
       return;
     }
-    const sub = tokenSubject(state.token);
+    const sub = H.sub;
     if (sub) {
       ui.avatar.textContent = sub.slice(0, 2);
       ui.greeting.textContent = 'Welcome back, ' + sub.charAt(0).toUpperCase() + sub.slice(1);
       ui.howto.textContent = ui.howto.textContent
-        .replace('$API', API)
+        .replace('$API', H.API)
         .replace('["alice"]', JSON.stringify([sub]));
     } else {
-      ui.howto.textContent = ui.howto.textContent.replace('$API', API);
+      ui.howto.textContent = ui.howto.textContent.replace('$API', H.API);
     }
 
     refreshAll(); // the badge shows even while the gateway is unreachable
-    const cfg = await loadConfig();
-    state.gatewayUrl = cfg.gateway_url;
-    connect();
   }
 
   main();
