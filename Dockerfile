@@ -18,7 +18,7 @@ ENV SQLX_OFFLINE=true \
 COPY . .
 RUN cargo build --release --locked --workspace --bins \
  && mkdir -p /out \
- && for bin in herald-api herald-gateway herald-worker herald-token; do \
+ && for bin in herald herald-api herald-gateway herald-worker herald-token; do \
         install -m 0755 "target/release/$bin" /out/ || exit 1; \
     done
 

@@ -184,6 +184,13 @@ impl Application {
         self.listener.local_addr().expect("bound listener has an address")
     }
 
+    /// Serves `routes` on the API address too (the single-node binary mounts
+    /// the stream endpoint here).
+    pub fn with_routes(mut self, routes: Router) -> Self {
+        self.router = self.router.merge(routes);
+        self
+    }
+
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         http::serve(self.listener, self.router, shutdown).await
     }

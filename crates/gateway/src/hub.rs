@@ -27,10 +27,10 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use herald_domain::{Seq, Topic};
-use herald_platform::bus;
+use herald_platform::bus::{self, Bus, LocalBus};
 use redis::aio::{PubSubSink, PubSubStream};
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::frame::Frame;
@@ -102,15 +102,18 @@ pub struct Subscription {
 }
 
 impl Hub {
-    /// Starts the hub's connection task.
+    /// Starts the hub's connection task on `bus`.
     pub fn start(
-        redis_url: &str,
+        bus: Bus,
         prefix: String,
         pool: PgPool,
         metrics: Arc<GatewayMetrics>,
         shutdown: CancellationToken,
     ) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(redis_url)?;
+        let bus = match bus {
+            Bus::Redis { url } => Source::Redis(redis::Client::open(url.as_str())?),
+            Bus::Local(local) => Source::Local(local),
+        };
         let (commands, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             prefix,
@@ -120,7 +123,7 @@ impl Hub {
             metrics,
             kicked: AtomicU64::new(0),
         });
-        tokio::spawn(run(inner.clone(), client, pool, rx, shutdown));
+        tokio::spawn(run(inner.clone(), bus, pool, rx, shutdown));
         Ok(Self { inner })
     }
 
@@ -204,9 +207,14 @@ impl Drop for Subscription {
 }
 
 /// The connection task: connect, (re)subscribe, catch up, relay; repeat.
+enum Source {
+    Redis(redis::Client),
+    Local(LocalBus),
+}
+
 async fn run(
     inner: Arc<Inner>,
-    client: redis::Client,
+    source: Source,
     pool: PgPool,
     mut commands: mpsc::UnboundedReceiver<Command>,
     shutdown: CancellationToken,
@@ -216,11 +224,23 @@ async fn run(
     loop {
         let outcome = tokio::select! {
             _ = shutdown.cancelled() => return,
-            o = session(&inner, &client, &pool, &mut commands, &mut last, &shutdown) => o,
+            o = async {
+                match &source {
+                    Source::Redis(client) => session(&inner, client, &pool, &mut commands, &mut last, &shutdown).await,
+                    Source::Local(bus) => local_session(&inner, bus, &pool, &mut commands, &mut last, &shutdown).await,
+                }
+            } => o,
         };
         inner.connected.store(false, Ordering::Release);
         match outcome {
             Ok(()) => return, // shutdown
+            Err(SessionError::Lagged(n)) => {
+                tracing::warn!(
+                    missed = n,
+                    "fell behind the in-process bus; catching up from Postgres"
+                );
+                inner.metrics.bus_lagged.inc();
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "bus connection lost; reconnecting");
                 inner.metrics.redis_reconnects.inc();
@@ -244,6 +264,8 @@ enum SessionError {
     Timeout,
     #[error("connection closed")]
     Closed,
+    #[error("fell {0} messages behind the in-process bus")]
+    Lagged(u64),
 }
 
 /// One connection's lifetime. Returns `Ok` only on shutdown.
@@ -323,6 +345,50 @@ async fn session(
                     .await
                     .map_err(|_| SessionError::Timeout)??;
             }
+        }
+    }
+}
+
+/// The in-process bus: every message reaches every gateway, so subscribing
+/// is bookkeeping only. Falling behind the broadcast channel loses messages
+/// exactly like a Redis disconnect, and is repaired the same way: a new
+/// session catches up from Postgres after the watermark.
+async fn local_session(
+    inner: &Arc<Inner>,
+    bus: &LocalBus,
+    pool: &PgPool,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    last: &mut Option<Seq>,
+    shutdown: &CancellationToken,
+) -> Result<(), SessionError> {
+    let mut rx = bus.subscribe();
+    let topics: Vec<String> = inner.state().topics.keys().cloned().collect();
+    match *last {
+        None => *last = Some(history::positions(pool).await?.head),
+        Some(from) => *last = Some(catch_up(inner, pool, &topics, from).await?),
+    }
+    activate(inner, &topics);
+    inner.connected.store(true, Ordering::Release);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            msg = rx.recv() => match msg {
+                Ok((topic, payload)) => {
+                    let Some((_, frame)) = Frame::from_bus(&payload) else { continue };
+                    if frame.seq <= last.unwrap_or(0) {
+                        continue;
+                    }
+                    *last = Some(frame.seq);
+                    fan_out(inner, &topic, frame);
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => return Err(SessionError::Lagged(n)),
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+            cmd = commands.recv() => match cmd {
+                Some(Command::Subscribe(topic)) => activate(inner, std::slice::from_ref(&topic)),
+                Some(Command::Unsubscribe(_)) => {}
+                None => return Ok(()),
+            },
         }
     }
 }

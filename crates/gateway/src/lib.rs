@@ -22,6 +22,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use herald_platform::auth::Verifier;
+use herald_platform::bus::Bus;
 use herald_platform::config::ConfigError;
 use herald_platform::{http, Problem, Settings};
 use sqlx::PgPool;
@@ -65,7 +66,16 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// A gateway on Redis (`HERALD_REDIS_URL`).
     pub async fn build(settings: Settings, pool: PgPool) -> Result<Self, BuildError> {
+        let bus = Bus::Redis {
+            url: settings.redis_url.clone(),
+        };
+        Self::build_on(settings, pool, bus).await
+    }
+
+    /// A gateway on the given bus (the single-node binary uses an in-process one).
+    pub async fn build_on(settings: Settings, pool: PgPool, bus: Bus) -> Result<Self, BuildError> {
         let verifier = Arc::new(Verifier::from_settings(&settings.jwt)?);
         verifier.warm_up().await;
         let addr = settings.gateway_addr;
@@ -75,7 +85,7 @@ impl Gateway {
         let metrics = Arc::new(GatewayMetrics::default());
         let hub_stop = CancellationToken::new();
         let hub = Hub::start(
-            &settings.redis_url,
+            bus,
             settings.redis_prefix.clone(),
             pool.clone(),
             metrics.clone(),
@@ -101,6 +111,14 @@ impl Gateway {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// The stream endpoint alone, for mounting on another server (the
+    /// single-node binary serves it on the API address too).
+    pub fn stream_router(&self) -> Router {
+        Router::new()
+            .route("/v1/stream", get(stream::stream))
+            .with_state(self.state.clone())
     }
 
     /// Serves until `shutdown`: then turns unready, waits the configured

@@ -17,6 +17,7 @@ pub struct GatewayMetrics {
     pub replayed_events: Counter,
     pub resets: Counter,
     pub redis_reconnects: Counter,
+    pub bus_lagged: Counter,
     pub caught_up_events: Counter,
 }
 

@@ -521,3 +521,50 @@ async fn slow_consumer_is_cut_off_at_its_buffer_bound_and_resumes_without_loss(p
         "nothing lost across the cut"
     );
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn falling_behind_the_in_process_bus_is_caught_up_from_postgres(pool: PgPool) {
+    // A bus that holds only 4 messages: a burst makes the gateway lag.
+    let bus = herald_platform::bus::Bus::Local(herald_platform::bus::LocalBus::new(4));
+    let app = TestApp::spawn_on(pool, settings(&redis_url()), bus).await;
+    let mut stream = app.stream(&user_token("alice"), "user:alice", None).await;
+    let total = 200u64;
+    let tasks: Vec<_> = (0..4)
+        .map(|p| {
+            let api = app.api_url();
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                for i in 0..total / 4 {
+                    let r = http
+                        .post(format!("{api}/v1/events"))
+                        .bearer_auth(service_token())
+                        .json(&json!({"topic": "user:alice", "type": "t.n", "data": {"n": p * 1000 + i}}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 202);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let got = stream.envelopes(total as usize, WAIT).await;
+    assert_eq!(got.len(), total as usize, "every event, despite the lag");
+    assert_strictly_increasing(&seqs(&got));
+    assert!(
+        stream.next_event(Duration::from_millis(300)).await.is_none(),
+        "no duplicate"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", app.gateway_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("herald_bus_lagged_total 0"),
+        "the burst really overran the bus:\n{metrics}"
+    );
+}

@@ -57,3 +57,44 @@ mod tests {
         assert_eq!((h.seq, &*h.event_type, &*h.topic), (3, "t.x", "a:b"));
     }
 }
+
+/// Which bus a deployment uses.
+#[derive(Debug, Clone)]
+pub enum Bus {
+    /// Redis pub/sub: several processes and machines.
+    Redis { url: String },
+    /// In-process: the single-node `herald` binary, with Postgres as the
+    /// only server. Same delivery guarantees: a gateway that falls behind
+    /// the channel catches up from Postgres exactly as after a Redis
+    /// reconnect.
+    Local(LocalBus),
+}
+
+/// One published event on the in-process bus: its topic and envelope JSON.
+pub type LocalMessage = (std::sync::Arc<str>, bytes::Bytes);
+
+/// An in-process broadcast bus. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LocalBus(tokio::sync::broadcast::Sender<LocalMessage>);
+
+impl LocalBus {
+    /// A bus buffering up to `capacity` messages per slow receiver.
+    pub fn new(capacity: usize) -> Self {
+        Self(tokio::sync::broadcast::channel(capacity).0)
+    }
+
+    /// Publishes to every current subscriber; never blocks.
+    pub fn publish(&self, topic: &str, payload: bytes::Bytes) {
+        let _ = self.0.send((topic.into(), payload));
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<LocalMessage> {
+        self.0.subscribe()
+    }
+}
+
+impl Default for LocalBus {
+    fn default() -> Self {
+        Self::new(16 * 1024)
+    }
+}

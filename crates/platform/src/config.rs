@@ -72,6 +72,9 @@ pub struct Settings {
     pub database_url: String,
     pub database_max_connections: u32,
     pub redis_url: String,
+    /// `HERALD_REDIS_URL` was set: the single-node binary then joins a
+    /// multi-process deployment instead of using its in-process bus.
+    pub redis_configured: bool,
     pub redis_prefix: String,
     pub jwt: JwtSettings,
     pub api_addr: SocketAddr,
@@ -228,6 +231,7 @@ impl Settings {
             database_max_connections: get(lookup, "HERALD_DATABASE_MAX_CONNECTIONS", 16)?,
             redis_url: non_empty(lookup, "HERALD_REDIS_URL")
                 .unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
+            redis_configured: non_empty(lookup, "HERALD_REDIS_URL").is_some(),
             redis_prefix: non_empty(lookup, "HERALD_REDIS_PREFIX").unwrap_or_else(|| "herald".into()),
             jwt: JwtSettings {
                 secret: non_empty(lookup, "HERALD_JWT_SECRET"),

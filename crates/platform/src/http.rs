@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
-use axum::serve::ListenerExt;
 use axum::Router;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
@@ -22,18 +21,14 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves `router` on `listener` until `shutdown` is cancelled and every open
 /// connection has finished. Streams must end by themselves on `shutdown`.
+/// Every request carries a [`ConnectionHandle`] (see
+/// [`serve_with_connection_handles`]).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let listener = listener.tap_io(|tcp| {
-        // Events are small and latency matters more than packet count.
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    serve_with_connection_handles(listener, router, shutdown).await
 }
 
 /// A JSON request body. Rejections: 413 over the body limit, 415 without a

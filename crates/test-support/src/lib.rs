@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::StreamExt;
 use herald_domain::sse::{ParsedEvent, Parser};
 use herald_domain::Envelope;
+use herald_platform::bus::{Bus, LocalBus};
 use herald_platform::Settings;
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -86,8 +87,8 @@ pub async fn start_api(settings: &Settings, pool: PgPool) -> Service {
     Service { addr, shutdown, join }
 }
 
-pub async fn start_worker(settings: &Settings, pool: PgPool) -> Service {
-    let worker = herald_worker::Worker::build(settings, pool)
+pub async fn start_worker(settings: &Settings, pool: PgPool, bus: &Bus) -> Service {
+    let worker = herald_worker::Worker::build_on(settings, pool, bus.clone())
         .await
         .expect("worker builds");
     let addr = worker.local_addr();
@@ -96,8 +97,8 @@ pub async fn start_worker(settings: &Settings, pool: PgPool) -> Service {
     Service { addr, shutdown, join }
 }
 
-pub async fn start_gateway(settings: &Settings, pool: PgPool) -> Service {
-    let gateway = herald_gateway::Gateway::build(settings.clone(), pool)
+pub async fn start_gateway(settings: &Settings, pool: PgPool, bus: &Bus) -> Service {
+    let gateway = herald_gateway::Gateway::build_on(settings.clone(), pool, bus.clone())
         .await
         .expect("gateway builds");
     let addr = gateway.local_addr();
@@ -122,10 +123,23 @@ pub async fn wait_ready(url: &str) {
     panic!("{url} did not become ready");
 }
 
-/// api + worker + gateway on one fresh database and a private Redis prefix.
+/// The bus the tests run on: Redis (the default), or the in-process bus of
+/// the single-node binary when `HERALD_TEST_BUS=local`.
+pub fn test_bus(settings: &Settings) -> Bus {
+    match std::env::var("HERALD_TEST_BUS").as_deref() {
+        Ok("local") => Bus::Local(LocalBus::default()),
+        _ => Bus::Redis {
+            url: settings.redis_url.clone(),
+        },
+    }
+}
+
+/// api + worker + gateway on one fresh database and a private Redis prefix
+/// (or one in-process bus).
 pub struct TestApp {
     pub pool: PgPool,
     pub settings: Settings,
+    pub bus: Bus,
     pub api: Service,
     pub worker: Option<Service>,
     pub gateway: Service,
@@ -138,17 +152,28 @@ impl TestApp {
     }
 
     pub async fn spawn_with(pool: PgPool, settings: Settings) -> Self {
+        let bus = test_bus(&settings);
+        Self::spawn_on(pool, settings, bus).await
+    }
+
+    pub async fn spawn_on(pool: PgPool, settings: Settings, bus: Bus) -> Self {
         let api = start_api(&settings, pool.clone()).await;
-        let worker = start_worker(&settings, pool.clone()).await;
-        let gateway = start_gateway(&settings, pool.clone()).await;
+        let worker = start_worker(&settings, pool.clone(), &bus).await;
+        let gateway = start_gateway(&settings, pool.clone(), &bus).await;
         Self {
             pool,
             settings,
+            bus,
             api,
             worker: Some(worker),
             gateway,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Whether this app runs on the in-process bus.
+    pub fn local_bus(&self) -> bool {
+        matches!(self.bus, Bus::Local(_))
     }
 
     pub fn api_url(&self) -> String {
@@ -162,12 +187,12 @@ impl TestApp {
     /// Starts (another) worker on the same database and prefix.
     pub async fn start_worker(&mut self) {
         assert!(self.worker.is_none(), "a worker is already running");
-        self.worker = Some(start_worker(&self.settings, self.pool.clone()).await);
+        self.worker = Some(start_worker(&self.settings, self.pool.clone(), &self.bus).await);
     }
 
     /// A second gateway sharing the database and the bus.
     pub async fn another_gateway(&self) -> Service {
-        start_gateway(&self.settings, self.pool.clone()).await
+        start_gateway(&self.settings, self.pool.clone(), &self.bus).await
     }
 
     pub async fn publish(&self, topic: &str, event_type: &str, data: Value) -> reqwest::Response {

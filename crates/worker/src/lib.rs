@@ -17,6 +17,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
+use herald_platform::bus::Bus;
 use herald_platform::{http, Settings};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -30,29 +31,41 @@ pub struct Worker {
     pool: PgPool,
     relay: OutboxRelay,
     retention: Duration,
-    redis: redis::Client,
+    redis: Option<redis::Client>,
     metrics: Arc<WorkerMetrics>,
 }
 
 #[derive(Clone)]
 struct HealthState {
     pool: PgPool,
-    redis: redis::Client,
+    redis: Option<redis::Client>,
     metrics: Arc<WorkerMetrics>,
 }
 
 impl Worker {
+    /// A worker publishing to Redis (`HERALD_REDIS_URL`).
     pub async fn build(settings: &Settings, pool: PgPool) -> Result<Self, BuildError> {
+        let bus = Bus::Redis {
+            url: settings.redis_url.clone(),
+        };
+        Self::build_on(settings, pool, bus).await
+    }
+
+    /// A worker publishing to `bus` (the single-node binary's is in-process).
+    pub async fn build_on(settings: &Settings, pool: PgPool, bus: Bus) -> Result<Self, BuildError> {
         let listener = http::bind(settings.worker_addr).await?;
         let metrics = Arc::new(WorkerMetrics::default());
         let config = RelayConfig {
-            redis_url: settings.redis_url.clone(),
+            bus: bus.clone(),
             prefix: settings.redis_prefix.clone(),
             poll: settings.worker_poll,
             batch: settings.worker_batch,
         };
         let relay = OutboxRelay::new(pool.clone(), config, metrics.clone())?;
-        let redis = redis::Client::open(settings.redis_url.as_str()).map_err(RelayError::from)?;
+        let redis = match &bus {
+            Bus::Redis { url } => Some(redis::Client::open(url.as_str()).map_err(RelayError::from)?),
+            Bus::Local(_) => None,
+        };
         Ok(Self {
             listener,
             pool,
@@ -95,7 +108,10 @@ impl Worker {
 
 async fn readyz(State(s): State<HealthState>) -> (StatusCode, &'static str) {
     let db = herald_platform::db::ping(&s.pool).await;
-    let bus = OutboxRelay::redis_ok(&s.redis).await;
+    let bus = match &s.redis {
+        Some(client) => OutboxRelay::redis_ok(client).await,
+        None => true, // in-process bus
+    };
     match (db, bus) {
         (true, true) => (StatusCode::OK, "ready"),
         (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "postgres unreachable"),

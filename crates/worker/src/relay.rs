@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_domain::Envelope;
-use herald_platform::bus;
+use herald_platform::bus::{self, Bus, LocalBus};
 use redis::aio::MultiplexedConnection;
 use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -49,27 +49,35 @@ pub enum RelayError {
 /// Relay configuration.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
-    pub redis_url: String,
+    pub bus: Bus,
     pub prefix: String,
     pub poll: Duration,
     pub batch: usize,
 }
 
+enum Publisher {
+    Redis(redis::Client),
+    Local(LocalBus),
+}
+
 pub struct OutboxRelay {
     pool: PgPool,
     config: RelayConfig,
-    redis: redis::Client,
+    bus: Publisher,
     conn: Option<MultiplexedConnection>,
     metrics: Arc<WorkerMetrics>,
 }
 
 impl OutboxRelay {
     pub fn new(pool: PgPool, config: RelayConfig, metrics: Arc<WorkerMetrics>) -> Result<Self, RelayError> {
-        let redis = redis::Client::open(config.redis_url.as_str())?;
+        let bus = match &config.bus {
+            Bus::Redis { url } => Publisher::Redis(redis::Client::open(url.as_str())?),
+            Bus::Local(local) => Publisher::Local(local.clone()),
+        };
         Ok(Self {
             pool,
             config,
-            redis,
+            bus,
             conn: None,
             metrics,
         })
@@ -183,17 +191,23 @@ impl OutboxRelay {
             tx.commit().await?;
             return Ok(0);
         };
-        let mut pipe = redis::pipe();
-        for e in &events {
-            pipe.cmd("PUBLISH")
-                .arg(bus::channel(&self.config.prefix, &e.topic))
-                .arg(serde_json::to_vec(e)?)
-                .ignore();
-        }
-        let conn = self.connection().await?;
-        if let Err(e) = pipe.query_async::<()>(conn).await {
-            self.conn = None;
-            return Err(e.into()); // the transaction rolls back: nothing recorded
+        if let Publisher::Local(local) = &self.bus {
+            for e in &events {
+                local.publish(&e.topic, serde_json::to_vec(e)?.into());
+            }
+        } else {
+            let mut pipe = redis::pipe();
+            for e in &events {
+                pipe.cmd("PUBLISH")
+                    .arg(bus::channel(&self.config.prefix, &e.topic))
+                    .arg(serde_json::to_vec(e)?)
+                    .ignore();
+            }
+            let conn = self.connection().await?;
+            if let Err(e) = pipe.query_async::<()>(conn).await {
+                self.conn = None;
+                return Err(e.into()); // the transaction rolls back: nothing recorded
+            }
         }
         sequencer::mark_published(&mut tx, upto).await?;
         tx.commit().await?;
@@ -203,11 +217,13 @@ impl OutboxRelay {
 
     async fn connection(&mut self) -> Result<&mut MultiplexedConnection, RelayError> {
         if self.conn.is_none() {
+            let Publisher::Redis(client) = &self.bus else {
+                unreachable!("only the Redis publisher connects")
+            };
             let config = redis::AsyncConnectionConfig::new()
                 .set_connection_timeout(Duration::from_secs(2))
                 .set_response_timeout(Duration::from_secs(5));
-            let conn = self
-                .redis
+            let conn = client
                 .get_multiplexed_async_connection_with_config(&config)
                 .await?;
             self.metrics.redis_connects.inc();

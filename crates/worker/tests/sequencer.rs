@@ -112,7 +112,7 @@ async fn two_relays_leading_at_once_still_publish_in_seq_order(pool: PgPool) {
         .map(|_| {
             let pool = pool.clone();
             let config = RelayConfig {
-                redis_url: herald_test_support::redis_url(),
+                bus: herald_platform::bus::Bus::Redis { url: herald_test_support::redis_url() },
                 prefix: prefix.clone(),
                 poll: std::time::Duration::from_millis(10),
                 batch: 7,

@@ -1,0 +1,48 @@
+//! `herald`: API, worker and gateway in one process.
+//!
+//! With no `HERALD_REDIS_URL` the three share an in-process bus, so Postgres
+//! is the only server to run; with one, this process joins a multi-process
+//! deployment like any other api/worker/gateway. The API address also serves
+//! `/v1/stream`, so one port is enough for small installs.
+
+use herald_api::Application;
+use herald_gateway::Gateway;
+use herald_platform::bus::{Bus, LocalBus};
+use herald_platform::{db, shutdown, telemetry, Settings};
+use herald_worker::Worker;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let settings = Settings::from_env()?;
+    telemetry::init(settings.log_format);
+    let pool = db::connect_lazy(&settings.database_url, settings.database_max_connections)?;
+    let bus = if settings.redis_configured {
+        Bus::Redis {
+            url: settings.redis_url.clone(),
+        }
+    } else {
+        Bus::Local(LocalBus::default())
+    };
+    // The API applies migrations, so it is built first.
+    let api = Application::build(settings.clone(), pool.clone()).await?;
+    let worker = Worker::build_on(&settings, pool.clone(), bus.clone()).await?;
+    let gateway = Gateway::build_on(settings.clone(), pool, bus.clone()).await?;
+    let api = api.with_routes(gateway.stream_router());
+    tracing::info!(
+        api = %api.local_addr(),
+        gateway = %gateway.local_addr(),
+        worker = %worker.local_addr(),
+        bus = if matches!(bus, Bus::Local(_)) { "in-process" } else { "redis" },
+        "herald listening"
+    );
+    let stop = shutdown::on_signal();
+    let (a, g, w) = tokio::join!(
+        api.run_until_stopped(stop.clone()),
+        gateway.run_until_stopped(stop.clone()),
+        worker.run_until_stopped(stop),
+    );
+    a?;
+    g?;
+    w?;
+    Ok(())
+}
