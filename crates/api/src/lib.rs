@@ -120,9 +120,60 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
+/// Responses every operation can give, documented once here: 503 when the
+/// database is unavailable (with `Retry-After`), and 429 for publishing
+/// endpoints over `HERALD_PUBLISH_RATE`.
+fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let problem = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if path == "/v1/stream" {
+            continue;
+        }
+        let ops = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            let publishing = op.responses.responses.contains_key("403")
+                && op.security.is_some()
+                && op.tags.as_ref().is_some_and(|t| {
+                    t.iter()
+                        .any(|t| ["publishing", "notifications", "feeds", "orders"].contains(&t.as_str()))
+                })
+                && op.request_body.is_some();
+            if publishing {
+                op.responses.responses.entry("429".into()).or_insert_with(|| {
+                    problem("Publish rate exceeded for this token; retry after `Retry-After` seconds")
+                });
+            }
+            op.responses
+                .responses
+                .entry("503".into())
+                .or_insert_with(|| problem("The database is unavailable; retry after `Retry-After` seconds"));
+        }
+    }
+}
+
 /// The OpenAPI document as checked into `openapi/openapi.json`.
 pub fn openapi_json() -> String {
     let (_, mut doc) = api_router();
+    add_common_responses(&mut doc);
     // The stream is served by herald-gateway, not by the API.
     if let Some(stream) = doc.paths.paths.get_mut("/v1/stream") {
         stream.servers = Some(vec![utoipa::openapi::server::Server::new(
@@ -196,6 +247,31 @@ impl Application {
     }
 }
 
+/// Records every request in `herald_http_requests_total` and
+/// `herald_http_request_duration_seconds`, by route template (never the raw
+/// path, which could carry ids or tokens), method and status.
+async fn observe(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().as_str().to_owned();
+    let started = std::time::Instant::now();
+    let res = next.run(req).await;
+    state.metrics.http.observe(
+        &route,
+        &method,
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    res
+}
+
 /// The whole API router for `state`.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.max_body_bytes;
@@ -216,6 +292,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::map_response(http::problem_for_every_error))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::middleware::from_fn(http::limit_request_head))
         .with_state(state)
 }

@@ -1,10 +1,11 @@
 //! The API's Prometheus metrics.
 
-use herald_platform::metrics::{Counter, Exposition};
+use herald_platform::metrics::{Counter, Exposition, HttpMetrics};
 
 #[derive(Debug, Default)]
 pub struct ApiMetrics {
     pub published: Counter,
+    pub http: HttpMetrics,
 }
 
 impl ApiMetrics {
@@ -25,6 +26,8 @@ impl ApiMetrics {
             "Idle Postgres connections in the pool.",
             pool_idle as i64,
         );
-        x.finish()
+        let mut out = x.finish();
+        self.http.render(&mut out);
+        out
     }
 }

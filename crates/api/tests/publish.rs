@@ -286,3 +286,66 @@ async fn every_error_is_problem_json(pool: PgPool) {
         assert_eq!(p["status"], status);
     }
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn metrics_count_requests_and_latency_by_route_method_and_status(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.publish_ok("user:a", 1).await;
+    app.publish_ok("user:a", 2).await;
+    let r = app.publish("Bad", "t", json!({})).await;
+    assert_eq!(r.status(), 422);
+    let m = reqwest::get(format!("{}/metrics", app.api_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains(r#"herald_http_requests_total{route="/v1/events",method="POST",status="202"} 2"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"herald_http_requests_total{route="/v1/events",method="POST",status="422"} 1"#),
+        "{m}"
+    );
+    assert!(m.contains(
+        r#"herald_http_request_duration_seconds_count{route="/v1/events",method="POST",status="202"} 2"#
+    ));
+    assert!(m.contains("herald_api_events_accepted_total 2"));
+    for name in [
+        "herald_db_pool_connections",
+        "herald_http_request_duration_seconds_bucket",
+    ] {
+        assert!(m.contains(name), "{name}");
+    }
+    for (url, names) in [
+        (
+            app.gateway_url(),
+            vec![
+                "herald_open_streams",
+                "herald_stream_closes_total",
+                "herald_deliveries_total",
+                "herald_resets_total",
+                "herald_redis_reconnects_total",
+            ],
+        ),
+        (
+            app.worker.as_ref().unwrap().url(),
+            vec![
+                "herald_outbox_lag_seconds",
+                "herald_sequencer_batch_size",
+                "herald_published_events_total",
+            ],
+        ),
+    ] {
+        let m = reqwest::get(format!("{url}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for name in names {
+            assert!(m.contains(name), "{url}: {name}");
+        }
+    }
+}

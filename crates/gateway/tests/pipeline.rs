@@ -568,3 +568,41 @@ async fn falling_behind_the_in_process_bus_is_caught_up_from_postgres(pool: PgPo
         "the burst really overran the bus:\n{metrics}"
     );
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn retention_prunes_old_history_and_resuming_there_resets(pool: PgPool) {
+    let mut s = settings(&redis_url());
+    s.retention = Duration::from_secs(1);
+    let app = TestApp::spawn_with(pool.clone(), s).await;
+    let token = user_token("alice");
+    let mut live = app.stream(&token, "user:alice", None).await;
+    for n in 1..=5 {
+        app.publish_ok("user:alice", n).await;
+    }
+    assert_eq!(live.envelopes(5, WAIT).await.len(), 5);
+    // Wait until retention deleted them (checked every 250 ms for a 1 s retention).
+    let mut pruned = 0i64;
+    for _ in 0..40 {
+        pruned = sqlx::query_scalar("SELECT pruned_seq FROM sequencer")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if pruned >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(pruned, 5, "retention advanced the floor past every old event");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "old events were deleted");
+    let mut s = app.stream(&token, "user:alice", Some("2")).await;
+    let e = s.next_event(WAIT).await.unwrap();
+    assert_eq!(e.event, "herald.reset");
+    assert!(e.data.contains("pruned"));
+    // New events keep flowing after pruning.
+    app.publish_ok("user:alice", 6).await;
+    assert_eq!(s.envelopes(1, WAIT).await[0].seq, 6);
+}

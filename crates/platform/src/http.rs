@@ -94,8 +94,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         match inner.classify() {
             serde_json::error::Category::Syntax
             | serde_json::error::Category::Eof
-            | serde_json::error::Category::Io => {
+            | serde_json::error::Category::Io
+                if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() =>
+            {
                 Problem::bad_request(format!("the body is not valid JSON: {inner}"))
+            }
+            // Well-formed JSON that serde still reports as a syntax error: a
+            // value of the wrong kind (an object where an enum's string goes).
+            serde_json::error::Category::Syntax
+            | serde_json::error::Category::Eof
+            | serde_json::error::Category::Io => {
+                let field = if path == "." { "body".to_owned() } else { path };
+                Problem::invalid(vec![FieldError::new(field, "has the wrong type or value")])
             }
             serde_json::error::Category::Data => {
                 let message = strip_position(&inner.to_string());
@@ -151,6 +161,20 @@ mod tests {
         assert!(p.errors[0].message.contains("zz"), "{:?}", p.errors);
         let p = parse_json::<Body>(br#"{"topic":"#).unwrap_err();
         assert_eq!(p.status, 400);
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct WithEnum {
+            status: herald_domain::order::OrderStatus,
+        }
+        for body in [
+            &br#"{"status": -5}"#[..],
+            br#"{"status": {}}"#,
+            br#"{"status": []}"#,
+        ] {
+            let p = parse_json::<WithEnum>(body).unwrap_err();
+            assert_eq!(p.status, 422, "{}", String::from_utf8_lossy(body));
+            assert_eq!(p.errors[0].field, "status");
+        }
     }
 }
 

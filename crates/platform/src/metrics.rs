@@ -76,3 +76,80 @@ impl Exposition {
         self.0
     }
 }
+
+/// Request counts and latency histograms by route, method and status:
+/// `herald_http_requests_total` and `herald_http_request_duration_seconds`.
+#[derive(Debug, Default)]
+pub struct HttpMetrics {
+    series: std::sync::Mutex<std::collections::BTreeMap<(String, String, u16), Histogram>>,
+}
+
+/// Bucket bounds in seconds: sub-millisecond to a few seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl HttpMetrics {
+    pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let h = series
+            .entry((route.to_owned(), method.to_owned(), status))
+            .or_default();
+        h.count += 1;
+        h.sum += seconds;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                h.counts[i] += 1;
+            }
+        }
+    }
+
+    pub fn render(&self, out: &mut String) {
+        let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        out.push_str("# HELP herald_http_requests_total HTTP requests by route, method and status.\n");
+        out.push_str("# TYPE herald_http_requests_total counter\n");
+        for ((route, method, status), h) in series.iter() {
+            let _ = writeln!(
+                out,
+                "herald_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {}",
+                h.count
+            );
+        }
+        out.push_str(
+            "# HELP herald_http_request_duration_seconds HTTP request latency by route, method and status.\n",
+        );
+        out.push_str("# TYPE herald_http_request_duration_seconds histogram\n");
+        for ((route, method, status), h) in series.iter() {
+            let labels = format!("route=\"{route}\",method=\"{method}\",status=\"{status}\"");
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "herald_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {}",
+                    h.counts[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "herald_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "herald_http_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "herald_http_request_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
+        }
+    }
+}

@@ -74,6 +74,7 @@ pub struct AcceptedEvent {
     request_body = PublishEvent,
     params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body return the original response; same key, other body: 422.")),
     responses(
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 202, description = "Accepted and durably stored; delivered to subscribers right after.", body = AcceptedEvent),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),

@@ -72,6 +72,9 @@ fn feed_name(raw: &str) -> Result<FeedName, Problem> {
     ),
     request_body = PostActivity,
     responses(
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed or empty JSON body", body = Problem, content_type = "application/problem+json"),
         (status = 201, description = "Appended; announced as `activity.created`", body = Activity),
         (status = 200, description = "An activity with this `foreign_id` existed and was updated (`activity.updated`) or was identical", body = Activity),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),

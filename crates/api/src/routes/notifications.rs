@@ -63,6 +63,8 @@ pub struct CreatedNotifications {
     request_body = CreateNotifications,
     params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body return the original response; same key, other body: 422.")),
     responses(
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed or empty JSON body", body = Problem, content_type = "application/problem+json"),
         (status = 201, description = "Stored and announced on each `user:{id}` as `notification.created`", body = CreatedNotifications),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks the `publish` scope", body = Problem, content_type = "application/problem+json"),

@@ -207,6 +207,9 @@ fn conflict(e: order::IllegalTransition) -> ApiError {
     params(("order_id" = String, Path, description = "The order id (the key of `order:{id}`)")),
     request_body = PutOrder,
     responses(
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed or empty JSON body", body = Problem, content_type = "application/problem+json"),
         (status = 201, description = "Created", body = Order),
         (status = 200, description = "Updated", body = Order),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
@@ -321,6 +324,9 @@ pub async fn put_order(
     ),
     request_body = ChangeStatus,
     responses(
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed or empty JSON body", body = Problem, content_type = "application/problem+json"),
         (status = 200, description = "The order after the change", body = Order),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks the `publish` scope", body = Problem, content_type = "application/problem+json"),

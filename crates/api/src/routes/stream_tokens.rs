@@ -46,6 +46,9 @@ pub struct StreamToken {
     tag = "streaming",
     request_body(content = StreamTokenRequest, description = "Optional; `{}` asks for the caller's own inbox topic."),
     responses(
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed or empty JSON body", body = Problem, content_type = "application/problem+json"),
         (status = 201, description = "A stream token", body = StreamToken),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A requested topic is not readable by the caller", body = Problem, content_type = "application/problem+json"),
