@@ -606,3 +606,47 @@ async fn retention_prunes_old_history_and_resuming_there_resets(pool: PgPool) {
     app.publish_ok("user:alice", 6).await;
     assert_eq!(s.envelopes(1, WAIT).await[0].seq, 6);
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn one_redis_subscription_per_topic_is_shared_by_all_streams(pool: PgPool) {
+    // A dead client is noticed on the next write: heartbeats make that quick.
+    let mut s = settings(&redis_url());
+    s.heartbeat = Duration::from_millis(200);
+    let app = TestApp::spawn_with(pool, s).await;
+    if app.local_bus() {
+        return; // the in-process bus has no Redis subscriptions to count
+    }
+    let channel = herald_platform::bus::channel(&app.settings.redis_prefix, "user:alice");
+    let redis = redis::Client::open(redis_url()).unwrap();
+    let conn = redis.get_multiplexed_async_connection().await.unwrap();
+    let subscribers = |mut conn: redis::aio::MultiplexedConnection, channel: String| async move {
+        let (_, n): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        n
+    };
+    let token = user_token("alice");
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        streams.push(app.stream(&token, "user:alice", None).await);
+    }
+    assert_eq!(
+        subscribers(conn.clone(), channel.clone()).await,
+        1,
+        "three streams, one subscription"
+    );
+    drop(streams);
+    // The last stream going away unsubscribes (the gateway notices the closed sockets).
+    let mut n = 1;
+    for _ in 0..50 {
+        n = subscribers(conn.clone(), channel.clone()).await;
+        if n == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(n, 0, "no stream, no subscription");
+}
