@@ -106,22 +106,7 @@ async fn resume_with_last_event_id_query_param_replays_exactly_the_missed_events
 async fn reconnecting_during_continuous_publishing_has_no_gap_and_no_duplicate(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let total = 300u64;
-    let publisher = {
-        let api = app.api_url();
-        tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            for n in 1..=total {
-                let r = http
-                    .post(format!("{api}/v1/events"))
-                    .bearer_auth(service_token())
-                    .json(&json!({"topic": "user:alice", "type": "t.n", "data": {"n": n}}))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 202);
-            }
-        })
-    };
+    let publisher = app.spawn_publisher("user:alice", total, Duration::ZERO);
     let token = user_token("alice");
     let mut received: Vec<Envelope> = Vec::new();
     let mut last: Option<String> = Some("0".into());
@@ -225,22 +210,7 @@ async fn worker_aborted_mid_batch_and_restarted_loses_nothing(pool: PgPool) {
     s.worker_batch = 3;
     let mut app = TestApp::spawn_with(pool.clone(), s).await;
     let total = 150u64;
-    let publisher = {
-        let api = app.api_url();
-        tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            for n in 1..=total {
-                let r = http
-                    .post(format!("{api}/v1/events"))
-                    .bearer_auth(service_token())
-                    .json(&json!({"topic": "user:alice", "type": "t.n", "data": {"n": n}}))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 202);
-            }
-        })
-    };
+    let publisher = app.spawn_publisher("user:alice", total, Duration::ZERO);
     let mut stream = app.stream(&user_token("alice"), "user:alice", Some("0")).await;
     let collector = tokio::spawn(async move {
         let got = stream.envelopes(total as usize, Duration::from_secs(40)).await;
@@ -274,23 +244,7 @@ async fn survives_redis_fault(pool: PgPool, fault: &str) {
     let app = TestApp::spawn_with(pool, settings(&redis.url())).await;
     let mut stream = app.stream(&user_token("alice"), "user:alice", None).await;
     let total = 120u64;
-    let publisher = {
-        let api = app.api_url();
-        tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            for n in 1..=total {
-                let r = http
-                    .post(format!("{api}/v1/events"))
-                    .bearer_auth(service_token())
-                    .json(&json!({"topic": "user:alice", "type": "t.n", "data": {"n": n}}))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 202);
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-    };
+    let publisher = app.spawn_publisher("user:alice", total, Duration::from_millis(5));
     let collector = tokio::spawn(async move {
         let got = stream.envelopes(total as usize, Duration::from_secs(60)).await;
         let extra = stream.next_event(Duration::from_millis(500)).await;

@@ -581,3 +581,28 @@ pub fn public_jwk(alg: jsonwebtoken::Algorithm, private_pem: &str, kid: &str) ->
 pub fn unix_now() -> u64 {
     now()
 }
+
+impl TestApp {
+    /// Publishes `{"n": 1..=total}` to `topic` in the background, one at a
+    /// time with `pause` between, asserting each is accepted.
+    pub fn spawn_publisher(&self, topic: &str, total: u64, pause: Duration) -> JoinHandle<()> {
+        let api = self.api_url();
+        let topic = topic.to_owned();
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for n in 1..=total {
+                let r = http
+                    .post(format!("{api}/v1/events"))
+                    .bearer_auth(service_token())
+                    .json(&json!({"topic": topic, "type": "t.n", "data": {"n": n}}))
+                    .send()
+                    .await
+                    .expect("api answers");
+                assert_eq!(r.status(), 202, "publish {n}");
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        })
+    }
+}
