@@ -25,6 +25,10 @@ restart svc *flags:
 test *args:
     scripts/test "$@"
 
+# Faults under steady load, with accounting: `just fault-suite`, `just fault-suite --long`.
+fault-suite *args:
+    scripts/fault-suite "$@"
+
 # Format the workspace.
 fmt:
     cargo fmt --all

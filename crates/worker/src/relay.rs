@@ -65,6 +65,8 @@ pub struct OutboxRelay {
     config: RelayConfig,
     bus: Publisher,
     conn: Option<MultiplexedConnection>,
+    /// Steps completed since leadership was last (re)gained.
+    healthy_steps: u64,
     metrics: Arc<WorkerMetrics>,
 }
 
@@ -79,6 +81,7 @@ impl OutboxRelay {
             config,
             bus,
             conn: None,
+            healthy_steps: 0,
             metrics,
         })
     }
@@ -87,7 +90,14 @@ impl OutboxRelay {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut backoff = Backoff::new();
         while !shutdown.is_cancelled() {
-            match self.lead(&shutdown).await {
+            self.healthy_steps = 0;
+            let outcome = self.lead(&shutdown).await;
+            // The backoff grows only across consecutive failures: a worker that
+            // relayed successfully since the last error starts again at 50 ms.
+            if self.healthy_steps > 0 {
+                backoff.reset();
+            }
+            match outcome {
                 Ok(()) => backoff.reset(),
                 Err(e) => {
                     tracing::warn!(error = %e, "relay interrupted; retrying");
@@ -131,6 +141,7 @@ impl OutboxRelay {
                 return Ok(());
             }
             let handled = self.step().await?;
+            self.healthy_steps += 1;
             if handled >= self.config.batch {
                 continue; // more is waiting
             }

@@ -1,0 +1,292 @@
+//! One SSE client that behaves like a browser's `EventSource`: it keeps the last
+//! event id across connections, reconnects on any disconnect after the server's
+//! `retry:` hint (at most 2 s) with `Last-Event-ID`, and records every event it is shown.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use herald_domain::sse::{ParsedEvent, Parser};
+use herald_domain::Envelope;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::{lock, Shared};
+
+/// The longest wait before reconnecting, whatever the server's hint says.
+const MAX_RETRY: Duration = Duration::from_millis(2000);
+/// A connection that carries nothing (not even a heartbeat) for this long is dropped.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Per-phase counters of one client. Events are attributed to the phase they were
+/// published in (carried in their payload); connections to the phase they happened in.
+#[derive(Debug, Clone, Default)]
+pub struct PhaseCounters {
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    pub connects: u64,
+    pub refused: BTreeMap<u16, u64>,
+    pub connect_errors: u64,
+    pub broken: u64,
+    pub idle_timeouts: u64,
+    pub resets: u64,
+    pub reauths: u64,
+    pub leaks: u64,
+    pub bad_frames: u64,
+    pub foreign: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct ClientInner {
+    /// How many times each pid was shown (saturating).
+    pub got: Vec<u8>,
+    pub last_seq: i64,
+    /// What a browser would send as `Last-Event-ID`.
+    pub last_id: String,
+    /// The upstream serving the open stream (nginx's `X-Upstream`), if connected.
+    pub upstream: Option<String>,
+    /// The first stream delivered its starting position.
+    pub ready: bool,
+    pub phases: Vec<PhaseCounters>,
+}
+
+impl ClientInner {
+    pub fn phase_mut(&mut self, phase: usize) -> &mut PhaseCounters {
+        if self.phases.len() <= phase {
+            self.phases.resize(phase + 1, PhaseCounters::default());
+        }
+        &mut self.phases[phase]
+    }
+}
+
+pub struct ClientState {
+    pub idx: usize,
+    /// Indices into `Shared::topics`.
+    pub topics: Vec<usize>,
+    pub inner: Mutex<ClientInner>,
+}
+
+impl ClientState {
+    pub fn new(idx: usize, topics: Vec<usize>) -> Self {
+        Self {
+            idx,
+            topics,
+            inner: Mutex::new(ClientInner::default()),
+        }
+    }
+}
+
+enum StreamEnd {
+    Closed,
+    Stop,
+}
+
+pub async fn run(
+    shared: Arc<Shared>,
+    me: Arc<ClientState>,
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    let topics = me
+        .topics
+        .iter()
+        .map(|t| shared.topics[*t].as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let url = format!("{base}/v1/stream");
+    let mut retry = MAX_RETRY;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let last_id = lock(&me.inner).last_id.clone();
+        let mut req = http
+            .get(&url)
+            .query(&[("topics", topics.as_str())])
+            .bearer_auth(&token);
+        if !last_id.is_empty() {
+            req = req.header("Last-Event-ID", last_id);
+        }
+        let phase = shared.phase();
+        let sent = tokio::select! {
+            r = tokio::time::timeout(Duration::from_secs(10), req.send()) => r,
+            _ = stop.changed() => return,
+        };
+        match sent {
+            Ok(Ok(resp)) if resp.status().as_u16() == 200 => {
+                let upstream = resp
+                    .headers()
+                    .get("x-upstream")
+                    .and_then(|v| v.to_str().ok())
+                    // After a failed attempt nginx lists every upstream it tried.
+                    .map(|s| s.rsplit(',').next().unwrap_or(s).trim().to_owned())
+                    .unwrap_or_else(|| "unknown".to_owned());
+                {
+                    let mut g = lock(&me.inner);
+                    g.upstream = Some(upstream);
+                    g.phase_mut(phase).connects += 1;
+                }
+                let (end, hint) = read_stream(&shared, &me, resp, &mut stop).await;
+                lock(&me.inner).upstream = None;
+                if let Some(h) = hint {
+                    retry = h.min(MAX_RETRY);
+                }
+                if matches!(end, StreamEnd::Stop) {
+                    return;
+                }
+            }
+            Ok(Ok(resp)) => {
+                let status = resp.status().as_u16();
+                *lock(&me.inner)
+                    .phase_mut(phase)
+                    .refused
+                    .entry(status)
+                    .or_insert(0) += 1;
+            }
+            Ok(Err(_)) | Err(_) => lock(&me.inner).phase_mut(phase).connect_errors += 1,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(retry) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Reads one stream until it ends; returns why, and the `retry:` hint if one came.
+async fn read_stream(
+    shared: &Shared,
+    me: &ClientState,
+    mut resp: reqwest::Response,
+    stop: &mut watch::Receiver<bool>,
+) -> (StreamEnd, Option<Duration>) {
+    let mut parser = Parser::new();
+    let mut hint = None;
+    loop {
+        let chunk = tokio::select! {
+            c = tokio::time::timeout(IDLE_TIMEOUT, resp.chunk()) => c,
+            _ = stop.changed() => return (StreamEnd::Stop, hint),
+        };
+        let bytes = match chunk {
+            Ok(Ok(Some(b))) => b,
+            Ok(Ok(None)) => return (StreamEnd::Closed, hint),
+            Ok(Err(_)) => {
+                lock(&me.inner).phase_mut(shared.phase()).broken += 1;
+                return (StreamEnd::Closed, hint);
+            }
+            Err(_) => {
+                lock(&me.inner).phase_mut(shared.phase()).idle_timeouts += 1;
+                return (StreamEnd::Closed, hint);
+            }
+        };
+        if hint.is_none() {
+            hint = retry_hint(&bytes);
+        }
+        let events = parser.feed(&bytes);
+        let mut g = lock(&me.inner);
+        for ev in events {
+            record(shared, me, &mut g, ev);
+        }
+        let id = parser.last_event_id();
+        if !id.is_empty() {
+            g.last_id = id.to_owned();
+            g.ready = true;
+        }
+    }
+}
+
+/// The `retry:` field of a frame (the gateway sends it first, whole, in one chunk).
+fn retry_hint(bytes: &[u8]) -> Option<Duration> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("retry:"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_millis)
+}
+
+fn record(shared: &Shared, me: &ClientState, g: &mut ClientInner, ev: ParsedEvent) {
+    let now_phase = shared.phase();
+    match ev.event.as_str() {
+        "herald.reset" => {
+            g.phase_mut(now_phase).resets += 1;
+            return;
+        }
+        "herald.reauth" => {
+            g.phase_mut(now_phase).reauths += 1;
+            return;
+        }
+        _ => {}
+    }
+    let env: Envelope = match serde_json::from_str(&ev.data) {
+        Ok(e) => e,
+        Err(_) => {
+            g.phase_mut(now_phase).bad_frames += 1;
+            return;
+        }
+    };
+    if ev.id.parse::<i64>().ok() != Some(env.seq) || ev.event != env.event_type {
+        g.phase_mut(now_phase).bad_frames += 1;
+    }
+    if !me.topics.iter().any(|t| shared.topics[*t] == env.topic) {
+        g.phase_mut(now_phase).leaks += 1;
+        return;
+    }
+    let pid = env.data.get("pid").and_then(Value::as_u64);
+    let phase = env.data.get("phase").and_then(Value::as_u64);
+    let (Some(pid), Some(phase)) = (pid, phase) else {
+        g.phase_mut(now_phase).foreign += 1;
+        return;
+    };
+    let (Ok(pid), Ok(phase)) = (usize::try_from(pid), usize::try_from(phase)) else {
+        g.phase_mut(now_phase).foreign += 1;
+        return;
+    };
+    if g.got.len() <= pid {
+        g.got.resize(pid + 4096, 0);
+    }
+    if g.got[pid] > 0 {
+        g.phase_mut(phase).duplicates += 1;
+    } else if env.seq <= g.last_seq {
+        g.phase_mut(phase).out_of_order += 1;
+    }
+    g.got[pid] = g.got[pid].saturating_add(1);
+    g.last_seq = g.last_seq.max(env.seq);
+
+    let now = shared.now();
+    let mut seen = lock(&shared.seen);
+    if seen.len() <= pid {
+        seen.resize(pid + 4096, Seen::default());
+    }
+    let s = &mut seen[pid];
+    if s.seq == 0 {
+        s.seq = env.seq;
+    } else if s.seq != env.seq {
+        shared.seq_mismatches.fetch_add(1, Ordering::Relaxed);
+    }
+    s.last_received = s.last_received.max(now);
+}
+
+/// What the clients saw of one pid, across all of them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Seen {
+    /// The `seq` it was first shown with (0: never shown).
+    pub seq: i64,
+    /// When the last client to be shown it was (seconds since start).
+    pub last_received: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_retry_hint() {
+        assert_eq!(
+            retry_hint(b"retry: 2000\n\nid: 0\n\n"),
+            Some(Duration::from_millis(2000))
+        );
+        assert_eq!(retry_hint(b"id: 5\ndata: x\n\n"), None);
+    }
+}

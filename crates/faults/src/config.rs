@@ -1,0 +1,221 @@
+//! Command-line arguments.
+
+use std::collections::HashMap;
+
+pub const USAGE: &str = "\
+usage: herald-faults --api URL --gateway URL [options] (--fault NAME [fault options])...
+
+  --api URL                 the API (through the load balancer)
+  --gateway URL             the gateways (through the load balancer)
+  --clients N               SSE clients (40)
+  --rate R                  publishes per second (50)
+  --topics K                topics published to, round robin (4)
+  --topics-per-client M     topics each client streams (2)
+  --steady SECS             steady publishing before each fault and at the end (2)
+  --recovery-bound SECS     a fault fails when recovery takes longer (30)
+  --recovery-timeout SECS   how long to wait for recovery after the fault healed (60)
+  --connect-timeout SECS    how long the clients may take to open their streams (30)
+  --lag-threshold SECS      a delivery later than this after its 202 is late (0.5)
+  --settle SECS             after a fault, clients must keep up (nothing late) this long
+                            before it counts as recovered (3)
+  --mode NAME               a label for the report (e.g. short, long)
+  --gateway-name ADDR=NAME  name an upstream address in the report (repeatable)
+  --report PREFIX           write PREFIX.json and PREFIX.txt (test-artifacts/fault-report)
+
+  --fault NAME              start a fault; the options below apply to the last --fault
+  --inject CMD              shell command that applies the fault
+  --hold SECS               how long the fault lasts before the heal command (0)
+  --heal CMD                shell command that ends the fault
+  --expect-503              the API must answer 503 problem+json with Retry-After at
+                            least once during this fault
+
+environment: HERALD_JWT_SECRET (required), HERALD_JWT_AUDIENCE (herald), HERALD_JWT_ISSUER";
+
+#[derive(Debug, Clone, Default)]
+pub struct FaultSpec {
+    pub name: String,
+    pub inject: Option<String>,
+    pub hold: f64,
+    pub heal: Option<String>,
+    pub expect_503: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub api: String,
+    pub gateway: String,
+    pub clients: usize,
+    pub rate: f64,
+    pub topics: usize,
+    pub topics_per_client: usize,
+    pub steady: f64,
+    pub recovery_bound: f64,
+    pub recovery_timeout: f64,
+    pub lag_threshold: f64,
+    pub settle: f64,
+    pub connect_timeout: f64,
+    pub mode: String,
+    pub gateway_names: HashMap<String, String>,
+    pub report: String,
+    pub faults: Vec<FaultSpec>,
+}
+
+impl Config {
+    pub fn from_args(args: impl Iterator<Item = String>) -> Result<Self, String> {
+        let mut c = Config {
+            api: String::new(),
+            gateway: String::new(),
+            clients: 40,
+            rate: 50.0,
+            topics: 4,
+            topics_per_client: 2,
+            steady: 2.0,
+            recovery_bound: 30.0,
+            recovery_timeout: 60.0,
+            lag_threshold: 0.5,
+            settle: 3.0,
+            connect_timeout: 30.0,
+            mode: "custom".into(),
+            gateway_names: HashMap::new(),
+            report: "test-artifacts/fault-report".into(),
+            faults: Vec::new(),
+        };
+        let mut args = args;
+        while let Some(flag) = args.next() {
+            let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+            match flag.as_str() {
+                "--api" => c.api = value()?.trim_end_matches('/').to_owned(),
+                "--gateway" => c.gateway = value()?.trim_end_matches('/').to_owned(),
+                "--clients" => c.clients = number(&flag, &value()?)?,
+                "--rate" => c.rate = seconds(&flag, &value()?)?,
+                "--topics" => c.topics = number(&flag, &value()?)?,
+                "--topics-per-client" => c.topics_per_client = number(&flag, &value()?)?,
+                "--steady" => c.steady = seconds(&flag, &value()?)?,
+                "--recovery-bound" => c.recovery_bound = seconds(&flag, &value()?)?,
+                "--recovery-timeout" => c.recovery_timeout = seconds(&flag, &value()?)?,
+                "--settle" => c.settle = seconds(&flag, &value()?)?,
+                "--lag-threshold" => c.lag_threshold = seconds(&flag, &value()?)?,
+                "--connect-timeout" => c.connect_timeout = seconds(&flag, &value()?)?,
+                "--mode" => c.mode = value()?,
+                "--gateway-name" => {
+                    let v = value()?;
+                    let (addr, name) = v
+                        .split_once('=')
+                        .ok_or_else(|| format!("--gateway-name takes ADDR=NAME, got {v}"))?;
+                    c.gateway_names.insert(addr.to_owned(), name.to_owned());
+                }
+                "--report" => c.report = value()?,
+                "--fault" => c.faults.push(FaultSpec {
+                    name: value()?,
+                    ..FaultSpec::default()
+                }),
+                "--inject" | "--hold" | "--heal" | "--expect-503" => {
+                    let v = if flag == "--expect-503" {
+                        String::new()
+                    } else {
+                        value()?
+                    };
+                    let f = c
+                        .faults
+                        .last_mut()
+                        .ok_or_else(|| format!("{flag} must follow a --fault NAME"))?;
+                    match flag.as_str() {
+                        "--inject" => f.inject = Some(v),
+                        "--heal" => f.heal = Some(v),
+                        "--hold" => f.hold = seconds(&flag, &v)?,
+                        _ => f.expect_503 = true,
+                    }
+                }
+                "-h" | "--help" => return Err("help".into()),
+                other => return Err(format!("unknown argument {other}")),
+            }
+        }
+        if c.api.is_empty() || c.gateway.is_empty() {
+            return Err("--api and --gateway are required".into());
+        }
+        if c.clients == 0 || c.topics == 0 || c.topics_per_client == 0 {
+            return Err("--clients, --topics and --topics-per-client must be at least 1".into());
+        }
+        if c.topics_per_client > c.topics {
+            return Err("--topics-per-client cannot exceed --topics".into());
+        }
+        if c.rate <= 0.0 {
+            return Err("--rate must be positive".into());
+        }
+        Ok(c)
+    }
+}
+
+fn number(flag: &str, v: &str) -> Result<usize, String> {
+    v.parse()
+        .map_err(|_| format!("{flag} takes a whole number, got {v}"))
+}
+
+fn seconds(flag: &str, v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Ok(s),
+        _ => Err(format!("{flag} takes a non-negative number, got {v}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        Config::from_args(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn fault_options_apply_to_the_last_fault() {
+        let c = parse(&[
+            "--api",
+            "http://a/",
+            "--gateway",
+            "http://g",
+            "--clients",
+            "3",
+            "--fault",
+            "one",
+            "--inject",
+            "kill it",
+            "--hold",
+            "1.5",
+            "--heal",
+            "start it",
+            "--fault",
+            "two",
+            "--expect-503",
+            "--gateway-name",
+            "127.0.0.1:1=gw1",
+        ])
+        .unwrap();
+        assert_eq!(c.api, "http://a");
+        assert_eq!(c.clients, 3);
+        assert_eq!(c.faults.len(), 2);
+        assert_eq!(c.faults[0].inject.as_deref(), Some("kill it"));
+        assert_eq!(c.faults[0].hold, 1.5);
+        assert_eq!(c.faults[0].heal.as_deref(), Some("start it"));
+        assert!(!c.faults[0].expect_503);
+        assert!(c.faults[1].expect_503 && c.faults[1].inject.is_none());
+        assert_eq!(c.gateway_names["127.0.0.1:1"], "gw1");
+    }
+
+    #[test]
+    fn bad_arguments_are_refused() {
+        assert!(parse(&["--gateway", "http://g"]).is_err());
+        assert!(parse(&["--api", "a", "--gateway", "g", "--inject", "x"]).is_err());
+        assert!(parse(&["--api", "a", "--gateway", "g", "--rate", "-1"]).is_err());
+        assert!(parse(&[
+            "--api",
+            "a",
+            "--gateway",
+            "g",
+            "--topics",
+            "2",
+            "--topics-per-client",
+            "3"
+        ])
+        .is_err());
+    }
+}

@@ -1,0 +1,548 @@
+//! `herald-faults`: the driver of `scripts/fault-suite`.
+//!
+//! It opens `--clients` SSE streams through the load balancer (each reconnecting by
+//! itself with `Last-Event-ID`, like a browser), publishes at a fixed `--rate` with a
+//! unique payload id per request, and applies the faults in turn by running the shell
+//! commands it was given. For every phase it accounts for each event: accepted, refused
+//! with 503, unknown (no answer), received by each client, lost, duplicated, out of order,
+//! and how long the system took to deliver everything accepted until the fault healed.
+//!
+//! ```text
+//! herald-faults --api URL --gateway URL [--clients 40] [--rate 50] [--topics 4]
+//!     [--topics-per-client 2] [--steady 2] [--recovery-bound 30] [--recovery-timeout 60]
+//!     [--connect-timeout 30] [--mode NAME] [--gateway-name ADDR=NAME]...
+//!     [--report PREFIX]
+//!     (--fault NAME [--inject CMD] [--hold SECS] [--heal CMD] [--expect-503])...
+//! ```
+//!
+//! Tokens are minted here from `HERALD_JWT_SECRET` (HS256, audience
+//! `HERALD_JWT_AUDIENCE`, issuer `HERALD_JWT_ISSUER` when set). Commands run with
+//! `sh -c`. The report is printed and written to `PREFIX.json` and `PREFIX.txt`; the
+//! exit status is 0 only when every phase passed.
+
+mod client;
+mod config;
+mod publisher;
+mod report;
+mod tokens;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+
+use crate::client::ClientState;
+use crate::config::{Config, FaultSpec};
+use crate::publisher::PubRecord;
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Locks a mutex; a panicked holder leaves plain counters behind, so keep going.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// State shared by the clients, the publisher and the conductor.
+pub struct Shared {
+    t0: Instant,
+    /// `t0` as seconds since the Unix epoch, to line the report up with service logs.
+    pub t0_unix: f64,
+    phase: AtomicUsize,
+    pub topics: Vec<String>,
+    pub clients: Vec<Arc<ClientState>>,
+    /// One record per publish attempt, indexed by payload id (`pid`).
+    pub pubs: Mutex<Vec<PubRecord>>,
+    /// What the clients saw of each `pid`.
+    pub seen: Mutex<Vec<client::Seen>>,
+    /// Deliveries whose `seq` differed from the one another client saw for that `pid`.
+    pub seq_mismatches: AtomicU64,
+}
+
+impl Shared {
+    /// Seconds since the driver started.
+    pub fn now(&self) -> f64 {
+        self.t0.elapsed().as_secs_f64()
+    }
+
+    /// `HH:MM:SS.mmm` (UTC) of a time in seconds since start, as the services log it.
+    pub fn wall_clock(&self, t: f64) -> String {
+        let ms = ((self.t0_unix + t) * 1000.0) as u64 % 86_400_000;
+        format!(
+            "{:02}:{:02}:{:02}.{:03}",
+            ms / 3_600_000,
+            ms / 60_000 % 60,
+            ms / 1000 % 60,
+            ms % 1000
+        )
+    }
+
+    pub fn phase(&self) -> usize {
+        self.phase.load(Ordering::Relaxed)
+    }
+}
+
+/// What happened in one phase, as observed by the conductor.
+#[derive(Debug, Clone, Default)]
+pub struct PhaseRun {
+    pub name: String,
+    pub inject: Option<String>,
+    pub heal: Option<String>,
+    pub hold: f64,
+    pub expect_503: bool,
+    pub start: f64,
+    pub end: f64,
+    pub fault_start: Option<f64>,
+    pub heal_end: Option<f64>,
+    /// When every client had every event accepted before `heal_end`.
+    pub recovered_at: Option<f64>,
+    pub command_errors: Vec<String>,
+    /// Where the clients' streams were connected (upstream address) when the phase
+    /// started, and once it recovered.
+    pub upstreams_before: BTreeMap<String, usize>,
+    pub upstreams_after: BTreeMap<String, usize>,
+}
+
+fn main() {
+    let config = match Config::from_args(std::env::args().skip(1)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("herald-faults: {e}\n\n{}", config::USAGE);
+            std::process::exit(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("herald-faults: cannot start the runtime: {e}");
+            std::process::exit(2);
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("herald-faults: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn say(shared: &Shared, msg: impl AsRef<str>) {
+    let now = shared.now();
+    eprintln!("[faults {now:7.2}s {}] {}", shared.wall_clock(now), msg.as_ref());
+}
+
+async fn run(config: Config) -> Result<bool> {
+    let keys = tokens::Keys::from_env()?;
+    let run_id = uuid::Uuid::now_v7().simple().to_string();
+    let topics: Vec<String> = (0..config.topics)
+        .map(|t| format!("fault:{}-t{t}", &run_id[run_id.len() - 8..]))
+        .collect();
+    let clients = (0..config.clients)
+        .map(|i| {
+            let picked = (0..config.topics_per_client)
+                .map(|k| (i + k) % config.topics)
+                .collect();
+            Arc::new(ClientState::new(i, picked))
+        })
+        .collect();
+    let t0_unix = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
+    let shared = Arc::new(Shared {
+        t0: Instant::now(),
+        t0_unix,
+        phase: AtomicUsize::new(0),
+        topics,
+        clients,
+        pubs: Mutex::new(Vec::new()),
+        seen: Mutex::new(Vec::new()),
+        seq_mismatches: AtomicU64::new(0),
+    });
+
+    let stream_http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(0)
+        .build()?;
+    let (stop_clients, stop_rx) = watch::channel(false);
+    let mut client_tasks = tokio::task::JoinSet::new();
+    for c in &shared.clients {
+        let token = keys.user_token(&format!("fault-client-{}", c.idx), &["fault:*"])?;
+        client_tasks.spawn(client::run(
+            shared.clone(),
+            c.clone(),
+            stream_http.clone(),
+            config.gateway.clone(),
+            token,
+            stop_rx.clone(),
+        ));
+    }
+
+    say(
+        &shared,
+        format!("{} clients connecting through {}", config.clients, config.gateway),
+    );
+    let deadline = shared.now() + config.connect_timeout;
+    loop {
+        let ready = shared.clients.iter().filter(|c| lock(&c.inner).ready).count();
+        if ready == shared.clients.len() {
+            break;
+        }
+        if shared.now() > deadline {
+            let _ = stop_clients.send(true);
+            return Err(format!(
+                "only {ready} of {} clients opened their stream within {}s",
+                shared.clients.len(),
+                config.connect_timeout
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    say(
+        &shared,
+        format!("all clients streaming: {:?}", upstreams(&shared, &config)),
+    );
+
+    let publish_http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let (stop_publisher, pub_stop_rx) = watch::channel(false);
+    let publisher = tokio::spawn(publisher::run(
+        shared.clone(),
+        publish_http,
+        config.api.clone(),
+        keys.service_token("fault-publisher")?,
+        config.rate,
+        pub_stop_rx,
+    ));
+
+    let mut phases = Vec::new();
+    let mut baseline = PhaseRun {
+        name: "baseline".into(),
+        start: shared.now(),
+        upstreams_before: upstreams(&shared, &config),
+        ..PhaseRun::default()
+    };
+    say(
+        &shared,
+        format!("baseline: publishing {}/s for {}s", config.rate, config.steady),
+    );
+    tokio::time::sleep(secs(config.steady)).await;
+    baseline.upstreams_after = upstreams(&shared, &config);
+    phases.push(baseline);
+
+    for (i, fault) in config.faults.iter().enumerate() {
+        let now = shared.now();
+        if let Some(prev) = phases.last_mut() {
+            prev.end = now;
+        }
+        shared.phase.store(i + 1, Ordering::Relaxed);
+        let run = run_fault(&shared, &config, fault, now).await;
+        phases.push(run);
+    }
+
+    say(&shared, format!("final steady period of {}s", config.steady));
+    tokio::time::sleep(secs(config.steady)).await;
+    let _ = stop_publisher.send(true);
+    let publisher_stats = publisher.await.unwrap_or_default();
+    let end = shared.now();
+    if let Some(last) = phases.last_mut() {
+        last.end = end;
+    }
+    say(
+        &shared,
+        "publisher stopped; waiting for every client to have every accepted event",
+    );
+    let drained = wait_caught_up(&shared, f64::INFINITY, config.recovery_timeout).await;
+    let drain = report::Drain {
+        seconds: drained.map(|t| t - end),
+        lagging_clients: if drained.is_some() {
+            0
+        } else {
+            lagging(&shared, f64::INFINITY)
+        },
+    };
+
+    let _ = stop_clients.send(true);
+    let stop_deadline = tokio::time::sleep(Duration::from_secs(5));
+    tokio::pin!(stop_deadline);
+    loop {
+        tokio::select! {
+            next = client_tasks.join_next() => if next.is_none() { break },
+            _ = &mut stop_deadline => { client_tasks.abort_all(); break }
+        }
+    }
+
+    let report = report::build(&shared, &config, &phases, &publisher_stats, &drain, &run_id);
+    let text = report::render_text(&report);
+    println!("{text}");
+    if let Some(dir) = std::path::Path::new(&config.report).parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    std::fs::write(format!("{}.txt", config.report), &text)?;
+    std::fs::write(
+        format!("{}.json", config.report),
+        serde_json::to_string_pretty(&report.json)?,
+    )?;
+    eprintln!(
+        "report written to {}.txt and {}.json",
+        config.report, config.report
+    );
+    Ok(report.passed)
+}
+
+async fn run_fault(shared: &Arc<Shared>, config: &Config, fault: &FaultSpec, start: f64) -> PhaseRun {
+    let mut run = PhaseRun {
+        name: fault.name.clone(),
+        inject: fault.inject.clone(),
+        heal: fault.heal.clone(),
+        hold: fault.hold,
+        expect_503: fault.expect_503,
+        start,
+        upstreams_before: upstreams(shared, config),
+        ..PhaseRun::default()
+    };
+    say(shared, format!("{}: steady for {}s", fault.name, config.steady));
+    tokio::time::sleep(secs(config.steady)).await;
+
+    run.fault_start = Some(shared.now());
+    if let Some(cmd) = &fault.inject {
+        say(shared, format!("{}: inject: {cmd}", fault.name));
+        if let Err(e) = run_command(cmd).await {
+            run.command_errors.push(format!("inject: {e}"));
+        }
+    }
+    if fault.hold > 0.0 {
+        say(
+            shared,
+            format!("{}: holding the fault for {}s", fault.name, fault.hold),
+        );
+        tokio::time::sleep(secs(fault.hold)).await;
+    }
+    if let Some(cmd) = &fault.heal {
+        say(shared, format!("{}: heal: {cmd}", fault.name));
+        if let Err(e) = run_command(cmd).await {
+            run.command_errors.push(format!("heal: {e}"));
+        }
+    }
+    let heal_end = shared.now();
+    run.heal_end = Some(heal_end);
+    say(
+        shared,
+        format!("{}: healed; waiting for every client to catch up", fault.name),
+    );
+    run.recovered_at = wait_recovered(shared, config, heal_end).await;
+    match run.recovered_at {
+        Some(t) => say(
+            shared,
+            format!(
+                "{}: recovered {:.2}s after the fault started",
+                fault.name,
+                t - run.fault_start.unwrap_or(t)
+            ),
+        ),
+        None => say(
+            shared,
+            format!(
+                "{}: NOT recovered after {}s ({} clients lagging)",
+                fault.name,
+                config.recovery_timeout,
+                lagging(shared, heal_end)
+            ),
+        ),
+    }
+    run.upstreams_after = upstreams(shared, config);
+    run
+}
+
+/// Runs `cmd` with `sh -c`, its output going to ours; fails on a non-zero exit.
+async fn run_command(cmd: &str) -> Result<(), String> {
+    let owned = cmd.to_owned();
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&owned)
+            .stdin(std::process::Stdio::null())
+            .status()
+    })
+    .await
+    .map_err(|e| format!("the command task failed: {e}"))?
+    .map_err(|e| format!("cannot run sh: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{cmd}` exited with {status}"))
+    }
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}
+
+/// Where the clients are connected now: upstream name (or address) → clients.
+fn upstreams(shared: &Shared, config: &Config) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for c in &shared.clients {
+        let name = match &lock(&c.inner).upstream {
+            Some(addr) => config
+                .gateway_names
+                .get(addr)
+                .cloned()
+                .unwrap_or_else(|| addr.clone()),
+            None => "disconnected".to_owned(),
+        };
+        *out.entry(name).or_insert(0) += 1;
+    }
+    out
+}
+
+/// For each topic, the pids accepted (202) no later than `cutoff`, ascending.
+fn targets(shared: &Shared, cutoff: f64) -> Vec<Vec<usize>> {
+    let mut per_topic = vec![Vec::new(); shared.topics.len()];
+    for (pid, r) in lock(&shared.pubs).iter().enumerate() {
+        if r.is_accepted() && r.done <= cutoff {
+            per_topic[r.topic].push(pid);
+        }
+    }
+    per_topic
+}
+
+/// Advances each client's position in each of its topics' target lists past what it
+/// has received; returns how many clients still miss something.
+fn advance(shared: &Shared, targets: &[Vec<usize>], frontier: &mut [Vec<usize>]) -> usize {
+    let mut behind = 0;
+    for (c, pos) in shared.clients.iter().zip(frontier.iter_mut()) {
+        let inner = lock(&c.inner);
+        let mut complete = true;
+        for (slot, topic) in c.topics.iter().enumerate() {
+            let list = &targets[*topic];
+            let p = &mut pos[slot];
+            while *p < list.len() && inner.got.get(list[*p]).is_some_and(|n| *n > 0) {
+                *p += 1;
+            }
+            complete &= *p == list.len();
+        }
+        if !complete {
+            behind += 1;
+        }
+    }
+    behind
+}
+
+fn lagging(shared: &Shared, cutoff: f64) -> usize {
+    let targets = targets(shared, cutoff);
+    let mut frontier: Vec<Vec<usize>> = shared.clients.iter().map(|c| vec![0; c.topics.len()]).collect();
+    advance(shared, &targets, &mut frontier)
+}
+
+/// Waits until every client has every event accepted no later than `cutoff` (and, for
+/// an infinite cutoff, every accepted event); returns when, or `None` after `timeout`.
+async fn wait_caught_up(shared: &Shared, cutoff: f64, timeout: f64) -> Option<f64> {
+    let deadline = shared.now() + timeout;
+    let targets = targets(shared, cutoff);
+    let mut frontier: Vec<Vec<usize>> = shared.clients.iter().map(|c| vec![0; c.topics.len()]).collect();
+    loop {
+        if advance(shared, &targets, &mut frontier) == 0 {
+            return Some(shared.now());
+        }
+        if shared.now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The events accepted so far, growing as time passes: each topic's list only ever
+/// gets new pids appended, so per-client cursors over it stay valid.
+struct Eligible {
+    /// Pubs below this index have all been looked at.
+    low_water: usize,
+    seen: Vec<bool>,
+    /// Accepted, but answered after the cutoff so far.
+    staged: Vec<(f64, usize)>,
+    per_topic: Vec<Vec<usize>>,
+}
+
+impl Eligible {
+    fn new(topics: usize) -> Self {
+        Self {
+            low_water: 0,
+            seen: Vec::new(),
+            staged: Vec::new(),
+            per_topic: vec![Vec::new(); topics],
+        }
+    }
+
+    /// Adds every event accepted (202 received) no later than `cutoff`.
+    fn update(&mut self, shared: &Shared, cutoff: f64) {
+        let pubs = lock(&shared.pubs);
+        if self.seen.len() < pubs.len() {
+            self.seen.resize(pubs.len(), false);
+        }
+        for (pid, r) in pubs.iter().enumerate().skip(self.low_water) {
+            if self.seen[pid] || r.outcome == publisher::Outcome::Pending {
+                continue;
+            }
+            self.seen[pid] = true;
+            if r.is_accepted() {
+                self.staged.push((r.done, pid));
+            }
+        }
+        while self.low_water < self.seen.len() && self.seen[self.low_water] {
+            self.low_water += 1;
+        }
+        let mut i = 0;
+        while i < self.staged.len() {
+            let (done, pid) = self.staged[i];
+            if done <= cutoff {
+                self.per_topic[pubs[pid].topic].push(pid);
+                self.staged.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
+/// Waits until the system has recovered from a fault that healed at `heal_end`: every
+/// client has every event accepted before `heal_end`, and has kept up since (every
+/// event accepted more than `lag_threshold` ago delivered) for `settle` seconds. A
+/// fault whose effect shows only after it "healed" (a component that notices late,
+/// a backoff) is therefore not over before its late deliveries are. Returns when the
+/// clients were both caught up and keeping up (the start of that final stretch).
+async fn wait_recovered(shared: &Shared, config: &Config, heal_end: f64) -> Option<f64> {
+    let deadline = heal_end + config.recovery_timeout;
+    let backlog = targets(shared, heal_end);
+    let slots = |c: &Arc<ClientState>| vec![0; c.topics.len()];
+    let mut backlog_pos: Vec<Vec<usize>> = shared.clients.iter().map(slots).collect();
+    let mut live_pos: Vec<Vec<usize>> = shared.clients.iter().map(slots).collect();
+    let mut eligible = Eligible::new(shared.topics.len());
+    let mut caught_up: Option<f64> = None;
+    let mut keeping_up_since: Option<f64> = None;
+    loop {
+        let now = shared.now();
+        if caught_up.is_none() && advance(shared, &backlog, &mut backlog_pos) == 0 {
+            caught_up = Some(now);
+        }
+        eligible.update(shared, now - config.lag_threshold);
+        if advance(shared, &eligible.per_topic, &mut live_pos) == 0 {
+            keeping_up_since.get_or_insert(now);
+        } else {
+            keeping_up_since = None;
+        }
+        if let (Some(c), Some(k)) = (caught_up, keeping_up_since) {
+            if now - k >= config.settle {
+                return Some(c.max(k));
+            }
+        }
+        if now > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
