@@ -318,7 +318,7 @@ async fn cursor_pagination_returns_every_notification_once_while_inserts_happen(
 #[sqlx::test(migrations = "../../migrations")]
 async fn expired_notifications_leave_lists_and_counts_at_expires_at(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(1500)).to_rfc3339();
+    let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(4000)).to_rfc3339();
     let r = notify(
         &app,
         json!({"recipients": ["alice"], "category": "test", "title": "brief", "expires_at": soon}),
@@ -328,7 +328,7 @@ async fn expired_notifications_leave_lists_and_counts_at_expires_at(pool: PgPool
     send(&app, &["alice"], "lasting").await;
     let (_, c) = get(&app, "alice", "/v1/me/notifications/counts").await;
     assert_eq!(c["unread"], 2);
-    tokio::time::sleep(Duration::from_millis(1700)).await;
+    tokio::time::sleep(Duration::from_millis(4200)).await;
     let (_, c) = get(&app, "alice", "/v1/me/notifications/counts").await;
     assert_eq!(c, json!({"unread": 1, "unseen": 1, "total": 1}));
     let titles: Vec<_> = all_pages(&app, "alice", "all")
