@@ -29,6 +29,10 @@ test *args:
 fault-suite *args:
     scripts/fault-suite "$@"
 
+# Benchmark Herald against the Node.js baseline: `just bench`, `just bench --smoke`, `just bench --scaling` (BENCHMARKS.md).
+bench *args:
+    scripts/bench "$@"
+
 # Format the workspace.
 fmt:
     cargo fmt --all

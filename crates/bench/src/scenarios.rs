@@ -1,0 +1,658 @@
+//! The scenarios. Each runs against one system and returns its metrics and a
+//! correctness verdict; `main` runs each for Herald, then the baseline.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use crate::check::{percentile, Verdict};
+use crate::http::Endpoint;
+use crate::procfs::{self, Probe, Sample};
+use crate::publish::{body, Publisher};
+use crate::stream::{now_us, Group, StreamReport, StreamSpec};
+
+/// One system under test.
+pub struct Target {
+    /// `herald` or `baseline` (JSON keys).
+    pub name: &'static str,
+    pub publisher: Publisher,
+    pub stream: Endpoint,
+    /// `Bearer …` of a reader of `bench:*`.
+    pub reader: Arc<str>,
+    pub probe: Probe,
+    /// The process holding the streams (`gateway`, `node`).
+    pub stream_process: &'static str,
+    pub sources: Arc<Vec<IpAddr>>,
+    /// Bound on concurrent connection attempts while opening streams.
+    pub max_connecting: usize,
+    /// Scales every timeout (debug builds in the smoke run are slower).
+    pub timeout_scale: u32,
+}
+
+/// The metrics and verdict of one scenario on one system.
+#[derive(Debug, Default)]
+pub struct Run {
+    pub metrics: Map<String, Value>,
+    pub verdict: Verdict,
+}
+
+impl Run {
+    pub fn metric(&self, key: &str) -> Option<f64> {
+        self.metrics.get(key).and_then(Value::as_f64)
+    }
+
+    fn set(&mut self, key: &str, v: impl Into<Value>) {
+        self.metrics.insert(key.to_owned(), v.into());
+    }
+
+    fn failed(reason: String) -> Self {
+        let mut r = Run::default();
+        r.verdict.problem(reason);
+        r
+    }
+}
+
+static UNIQUE: AtomicU64 = AtomicU64::new(0);
+
+/// A topic key nobody used before in this run.
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        UNIQUE.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn round(v: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (v * f).round() / f
+}
+
+impl Target {
+    fn timeout(&self, secs: u64) -> Duration {
+        Duration::from_secs(secs * u64::from(self.timeout_scale.max(1)))
+    }
+
+    fn spec(&self, i: usize, topics: &[String], expected: usize) -> StreamSpec {
+        StreamSpec {
+            endpoint: self.stream.clone(),
+            source: (!self.sources.is_empty()).then(|| self.sources[i % self.sources.len()]),
+            path: format!("/v1/stream?topics={}", topics.join(",")),
+            topics: topics.to_vec(),
+            authorization: self.reader.clone(),
+            expected,
+            dense: true,
+            last_event_id: None,
+            record_times: false,
+            collect: false,
+            read_buffer: 16 * 1024,
+        }
+    }
+
+    fn cpu(&self, a: &Sample, b: &Sample) -> BTreeMap<String, f64> {
+        self.probe.cpu_seconds(a, b)
+    }
+
+    /// CPU seconds of the system's own server processes.
+    fn server_cpu(&self, cpu: &BTreeMap<String, f64>) -> f64 {
+        self.probe
+            .servers
+            .iter()
+            .map(|(label, _)| cpu.get(label).copied().unwrap_or(0.0))
+            .sum()
+    }
+
+    fn stream_rss(&self) -> u64 {
+        self.probe.rss_of(self.stream_process).unwrap_or(0)
+    }
+
+    /// Publishes one event on a fresh topic and waits until a stream gets it:
+    /// everything accepted before is then sequenced and published. Returns its
+    /// `seq`, a position every stream can resume from.
+    pub async fn barrier(&self) -> Result<i64, String> {
+        let topic = format!("bench:{}", unique("barrier"));
+        let group = Group::spawn(vec![self.spec(0, std::slice::from_ref(&topic), 1)], None, false);
+        if !group.wait_ready(self.timeout(30)).await {
+            let r = group.finish().await;
+            return Err(format!(
+                "barrier stream did not open: {:?}",
+                r.first().and_then(|r| r.failed.clone())
+            ));
+        }
+        let out = self
+            .publisher
+            .all(Arc::new(vec![body(&topic, 0, "")]), 1, None, false)
+            .await;
+        if out.accepted != 1 {
+            group.finish().await;
+            return Err(format!("barrier publish failed: {:?}", out.first_error));
+        }
+        let arrived = group.wait_done(self.timeout(60)).await;
+        let reports = group.finish().await;
+        match reports.first().and_then(|r| r.last_seq) {
+            Some(seq) if arrived => Ok(seq),
+            _ => Err("barrier event never arrived".into()),
+        }
+    }
+}
+
+fn cpu_json(cpu: &BTreeMap<String, f64>) -> Value {
+    Value::Object(
+        cpu.iter()
+            .map(|(k, v)| (k.clone(), json!(round(*v, 3))))
+            .collect(),
+    )
+}
+
+fn stats_ms(mut v: Vec<f64>) -> Value {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return json!(null);
+    }
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    json!({
+        "count": v.len(),
+        "p50": round(percentile(&v, 0.50), 3),
+        "p90": round(percentile(&v, 0.90), 3),
+        "p99": round(percentile(&v, 0.99), 3),
+        "p999": round(percentile(&v, 0.999), 3),
+        "max": round(v[v.len() - 1], 3),
+        "min": round(v[0], 3),
+        "mean": round(mean, 3),
+    })
+}
+
+// ------------------------------------------------------------------ fan-out --
+
+/// One topic set, many streams, events published as fast as accepted (or paced).
+#[derive(Debug, Clone)]
+pub struct Fanout {
+    pub streams: usize,
+    pub events: usize,
+    pub topics_per_stream: usize,
+    /// Bytes of padding in each event's `data`.
+    pub pad: usize,
+    pub publishers: usize,
+    /// Pace publishing at one event per interval (the latency scenario).
+    pub interval: Option<Duration>,
+    pub record_latency: bool,
+}
+
+pub async fn fanout(t: &Target, p: &Fanout) -> Run {
+    let base = unique("fan");
+    let k = p.topics_per_stream.max(1);
+    let topics: Vec<String> = (0..k).map(|j| format!("bench:{base}-{j}")).collect();
+    let mut specs: Vec<StreamSpec> = (0..p.streams).map(|i| t.spec(i, &topics, p.events)).collect();
+    for s in &mut specs {
+        s.record_times = p.record_latency;
+        if p.pad >= 4096 {
+            s.read_buffer = 64 * 1024;
+        }
+    }
+    let mut run = Run::default();
+    let rss0 = t.stream_rss();
+    let open0 = t.probe.sample();
+    let tcp0 = procfs::tcp_counters();
+    let opened_at = now_us();
+    let group = Group::spawn(specs, Some(t.max_connecting), false);
+    if !group.wait_ready(t.timeout(120)).await {
+        let ready = group.ready.get();
+        let reports = group.finish().await;
+        run.verdict.streams(&reports);
+        run.verdict
+            .problem(format!("only {ready} of {} streams opened", p.streams));
+        return run;
+    }
+    let open_s = ms(now_us() - opened_at) / 1000.0;
+    let open1 = t.probe.sample();
+    let open_cpu = t.cpu(&open0, &open1);
+    let rss1 = t.stream_rss();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let pad = "x".repeat(p.pad);
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..p.events)
+            .map(|i| body(&topics[i % k], i as i64, &pad))
+            .collect(),
+    );
+    let s0 = t.probe.sample();
+    let tcp1 = procfs::tcp_counters();
+    let out = t
+        .publisher
+        .all(bodies.clone(), p.publishers, p.interval, p.record_latency)
+        .await;
+    let all_done = group.wait_done(t.timeout(180)).await;
+    let s1 = t.probe.sample();
+    let tcp2 = procfs::tcp_counters();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let reports = group.finish().await;
+    run.verdict.streams(&reports);
+    run.verdict.same_order(&reports);
+    run.verdict.publishing(&out);
+    if !all_done {
+        run.verdict
+            .problem("timed out waiting for every stream to receive every event");
+    }
+
+    let cpu = t.cpu(&s0, &s1);
+    let server_cpu = t.server_cpu(&cpu);
+    let deliveries: u64 = reports.iter().map(|r| r.unique as u64).sum();
+    let last = reports
+        .iter()
+        .filter_map(|r| r.completed_us)
+        .max()
+        .unwrap_or(out.finished_us);
+    let wall_s = ms(last.saturating_sub(out.started_us)) / 1000.0;
+    run.set("streams", p.streams);
+    run.set("events", p.events);
+    run.set("topics_per_stream", k);
+    // The serialized `data` of the largest `n`, as `publish::body` writes it.
+    let last_n = p.events.saturating_sub(1);
+    let data_bytes = if pad.is_empty() {
+        format!(r#"{{"n":{last_n}}}"#).len()
+    } else {
+        format!(r#"{{"n":{last_n},"pad":"{pad}"}}"#).len()
+    };
+    run.set("data_bytes", data_bytes);
+    run.set("publishers", p.publishers);
+    run.set("deliveries", deliveries);
+    run.set("wall_s", round(wall_s, 3));
+    run.set("deliveries_per_s", round(deliveries as f64 / wall_s.max(1e-9), 0));
+    run.set("publish_s", round(out.elapsed().as_secs_f64(), 3));
+    run.set(
+        "accepted_per_s",
+        round(out.accepted as f64 / out.elapsed().as_secs_f64().max(1e-9), 0),
+    );
+    run.set("cpu_s", cpu_json(&cpu));
+    run.set("server_cpu_s", round(server_cpu, 3));
+    run.set(
+        "deliveries_per_server_cpu_s",
+        round(deliveries as f64 / server_cpu.max(1e-9), 0),
+    );
+    run.set(
+        "server_cpu_us_per_delivery",
+        round(server_cpu * 1e6 / (deliveries.max(1)) as f64, 3),
+    );
+    run.set("open_s", round(open_s, 3));
+    run.set("open_cpu_s", cpu_json(&open_cpu));
+    run.set(
+        "rss_growth_per_stream_kib",
+        round(rss1.saturating_sub(rss0) as f64 / p.streams.max(1) as f64, 2),
+    );
+    run.set("stream_process_rss_kib", t.stream_rss());
+    run.set("reconnects", run.verdict.reconnects);
+    run.set("tcp_while_opening", procfs::delta(&tcp0, &tcp1));
+    run.set("tcp", procfs::delta(&tcp1, &tcp2));
+
+    if let Some(step) = p.interval {
+        run.set("offered_per_s", round(1.0 / step.as_secs_f64(), 1));
+    }
+    if p.record_latency {
+        latency_metrics(&mut run, &reports, &out.sent_us, &out.accepted_us);
+    }
+    run
+}
+
+fn latency_metrics(run: &mut Run, reports: &[StreamReport], sent: &[u64], accepted: &[u64]) {
+    let mut from_accept = Vec::new();
+    let mut from_send = Vec::new();
+    let mut early = 0u64;
+    for r in reports {
+        for (i, recv) in r.recv_us.iter().enumerate() {
+            if *recv == u64::MAX || accepted.get(i).is_none_or(|a| *a == u64::MAX) {
+                continue;
+            }
+            // The frame can beat the publisher reading its own answer (the
+            // baseline publishes to Redis before answering): that is 0 ms.
+            let a = accepted[i];
+            if *recv < a {
+                early += 1;
+            }
+            from_accept.push(ms(recv.saturating_sub(a)));
+            from_send.push(ms(recv.saturating_sub(sent[i])));
+        }
+    }
+    run.set("latency_accepted_ms", stats_ms(from_accept));
+    run.set("latency_sent_ms", stats_ms(from_send));
+    run.set("frames_before_answer", early);
+    let post_ms: Vec<f64> = sent
+        .iter()
+        .zip(accepted)
+        .filter(|(_, a)| **a != u64::MAX)
+        .map(|(s, a)| ms(a - s))
+        .collect();
+    run.set("publish_answer_ms", stats_ms(post_ms));
+}
+
+// --------------------------------------------------------------------- idle --
+
+/// `streams` idle streams, each on its own topic (like `user:<id>`), or all on
+/// one topic with `shared` (which separates the per-topic cost from the
+/// per-connection one).
+pub async fn idle(t: &Target, streams: usize, settle: Duration, publishers: usize, shared: bool) -> Run {
+    let base = unique("idle");
+    let topic_count = if shared { 1 } else { streams };
+    let topics: Vec<String> = (0..topic_count).map(|i| format!("bench:{base}-{i}")).collect();
+    let specs: Vec<StreamSpec> = (0..streams)
+        .map(|i| {
+            let mut s = t.spec(i, std::slice::from_ref(&topics[i % topic_count]), 1);
+            s.read_buffer = 2048;
+            s
+        })
+        .collect();
+    let mut run = Run::default();
+    let rss0 = t.stream_rss();
+    let servers0 = t.probe.servers_rss_kib();
+    let s0 = t.probe.sample();
+    let tcp0 = procfs::tcp_counters();
+    let started = now_us();
+    let group = Group::spawn(specs, Some(t.max_connecting), false);
+    if !group.wait_ready(t.timeout(300)).await {
+        let ready = group.ready.get();
+        let reports = group.finish().await;
+        run.verdict.streams(&reports);
+        run.verdict
+            .problem(format!("only {ready} of {streams} streams opened"));
+        return run;
+    }
+    let open_s = ms(now_us() - started) / 1000.0;
+    let s1 = t.probe.sample();
+    run.set("tcp_while_opening", procfs::delta(&tcp0, &procfs::tcp_counters()));
+    tokio::time::sleep(settle).await;
+    let s2 = t.probe.sample();
+    let rss1 = t.stream_rss();
+    let servers1 = t.probe.servers_rss_kib();
+
+    // Every stream must still be there and get exactly its one event.
+    let bodies = Arc::new(topics.iter().map(|topic| body(topic, 0, "")).collect::<Vec<_>>());
+    let out = t.publisher.all(bodies, publishers, None, false).await;
+    let all_done = group.wait_done(t.timeout(120)).await;
+    let rss2 = t.stream_rss();
+    let reports = group.finish().await;
+    run.verdict.streams(&reports);
+    run.verdict.publishing(&out);
+    if !all_done {
+        run.verdict
+            .problem("timed out waiting for the one event of every stream");
+    }
+    let open_cpu = t.cpu(&s0, &s1);
+    let idle_cpu = t.cpu(&s1, &s2);
+    run.set("streams", streams);
+    run.set("topics", topic_count);
+    run.set("rss_before_kib", rss0);
+    run.set("rss_open_kib", rss1);
+    run.set("rss_after_traffic_kib", rss2);
+    run.set(
+        "rss_per_stream_kib",
+        round(rss1.saturating_sub(rss0) as f64 / streams.max(1) as f64, 2),
+    );
+    run.set(
+        "all_servers_rss_per_stream_kib",
+        round(
+            servers1.saturating_sub(servers0) as f64 / streams.max(1) as f64,
+            2,
+        ),
+    );
+    run.set("open_s", round(open_s, 3));
+    run.set("opens_per_s", round(streams as f64 / open_s.max(1e-9), 0));
+    run.set("open_cpu_s", cpu_json(&open_cpu));
+    run.set(
+        "server_cpu_us_per_open",
+        round(t.server_cpu(&open_cpu) * 1e6 / streams.max(1) as f64, 1),
+    );
+    run.set("idle_cpu_s", cpu_json(&idle_cpu));
+    run.set("idle_window_s", settle.as_secs_f64());
+    run.set("reconnects", run.verdict.reconnects);
+    run
+}
+
+// ------------------------------------------------------------------- replay --
+
+pub async fn replay(t: &Target, reps: usize, missed: usize, publishers: usize) -> Run {
+    let mut run = Run::default();
+    let mut times = Vec::new();
+    let mut first_frame = Vec::new();
+    let mut cpu_total: BTreeMap<String, f64> = BTreeMap::new();
+    for rep in 0..reps {
+        let topic = format!("bench:{}", unique("replay"));
+        let topics = std::slice::from_ref(&topic);
+        // Connected once, so the reconnect is a real one.
+        let before = Group::spawn(vec![t.spec(0, topics, 0)], None, false);
+        if !before.wait_ready(t.timeout(30)).await {
+            before.finish().await;
+            run.verdict
+                .problem(format!("rep {rep}: the first stream did not open"));
+            continue;
+        }
+        let position = match t.barrier().await {
+            Ok(p) => p,
+            Err(e) => {
+                before.finish().await;
+                run.verdict.problem(format!("rep {rep}: {e}"));
+                continue;
+            }
+        };
+        run.verdict.streams(&before.finish().await);
+        let bodies = Arc::new(
+            (0..missed)
+                .map(|n| body(&topic, n as i64, ""))
+                .collect::<Vec<_>>(),
+        );
+        let out = t.publisher.all(bodies, publishers, None, false).await;
+        run.verdict.publishing(&out);
+        if let Err(e) = t.barrier().await {
+            run.verdict.problem(format!("rep {rep}: {e}"));
+            continue;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut spec = t.spec(rep, topics, missed);
+        spec.last_event_id = Some(position.to_string().into_bytes());
+        let s0 = t.probe.sample();
+        let t0 = now_us();
+        let group = Group::spawn(vec![spec], None, false);
+        group.wait_done(t.timeout(30)).await;
+        let s1 = t.probe.sample();
+        let reports = group.finish().await;
+        for (k, v) in t.cpu(&s0, &s1) {
+            *cpu_total.entry(k).or_default() += v;
+        }
+        if let Some(r) = reports.first() {
+            if let Some(done) = r.completed_us {
+                times.push(ms(done - t0));
+            }
+            if let Some(open) = r.opened_us {
+                first_frame.push(ms(open - t0));
+            }
+        }
+        run.verdict.streams(&reports);
+    }
+    let stats = stats_ms(times);
+    run.set("reps", reps);
+    run.set("missed_events", missed);
+    run.set("p50_ms", stats["p50"].clone());
+    run.set("max_ms", stats["max"].clone());
+    run.set("all_received_ms", stats);
+    run.set("response_head_ms", stats_ms(first_frame));
+    run.set("cpu_s", cpu_json(&cpu_total));
+    run.set(
+        "server_cpu_ms_per_reconnect",
+        round(t.server_cpu(&cpu_total) * 1000.0 / reps.max(1) as f64, 3),
+    );
+    run
+}
+
+// -------------------------------------------------------------------- storm --
+
+/// `clients` streams, each on its own topic (or all on one with `shared`),
+/// disconnect, miss `missed` events each, and reconnect at the same instant.
+pub async fn storm(t: &Target, clients: usize, missed: usize, publishers: usize, shared: bool) -> Run {
+    let base = unique("storm");
+    let topic_count = if shared { 1 } else { clients };
+    let topics: Vec<String> = (0..topic_count).map(|i| format!("bench:{base}-{i}")).collect();
+    let mut run = Run::default();
+    let first = Group::spawn(
+        (0..clients)
+            .map(|i| t.spec(i, std::slice::from_ref(&topics[i % topic_count]), 0))
+            .collect(),
+        Some(t.max_connecting),
+        false,
+    );
+    if !first.wait_ready(t.timeout(120)).await {
+        let reports = first.finish().await;
+        run.verdict.streams(&reports);
+        run.verdict.problem("not every client connected the first time");
+        return run;
+    }
+    let position = match t.barrier().await {
+        Ok(p) => p,
+        Err(e) => {
+            first.finish().await;
+            return Run::failed(e);
+        }
+    };
+    run.verdict.streams(&first.finish().await);
+
+    // Round-robin over the clients, so every topic's events are spread out.
+    let bodies: Vec<Vec<u8>> = (0..missed)
+        .flat_map(|n| topics.iter().map(move |topic| body(topic, n as i64, "")))
+        .collect();
+    let out = t.publisher.all(Arc::new(bodies), publishers, None, false).await;
+    run.verdict.publishing(&out);
+    if let Err(e) = t.barrier().await {
+        run.verdict.problem(e);
+        return run;
+    }
+
+    let specs: Vec<StreamSpec> = (0..clients)
+        .map(|i| {
+            let mut s = t.spec(i, std::slice::from_ref(&topics[i % topic_count]), missed);
+            s.last_event_id = Some(position.to_string().into_bytes());
+            s
+        })
+        .collect();
+    let mut group = Group::spawn(specs, None, true);
+    // Let every task reach the start line.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s0 = t.probe.sample();
+    let tcp0 = procfs::tcp_counters();
+    let t0 = group.release();
+    let all_done = group.wait_done(t.timeout(120)).await;
+    let s1 = t.probe.sample();
+    let tcp = procfs::delta(&tcp0, &procfs::tcp_counters());
+    let reports = group.finish().await;
+    run.verdict.streams(&reports);
+    run.set("tcp", tcp);
+    if !all_done {
+        run.verdict
+            .problem("timed out waiting for every client to catch up");
+    }
+    let per_client: Vec<f64> = reports
+        .iter()
+        .filter_map(|r| r.completed_us.map(|d| ms(d - t0)))
+        .collect();
+    let heads: Vec<f64> = reports
+        .iter()
+        .filter_map(|r| r.opened_us.map(|d| ms(d.saturating_sub(t0))))
+        .collect();
+    let last = per_client.iter().copied().fold(f64::NAN, f64::max);
+    let cpu = t.cpu(&s0, &s1);
+    run.set("clients", clients);
+    run.set("topics", topic_count);
+    run.set("missed_each", missed);
+    run.set("all_caught_up_ms", round(last, 3));
+    run.set("per_client_ms", stats_ms(per_client));
+    run.set("response_head_ms", stats_ms(heads));
+    run.set("cpu_s", cpu_json(&cpu));
+    run.set("server_cpu_s", round(t.server_cpu(&cpu), 3));
+    run.set("reconnects", run.verdict.reconnects);
+    run
+}
+
+// ------------------------------------------------------------------ publish --
+
+pub async fn publish(t: &Target, publishers: usize, duration: Duration) -> Run {
+    const STRIDE: i64 = 1_000_000_000;
+    let topic = format!("bench:{}", unique("publish"));
+    let mut run = Run::default();
+    let start = match t.barrier().await {
+        Ok(p) => p,
+        Err(e) => return Run::failed(e),
+    };
+    let s0 = t.probe.sample();
+    let (counts, out) = t.publisher.until(&topic, publishers, duration, STRIDE).await;
+    let s1 = t.probe.sample();
+    run.verdict.publishing(&out);
+    let drain0 = now_us();
+    if let Err(e) = t.barrier().await {
+        run.verdict.problem(e);
+        return run;
+    }
+    let drain_ms = ms(now_us() - drain0);
+
+    // Read everything back in seq order: every accepted event exactly once,
+    // and each publisher's events in the order it published them.
+    let mut spec = t.spec(0, std::slice::from_ref(&topic), out.accepted);
+    spec.dense = false;
+    spec.collect = true;
+    spec.read_buffer = 64 * 1024;
+    spec.last_event_id = Some(start.to_string().into_bytes());
+    let verify0 = now_us();
+    let group = Group::spawn(vec![spec], None, false);
+    group.wait_done(t.timeout(300)).await;
+    let verify_s = ms(now_us() - verify0) / 1000.0;
+    let reports = group.finish().await;
+    run.verdict.streams(&reports);
+    let mut next = vec![0i64; counts.len()];
+    let mut order_errors = 0u64;
+    if let Some(r) = reports.first() {
+        for (seq, n) in &r.collected {
+            let p = (n / STRIDE) as usize;
+            let k = n % STRIDE;
+            match next.get_mut(p) {
+                Some(expected) if *expected == k => *expected += 1,
+                _ => {
+                    order_errors += 1;
+                    if order_errors == 1 {
+                        run.verdict.problem(format!(
+                            "seq {seq}: publisher {p}'s event {k} out of publishing order"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for (p, (got, want)) in next.iter().zip(&counts).enumerate() {
+        if *got as usize != *want {
+            run.verdict.problem(format!(
+                "publisher {p}: {got} events read back in order, {want} accepted"
+            ));
+        }
+    }
+    run.verdict.out_of_order += order_errors;
+
+    let cpu = t.cpu(&s0, &s1);
+    let secs = out.elapsed().as_secs_f64();
+    run.set("publishers", publishers);
+    run.set("accepted", out.accepted);
+    run.set("duration_s", round(secs, 3));
+    run.set("accepted_per_s", round(out.accepted as f64 / secs.max(1e-9), 0));
+    run.set("per_publisher", json!(counts));
+    run.set("cpu_s", cpu_json(&cpu));
+    run.set("server_cpu_s", round(t.server_cpu(&cpu), 3));
+    run.set(
+        "server_cpu_us_per_event",
+        round(t.server_cpu(&cpu) * 1e6 / out.accepted.max(1) as f64, 1),
+    );
+    run.set("sequenced_after_ms", round(drain_ms, 1));
+    run.set("read_back_s", round(verify_s, 3));
+    run.set("in_publishing_order", order_errors == 0);
+    run
+}
