@@ -10,9 +10,9 @@ use herald_platform::auth::Principal;
 use herald_platform::problem::Problem;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::{Postgres, Transaction};
 
 use crate::error::{ApiError, ApiResult};
+use crate::outbox::OutboxTx;
 
 pub const HEADER: &str = "idempotency-key";
 
@@ -71,7 +71,7 @@ impl IdempotencyKey {
 
     /// Claims the key inside `tx`. Waits for a concurrent holder of the same
     /// key to finish.
-    pub async fn claim(&self, tx: &mut Transaction<'_, Postgres>) -> ApiResult<Claim> {
+    pub async fn claim(&self, tx: &mut OutboxTx) -> ApiResult<Claim> {
         let inserted = sqlx::query!(
             r#"INSERT INTO idempotency_keys (principal, key, request_hash, status, response)
                VALUES ($1, $2, $3, 0, 'null') ON CONFLICT DO NOTHING"#,
@@ -115,7 +115,7 @@ impl IdempotencyKey {
     /// Records the response of a fresh claim, in the effect's transaction.
     pub async fn record(
         &self,
-        tx: &mut Transaction<'_, Postgres>,
+        tx: &mut OutboxTx,
         status: StatusCode,
         body: &serde_json::Value,
     ) -> ApiResult<()> {

@@ -16,11 +16,11 @@ use chrono::{DateTime, Utc};
 use herald_domain::notification::UserId;
 use herald_domain::EventType;
 use serde::{Deserialize, Serialize};
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::outbox;
+use crate::outbox::{self, OutboxTx};
 
 /// One inbox entry.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
@@ -90,7 +90,7 @@ pub struct NewNotification<'a> {
 /// Inserts one entry for `user` and announces it (`notification.created`).
 /// The caller holds the user's inbox lock.
 pub async fn insert(
-    tx: &mut Transaction<'_, Postgres>,
+    tx: &mut OutboxTx,
     user: &UserId,
     n: &NewNotification<'_>,
 ) -> Result<Notification, sqlx::Error> {
@@ -118,7 +118,7 @@ pub async fn insert(
 /// Publishes an inbox event on `user:{user}` carrying the current counts
 /// (and the notification it is about, if any). Returns the counts.
 pub async fn announce(
-    tx: &mut Transaction<'_, Postgres>,
+    tx: &mut OutboxTx,
     user: &str,
     event_type: &str,
     notification: Option<&Notification>,

@@ -41,6 +41,8 @@ pub struct AppState {
     pub metrics: Arc<ApiMetrics>,
     pub openapi_json: axum::body::Bytes,
     pub publish_rate: Arc<rate::PublishRate>,
+    /// Begins the transactions that append events (and wakes the worker).
+    pub outbox: outbox::Outbox,
 }
 
 impl FromRef<AppState> for Arc<Verifier> {
@@ -219,6 +221,7 @@ impl Application {
         let openapi_json = axum::body::Bytes::from(openapi_json());
         let state = AppState {
             publish_rate: Arc::new(rate::PublishRate::new(settings.publish_rate)),
+            outbox: outbox::Outbox::start(pool.clone()),
             pool,
             verifier,
             metrics: Arc::new(ApiMetrics::default()),

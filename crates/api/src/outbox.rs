@@ -1,15 +1,111 @@
 //! Appending events to the outbox, inside the caller's transaction.
 //!
-//! Every write that announces something calls [`append`] in the same
-//! transaction as its state change, so the state and the event commit
-//! together or not at all. The row has no `seq` yet: the worker's sequencer
-//! assigns it after commit (see `herald_worker::sequencer`). The `NOTIFY` is
-//! delivered at commit and wakes the worker at once.
+//! Every write that announces something runs in an [`OutboxTx`] and calls
+//! [`append`] in it, so the state and the event commit together or not at
+//! all. The row has no `seq` yet: the worker's sequencer assigns it after
+//! commit (see `herald_worker::sequencer`).
+//!
+//! # Waking the worker
+//!
+//! The worker sleeps on `LISTEN herald_outbox`. A `NOTIFY` inside the
+//! publishing transaction would be simplest, but Postgres serializes every
+//! notifying transaction's commit on one lock, WAL flush included, so
+//! concurrent publishers could never share a flush (group commit) and
+//! publishing would top out near one event per `fdatasync`. Instead,
+//! [`OutboxTx::commit`] signals this process's notifier after the commit, and
+//! the notifier sends `NOTIFY` from its own connection, coalescing every
+//! signal that arrives while one is in flight and without waiting for its
+//! own (content-free) commit to be flushed. A lost wake-up costs latency, not
+//! events: the worker also polls.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use herald_domain::{EventType, Topic};
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
+use tokio::sync::Notify;
 use uuid::Uuid;
+
+/// The channel the worker listens on.
+pub const OUTBOX_CHANNEL: &str = "herald_outbox";
+
+/// Begins outbox transactions and wakes the worker after they commit. Cheap
+/// to clone.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    pool: PgPool,
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    /// Starts the notifier task on the current runtime.
+    pub fn start(pool: PgPool) -> Self {
+        let wake = Arc::new(Notify::new());
+        tokio::spawn(notifier(pool.clone(), wake.clone()));
+        Self { pool, wake }
+    }
+
+    /// Appends one event as a transaction of its own: a single autocommitted
+    /// statement, one round trip instead of three. Then wakes the worker.
+    pub async fn append_alone(
+        &self,
+        topic: &Topic,
+        event_type: &EventType,
+        data: &serde_json::Value,
+    ) -> Result<Appended, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        let appended = insert(&mut conn, topic, event_type, data).await?;
+        self.wake.notify_one();
+        Ok(appended)
+    }
+
+    /// Begins a transaction whose commit wakes the worker if it appended.
+    pub async fn begin(&self) -> Result<OutboxTx, sqlx::Error> {
+        Ok(OutboxTx {
+            tx: self.pool.begin().await?,
+            wake: self.wake.clone(),
+            appended: false,
+        })
+    }
+}
+
+/// A transaction that may append events. Derefs to the connection, like
+/// sqlx's `Transaction`.
+pub struct OutboxTx {
+    tx: Transaction<'static, Postgres>,
+    wake: Arc<Notify>,
+    appended: bool,
+}
+
+impl OutboxTx {
+    /// Commits, then wakes the worker if an event was appended.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await?;
+        if self.appended {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl Deref for OutboxTx {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for OutboxTx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+}
 
 /// An event as written: everything but its position.
 #[derive(Debug, Clone)]
@@ -18,13 +114,24 @@ pub struct Appended {
     pub created_at: DateTime<Utc>,
 }
 
+/// Appends an event in `tx`.
 pub async fn append(
-    tx: &mut Transaction<'_, Postgres>,
+    tx: &mut OutboxTx,
     topic: &Topic,
     event_type: &EventType,
     data: &serde_json::Value,
 ) -> Result<Appended, sqlx::Error> {
-    let conn: &mut PgConnection = tx;
+    let appended = insert(tx, topic, event_type, data).await?;
+    tx.appended = true;
+    Ok(appended)
+}
+
+async fn insert(
+    conn: &mut PgConnection,
+    topic: &Topic,
+    event_type: &EventType,
+    data: &serde_json::Value,
+) -> Result<Appended, sqlx::Error> {
     let id = Uuid::now_v7();
     let created_at = sqlx::query_scalar!(
         r#"INSERT INTO events (id, topic, type, data) VALUES ($1, $2, $3, $4) RETURNING created_at"#,
@@ -33,10 +140,48 @@ pub async fn append(
         event_type.as_str(),
         data,
     )
-    .fetch_one(&mut *conn)
+    .fetch_one(conn)
     .await?;
-    sqlx::query!("SELECT pg_notify('herald_outbox', '')")
-        .execute(&mut *conn)
-        .await?;
     Ok(Appended { id, created_at })
+}
+
+/// Sends one `NOTIFY` per burst of signals, from a dedicated connection with
+/// `synchronous_commit = off` (the notification carries nothing that must
+/// survive a crash; the events it announces were flushed by their own commit).
+async fn notifier(pool: PgPool, wake: Arc<Notify>) {
+    let mut conn: Option<PgConnection> = None;
+    loop {
+        wake.notified().await;
+        if conn.is_none() {
+            conn = connect(&pool).await;
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        let sent = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(OUTBOX_CHANNEL)
+            .execute(&mut *c)
+            .await;
+        if let Err(e) = sent {
+            tracing::debug!(error = %e, "NOTIFY failed; the worker's poll covers it");
+            conn = None;
+        }
+    }
+}
+
+async fn connect(pool: &PgPool) -> Option<PgConnection> {
+    let connected = tokio::time::timeout(Duration::from_secs(3), async {
+        let mut c = PgConnection::connect_with(&pool.connect_options()).await?;
+        sqlx::query("SET synchronous_commit = off")
+            .execute(&mut c)
+            .await?;
+        Ok::<_, sqlx::Error>(c)
+    })
+    .await;
+    match connected {
+        Ok(Ok(c)) => Some(c),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "notifier could not connect; the worker's poll covers it");
+            None
+        }
+        Err(_) => None,
+    }
 }

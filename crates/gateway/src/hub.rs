@@ -322,21 +322,26 @@ async fn session(
                 fan_out(inner, topic, frame);
             }
             cmd = commands.recv() => {
-                let Some(cmd) = cmd else { return Ok(()) };
-                match cmd {
-                    Command::Subscribe(topic) => {
-                        if !inner.state().topics.contains_key(&topic) {
-                            continue;
-                        }
-                        sink.subscribe(bus::channel(&inner.prefix, &topic)).await?;
-                        activate(inner, std::slice::from_ref(&topic));
+                let Some(first) = cmd else { return Ok(()) };
+                // A reconnect storm registers hundreds of new topics at once:
+                // take every queued command and confirm them in a few
+                // round trips instead of one per topic.
+                let mut batch = vec![first];
+                while batch.len() < MAX_COMMAND_BATCH {
+                    match commands.try_recv() {
+                        Ok(cmd) => batch.push(cmd),
+                        Err(_) => break,
                     }
-                    Command::Unsubscribe(topic) => {
-                        if inner.state().topics.contains_key(&topic) {
-                            continue; // re-registered meanwhile
-                        }
-                        sink.unsubscribe(bus::channel(&inner.prefix, &topic)).await?;
-                    }
+                }
+                let (subscribe, unsubscribe) = settle(inner, batch);
+                for chunk in unsubscribe.chunks(256) {
+                    let channels: Vec<String> = chunk.iter().map(|t| bus::channel(&inner.prefix, t)).collect();
+                    sink.unsubscribe(&channels).await?;
+                }
+                for chunk in subscribe.chunks(256) {
+                    let channels: Vec<String> = chunk.iter().map(|t| bus::channel(&inner.prefix, t)).collect();
+                    sink.subscribe(&channels).await?;
+                    activate(inner, chunk);
                 }
             }
             _ = ping.tick() => {
@@ -391,6 +396,34 @@ async fn local_session(
             },
         }
     }
+}
+
+/// Commands taken from the queue at once, at most.
+const MAX_COMMAND_BATCH: usize = 4096;
+
+/// What a batch of commands comes to, judged against the registry now:
+/// topics to subscribe (still registered) and to unsubscribe (no longer
+/// registered), each once. A topic dropped and registered again within the
+/// batch is subscribed again, which Redis treats as a no-op.
+fn settle(inner: &Inner, batch: Vec<Command>) -> (Vec<String>, Vec<String>) {
+    let state = inner.state();
+    let mut subscribe = Vec::new();
+    let mut unsubscribe = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for cmd in batch {
+        let topic = match cmd {
+            Command::Subscribe(t) | Command::Unsubscribe(t) => t,
+        };
+        if !seen.insert(topic.clone()) {
+            continue;
+        }
+        if state.topics.contains_key(&topic) {
+            subscribe.push(topic);
+        } else {
+            unsubscribe.push(topic);
+        }
+    }
+    (subscribe, unsubscribe)
 }
 
 /// Marks topics confirmed and releases the streams waiting for them.

@@ -14,9 +14,23 @@ use tokio_util::sync::CancellationToken;
 
 use crate::problem::{FieldError, Problem};
 
-/// Binds `addr` (port 0 picks a free port; see `local_addr`).
+/// The accept queue length asked of the kernel (capped by
+/// `net.core.somaxconn`). Reconnect storms open a thousand connections at
+/// once; with the standard library's 128, the kernel drops the SYNs beyond it
+/// and each client waits a full second for its retransmission.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` (port 0 picks a free port; see `local_addr`) with a deep
+/// accept queue (see [`LISTEN_BACKLOG`]).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled and every open

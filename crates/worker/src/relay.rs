@@ -4,8 +4,9 @@
 //! held on a dedicated connection); the others wait to take over. The leader
 //! repeats: sequence a batch of committed events (see [`crate::sequencer`]),
 //! publish it to the bus in `seq` order, record the published position. It
-//! wakes on `LISTEN herald_outbox` (publishers `NOTIFY` in their transaction,
-//! delivered at commit) and polls as a fallback.
+//! wakes on `LISTEN herald_outbox` (the API notifies right after each
+//! publishing commit, coalesced; see `herald_api::outbox`) and polls as a
+//! fallback.
 //!
 //! Crash safety: sequencing commits before publishing; publishing happens in
 //! a transaction holding the sequencer row lock, starts right after
@@ -186,6 +187,13 @@ impl OutboxRelay {
     /// what comes next, saving a read.
     async fn publish_pending(&mut self, fresh: Vec<Envelope>) -> Result<usize, RelayError> {
         let mut tx = self.pool.begin().await?;
+        // `published_seq` is a hint, not a promise: losing its last update in
+        // a crash only means publishing those events again, which gateways
+        // drop. So this commit need not wait for its WAL flush (the next
+        // sequencing commit flushes it anyway).
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
         let (published, last) = sequencer::lock_for_publishing(&mut tx).await?;
         if published >= last {
             tx.commit().await?;

@@ -105,29 +105,39 @@ pub async fn publish_event(
     }
     let key = IdempotencyKey::from_headers(&headers, &principal, "POST /v1/events", &req)?;
 
-    let mut tx = state.pool.begin().await?;
-    if let Some(key) = &key {
-        if let Claim::Replay { status, body } = key.claim(&mut tx).await? {
-            tx.rollback().await?;
-            return Ok(replayed(status, body));
-        }
+    let Some(key) = key else {
+        // Nothing else to write: the event is its own transaction.
+        let appended = state
+            .outbox
+            .append_alone(&req.topic, &req.event_type.0, &req.data)
+            .await?;
+        state.metrics.published.inc();
+        let accepted = accepted_event(req, appended);
+        return Ok((StatusCode::ACCEPTED, Json(accepted)).into_response());
+    };
+    let mut tx = state.outbox.begin().await?;
+    if let Claim::Replay { status, body } = key.claim(&mut tx).await? {
+        tx.rollback().await?;
+        return Ok(replayed(status, body));
     }
     let appended = outbox::append(&mut tx, &req.topic, &req.event_type.0, &req.data).await?;
-    let accepted = AcceptedEvent {
+    let accepted = accepted_event(req, appended);
+    key.record(&mut tx, StatusCode::ACCEPTED, &serde_json::to_value(&accepted)?)
+        .await?;
+    tx.commit().await?;
+    state.metrics.published.inc();
+    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
+}
+
+fn accepted_event(req: PublishEvent, appended: outbox::Appended) -> AcceptedEvent {
+    AcceptedEvent {
         id: appended.id,
         seq: None,
         topic: req.topic.to_string(),
         event_type: req.event_type.0.to_string(),
         data: req.data,
         created_at: appended.created_at,
-    };
-    if let Some(key) = &key {
-        key.record(&mut tx, StatusCode::ACCEPTED, &serde_json::to_value(&accepted)?)
-            .await?;
     }
-    tx.commit().await?;
-    state.metrics.published.inc();
-    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }
 
 /// The original response of an idempotent replay.

@@ -124,7 +124,7 @@ pub async fn post_activity(
     let route = format!("POST /v1/feeds/{}/activities", feed.as_str());
     let key = IdempotencyKey::from_headers(&headers, &principal, &route, &req)?;
 
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.outbox.begin().await?;
     if let Some(key) = &key {
         if let Claim::Replay { status, body } = key.claim(&mut tx).await? {
             tx.rollback().await?;

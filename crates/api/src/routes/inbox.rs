@@ -136,7 +136,7 @@ async fn change(
     let user = user(principal)?;
     let not_found = || Problem::not_found("no such notification in your inbox");
     let id = Uuid::try_parse(id).map_err(|_| not_found())?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.outbox.begin().await?;
     inbox::lock_user(&mut tx, &user).await?;
     let current = inbox::find_for_update(&mut tx, &user, id)
         .await?
@@ -233,7 +233,7 @@ pub async fn seen(
 
 async fn bulk(state: &AppState, principal: &Principal, event: &str) -> ApiResult<Json<Counts>> {
     let user = user(principal)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.outbox.begin().await?;
     inbox::lock_user(&mut tx, &user).await?;
     let changed = if event == "inbox.read_all" {
         inbox::read_all(&mut tx, &user).await?

@@ -122,7 +122,7 @@ pub async fn create_notifications(
     }
     let key = IdempotencyKey::from_headers(&headers, &principal, "POST /v1/notifications", &req)?;
 
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.outbox.begin().await?;
     if let Some(key) = &key {
         if let Claim::Replay { status, body } = key.claim(&mut tx).await? {
             tx.rollback().await?;

@@ -20,12 +20,13 @@ use herald_platform::auth::{Authenticated, Principal};
 use herald_platform::http::JsonBody;
 use herald_platform::problem::Problem;
 use serde::{Deserialize, Serialize};
-use sqlx::{Postgres, Transaction};
+
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{Claim, IdempotencyKey};
 use crate::inbox::{self, NewNotification};
+use crate::outbox::OutboxTx;
 use crate::routes::events::{replayed, require_publish};
 use crate::{outbox, AppState};
 
@@ -134,7 +135,7 @@ async fn load(conn: &mut sqlx::PgConnection, order_id: &str, lock: bool) -> ApiR
 /// Records `to` in the timeline and announces it on `order:{id}` and in the
 /// customer's inbox. The caller holds the order row lock.
 async fn record_status(
-    tx: &mut Transaction<'_, Postgres>,
+    tx: &mut OutboxTx,
     order_id: &str,
     customer: &UserId,
     from: Option<OrderStatus>,
@@ -228,7 +229,7 @@ pub async fn put_order(
     require_publish(&state, &principal, 1)?;
     order_topic(&order_id)?;
     let customer = UserId::parse(&req.customer_id).map_err(|m| Problem::invalid_field("customer_id", m))?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.outbox.begin().await?;
     let existing = load(&mut tx, &order_id, true).await?;
     let status = match existing {
         None => {
@@ -349,7 +350,7 @@ pub async fn change_status(
     let data = req.data.clone().unwrap_or_else(|| serde_json::json!({}));
     let route = format!("POST /v1/orders/{order_id}/status");
     let key = IdempotencyKey::from_headers(&headers, &principal, &route, &req)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.outbox.begin().await?;
     if let Some(key) = &key {
         if let Claim::Replay { status, body } = key.claim(&mut tx).await? {
             tx.rollback().await?;
