@@ -24,6 +24,7 @@ mod client;
 mod config;
 mod publisher;
 mod report;
+mod rolling;
 mod tokens;
 
 use std::collections::BTreeMap;
@@ -103,6 +104,8 @@ pub struct PhaseRun {
     /// started, and once it recovered.
     pub upstreams_before: BTreeMap<String, usize>,
     pub upstreams_after: BTreeMap<String, usize>,
+    /// A rolling restart: each gateway's turn.
+    pub drains: Vec<rolling::DrainStep>,
 }
 
 fn main() {
@@ -219,6 +222,8 @@ async fn run(config: Config) -> Result<bool> {
         pub_stop_rx,
     ));
 
+    // Opens streams through the load balancer while a gateway drains.
+    let probe_token = keys.user_token("fault-probe", &["fault:*"])?;
     let mut phases = Vec::new();
     let mut baseline = PhaseRun {
         name: "baseline".into(),
@@ -240,7 +245,7 @@ async fn run(config: Config) -> Result<bool> {
             prev.end = now;
         }
         shared.phase.store(i + 1, Ordering::Relaxed);
-        let run = run_fault(&shared, &config, fault, now).await;
+        let run = run_fault(&shared, &config, fault, now, &probe_token).await;
         phases.push(run);
     }
 
@@ -296,7 +301,13 @@ async fn run(config: Config) -> Result<bool> {
     Ok(report.passed)
 }
 
-async fn run_fault(shared: &Arc<Shared>, config: &Config, fault: &FaultSpec, start: f64) -> PhaseRun {
+async fn run_fault(
+    shared: &Arc<Shared>,
+    config: &Config,
+    fault: &FaultSpec,
+    start: f64,
+    probe_token: &str,
+) -> PhaseRun {
     let mut run = PhaseRun {
         name: fault.name.clone(),
         inject: fault.inject.clone(),
@@ -311,6 +322,9 @@ async fn run_fault(shared: &Arc<Shared>, config: &Config, fault: &FaultSpec, sta
     tokio::time::sleep(secs(config.steady)).await;
 
     run.fault_start = Some(shared.now());
+    if !fault.drain.is_empty() {
+        run.drains = rolling::run(shared, config, fault, probe_token).await;
+    }
     if let Some(cmd) = &fault.inject {
         say(shared, format!("{}: inject: {cmd}", fault.name));
         if let Err(e) = run_command(cmd).await {
