@@ -394,6 +394,30 @@ async fn run_command(cmd: &str) -> Result<(), String> {
     }
 }
 
+/// Like [`run_command`], but returns what the command wrote to stdout (and copies it
+/// to our stderr, where the rest of the commands' output goes).
+async fn run_command_output(cmd: &str) -> Result<String, String> {
+    let owned = cmd.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&owned)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+    })
+    .await
+    .map_err(|e| format!("the command task failed: {e}"))?
+    .map_err(|e| format!("cannot run sh: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprint!("{stdout}");
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!("`{cmd}` exited with {}", out.status))
+    }
+}
+
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s.max(0.0))
 }

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::client::StreamEvent;
 use crate::config::{Config, FaultSpec};
-use crate::{lock, run_command, say, upstreams, Shared};
+use crate::{lock, run_command, run_command_output, say, upstreams, Shared};
 
 /// How often the draining gateway's `/readyz` is polled.
 const POLL: Duration = Duration::from_millis(10);
@@ -209,8 +209,23 @@ async fn drain_one(
         .replace("{gateway}", name);
     say(shared, format!("{}: SIGTERM {name}: {stop_cmd}", fault.name));
     step.term_at = shared.now();
-    match run_command(&stop_cmd).await {
-        Ok(()) => step.exited_at = Some(shared.now()),
+    match run_command_output(&stop_cmd).await {
+        Ok(out) => {
+            step.exited_at = Some(shared.now());
+            // The stop command may report when it sent SIGTERM and saw the process
+            // gone (`sigterm_unix_ns=… exit_unix_ns=…`): more exact than the moments
+            // the command started and returned, which a loaded machine stretches.
+            let at = |key: &str| {
+                out.split_whitespace()
+                    .find_map(|w| w.strip_prefix(key))
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .map(|ns| ns / 1e9 - shared.t0_unix)
+            };
+            if let (Some(term), Some(exit)) = (at("sigterm_unix_ns="), at("exit_unix_ns=")) {
+                step.term_at = term;
+                step.exited_at = Some(exit);
+            }
+        }
         Err(e) => step.failures.push(format!("{name}: stop: {e}")),
     }
     let _ = stop_poll.send(true);
