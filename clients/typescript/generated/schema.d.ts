@@ -235,8 +235,11 @@ export interface paths {
          *     resumed (unparsable, ahead of the head, or older than retained history): refetch
          *     state over REST, then continue from the stream. `event: herald.reauth` is sent
          *     just before the token that opened the stream expires; the stream then closes:
-         *     fetch a fresh stream token and reconnect with `Last-Event-ID`. A client that
-         *     cannot keep up is disconnected and resumes the same way.
+         *     fetch a fresh stream token and reconnect with `Last-Event-ID`. `event:
+         *     herald.reconnect` (no `id`) comes after a short `retry:` hint when the gateway
+         *     shuts down, just before the stream ends: it needs no handling (`EventSource`
+         *     reconnects after the hint and resumes with `Last-Event-ID`). A client that cannot
+         *     keep up is disconnected and resumes the same way.
          */
         get: operations["stream"];
         put?: never;
@@ -340,9 +343,9 @@ export interface components {
             note?: string | null;
             status: components["schemas"]["OrderStatus"];
         };
-        /** @description The payload of `event: herald.reset` and `event: herald.reauth` frames. */
+        /** @description The payload of `event: herald.reset`, `event: herald.reauth` and `event: herald.reconnect` frames. */
         ControlEvent: {
-            /** @description Why the event was sent: `unparsable`, `future`, `pruned` (reset) or `token_expiring` (reauth). */
+            /** @description Why the event was sent: `unparsable`, `future`, `pruned` (reset), `token_expiring` (reauth) or `shutdown` (reconnect). */
             reason: string;
         };
         /** @description The badge numbers. `total` counts what `status=all` lists (not archived). */

@@ -245,6 +245,25 @@ impl Application {
         self
     }
 
+    /// `/readyz` answers 503 `draining` once `draining` is cancelled. The
+    /// single-node binary passes the gateway's drain signal, so a load
+    /// balancer moves away before the streams it serves here end.
+    pub fn draining_on(mut self, draining: CancellationToken) -> Self {
+        self.router = self.router.layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let draining = draining.clone();
+                async move {
+                    use axum::response::IntoResponse;
+                    if draining.is_cancelled() && req.uri().path() == "/readyz" {
+                        return Problem::unavailable("draining", 1).into_response();
+                    }
+                    next.run(req).await
+                }
+            },
+        ));
+        self
+    }
+
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         http::serve(self.listener, self.router, shutdown).await
     }

@@ -119,6 +119,8 @@ impl Checker {
     fn on_event(&mut self, ev: Event<'_>, now: u64) {
         match ev.event {
             b"bench.ev" => self.on_bench_event(ev, now),
+            // A gateway shutting down says so before it ends the stream: not an error.
+            b"herald.reconnect" => {}
             b"herald.reset" => {
                 self.report.resets += 1;
                 let data = String::from_utf8_lossy(ev.data).into_owned();

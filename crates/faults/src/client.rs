@@ -1,6 +1,7 @@
 //! One SSE client that behaves like a browser's `EventSource`: it keeps the last
 //! event id across connections, reconnects on any disconnect after the server's
-//! `retry:` hint (at most 2 s) with `Last-Event-ID`, and records every event it is shown.
+//! latest `retry:` hint (at most 2 s) with `Last-Event-ID`, and records every event it
+//! is shown, and when each of its streams opened and closed (and how).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -32,6 +33,8 @@ pub struct PhaseCounters {
     pub idle_timeouts: u64,
     pub resets: u64,
     pub reauths: u64,
+    /// `herald.reconnect` events (a gateway shutting down).
+    pub reconnects: u64,
     pub leaks: u64,
     pub bad_frames: u64,
     pub foreign: u64,
@@ -49,6 +52,27 @@ pub struct ClientInner {
     /// The first stream delivered its starting position.
     pub ready: bool,
     pub phases: Vec<PhaseCounters>,
+    /// Every stream opened and closed, in order.
+    pub history: Vec<StreamEvent>,
+}
+
+/// A stream opening or closing (times in seconds since the driver started).
+#[derive(Debug, Clone)]
+pub enum StreamEvent {
+    Open {
+        at: f64,
+        upstream: String,
+    },
+    Close {
+        at: f64,
+        upstream: String,
+        /// The stream ended with `event: herald.reconnect` just before it closed.
+        reconnect_signal: bool,
+        /// The last `retry:` hint of the stream, in milliseconds.
+        retry_ms: Option<u64>,
+        /// The body ended normally (not a broken connection or an idle timeout).
+        clean: bool,
+    },
 }
 
 impl ClientInner {
@@ -78,7 +102,12 @@ impl ClientState {
 }
 
 enum StreamEnd {
-    Closed,
+    Closed {
+        /// The body ended normally.
+        clean: bool,
+        /// The last event before the end was `herald.reconnect`.
+        reconnect_signal: bool,
+    },
     Stop,
 }
 
@@ -126,17 +155,33 @@ pub async fn run(
                     .unwrap_or_else(|| "unknown".to_owned());
                 {
                     let mut g = lock(&me.inner);
-                    g.upstream = Some(upstream);
+                    g.upstream = Some(upstream.clone());
                     g.phase_mut(phase).connects += 1;
+                    g.history.push(StreamEvent::Open {
+                        at: shared.now(),
+                        upstream: upstream.clone(),
+                    });
                 }
                 let (end, hint) = read_stream(&shared, &me, resp, &mut stop).await;
-                lock(&me.inner).upstream = None;
+                let mut g = lock(&me.inner);
+                g.upstream = None;
                 if let Some(h) = hint {
                     retry = h.min(MAX_RETRY);
                 }
-                if matches!(end, StreamEnd::Stop) {
-                    return;
-                }
+                let (clean, reconnect_signal) = match end {
+                    StreamEnd::Stop => return,
+                    StreamEnd::Closed {
+                        clean,
+                        reconnect_signal,
+                    } => (clean, reconnect_signal),
+                };
+                g.history.push(StreamEvent::Close {
+                    at: shared.now(),
+                    upstream,
+                    reconnect_signal,
+                    retry_ms: hint.map(|h| h.as_millis() as u64),
+                    clean,
+                });
             }
             Ok(Ok(resp)) => {
                 let status = resp.status().as_u16();
@@ -155,7 +200,9 @@ pub async fn run(
     }
 }
 
-/// Reads one stream until it ends; returns why, and the `retry:` hint if one came.
+/// Reads one stream until it ends; returns why, and the latest `retry:` hint if one
+/// came (the gateway sends one first, and a shorter one before it closes the stream
+/// on shutdown).
 async fn read_stream(
     shared: &Shared,
     me: &ClientState,
@@ -164,29 +211,37 @@ async fn read_stream(
 ) -> (StreamEnd, Option<Duration>) {
     let mut parser = Parser::new();
     let mut hint = None;
+    let mut reconnect_signal = false;
     loop {
         let chunk = tokio::select! {
             c = tokio::time::timeout(IDLE_TIMEOUT, resp.chunk()) => c,
             _ = stop.changed() => return (StreamEnd::Stop, hint),
         };
+        let closed = |clean| StreamEnd::Closed {
+            clean,
+            reconnect_signal,
+        };
         let bytes = match chunk {
             Ok(Ok(Some(b))) => b,
-            Ok(Ok(None)) => return (StreamEnd::Closed, hint),
+            Ok(Ok(None)) => return (closed(true), hint),
             Ok(Err(_)) => {
                 lock(&me.inner).phase_mut(shared.phase()).broken += 1;
-                return (StreamEnd::Closed, hint);
+                return (closed(false), hint);
             }
             Err(_) => {
                 lock(&me.inner).phase_mut(shared.phase()).idle_timeouts += 1;
-                return (StreamEnd::Closed, hint);
+                return (closed(false), hint);
             }
         };
-        if hint.is_none() {
-            hint = retry_hint(&bytes);
+        if let Some(h) = retry_hint(&bytes) {
+            hint = Some(h);
         }
         let events = parser.feed(&bytes);
         let mut g = lock(&me.inner);
         for ev in events {
+            // Only the very last event counts: anything after it means the stream
+            // went on.
+            reconnect_signal = ev.event == "herald.reconnect";
             record(shared, me, &mut g, ev);
         }
         let id = parser.last_event_id();
@@ -197,11 +252,12 @@ async fn read_stream(
     }
 }
 
-/// The `retry:` field of a frame (the gateway sends it first, whole, in one chunk).
+/// The last `retry:` field of a chunk (the gateway writes each one whole, in one chunk).
 fn retry_hint(bytes: &[u8]) -> Option<Duration> {
     let text = std::str::from_utf8(bytes).ok()?;
     text.lines()
-        .find_map(|l| l.strip_prefix("retry:"))
+        .filter_map(|l| l.strip_prefix("retry:"))
+        .next_back()
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_millis)
 }
@@ -215,6 +271,10 @@ fn record(shared: &Shared, me: &ClientState, g: &mut ClientInner, ev: ParsedEven
         }
         "herald.reauth" => {
             g.phase_mut(now_phase).reauths += 1;
+            return;
+        }
+        "herald.reconnect" => {
+            g.phase_mut(now_phase).reconnects += 1;
             return;
         }
         _ => {}
@@ -288,5 +348,9 @@ mod tests {
             Some(Duration::from_millis(2000))
         );
         assert_eq!(retry_hint(b"id: 5\ndata: x\n\n"), None);
+        assert_eq!(
+            retry_hint(b"retry: 2000\n\nretry: 137\n\nevent: herald.reconnect\ndata: {}\n\n"),
+            Some(Duration::from_millis(137))
+        );
     }
 }

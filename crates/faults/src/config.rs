@@ -28,6 +28,16 @@ usage: herald-faults --api URL --gateway URL [options] (--fault NAME [fault opti
   --heal CMD                shell command that ends the fault
   --expect-503              the API must answer 503 problem+json with Retry-After at
                             least once during this fault
+  --drain NAME=URL          a rolling restart: stop (--stop) and start (--start) the
+                            gateway NAME, whose own address is URL, then the next one
+                            (repeatable, in order); while it stops, its /readyz is polled
+                            and its streams watched: /readyz must turn 503 before any of
+                            them closes, each must end cleanly after herald.reconnect,
+                            it must exit within --exit-bound, and no client may see an
+                            error; nginx must route to it again before the next one stops
+  --stop CMD                sends SIGTERM to {gateway} and returns once it exited
+  --start CMD               starts {gateway} and returns once it is ready
+  --exit-bound SECS         SIGTERM → exit, at most (5)
 
 environment: HERALD_JWT_SECRET (required), HERALD_JWT_AUDIENCE (herald), HERALD_JWT_ISSUER";
 
@@ -38,6 +48,21 @@ pub struct FaultSpec {
     pub hold: f64,
     pub heal: Option<String>,
     pub expect_503: bool,
+    /// Rolling restart: the gateways (name, direct URL) to stop and start in turn.
+    pub drain: Vec<(String, String)>,
+    pub stop: Option<String>,
+    pub start: Option<String>,
+    pub exit_bound: f64,
+}
+
+impl FaultSpec {
+    pub fn new(name: String) -> Self {
+        Self {
+            name,
+            exit_bound: 5.0,
+            ..Self::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -105,11 +130,9 @@ impl Config {
                     c.gateway_names.insert(addr.to_owned(), name.to_owned());
                 }
                 "--report" => c.report = value()?,
-                "--fault" => c.faults.push(FaultSpec {
-                    name: value()?,
-                    ..FaultSpec::default()
-                }),
-                "--inject" | "--hold" | "--heal" | "--expect-503" => {
+                "--fault" => c.faults.push(FaultSpec::new(value()?)),
+                "--inject" | "--hold" | "--heal" | "--expect-503" | "--drain" | "--stop" | "--start"
+                | "--exit-bound" => {
                     let v = if flag == "--expect-503" {
                         String::new()
                     } else {
@@ -123,6 +146,16 @@ impl Config {
                         "--inject" => f.inject = Some(v),
                         "--heal" => f.heal = Some(v),
                         "--hold" => f.hold = seconds(&flag, &v)?,
+                        "--drain" => {
+                            let (name, url) = v
+                                .split_once('=')
+                                .ok_or_else(|| format!("--drain takes NAME=URL, got {v}"))?;
+                            f.drain
+                                .push((name.to_owned(), url.trim_end_matches('/').to_owned()));
+                        }
+                        "--stop" => f.stop = Some(v),
+                        "--start" => f.start = Some(v),
+                        "--exit-bound" => f.exit_bound = seconds(&flag, &v)?,
                         _ => f.expect_503 = true,
                     }
                 }
@@ -141,6 +174,11 @@ impl Config {
         }
         if c.rate <= 0.0 {
             return Err("--rate must be positive".into());
+        }
+        for f in &c.faults {
+            if !f.drain.is_empty() && (f.stop.is_none() || f.start.is_none()) {
+                return Err(format!("{}: --drain needs --stop and --start", f.name));
+            }
         }
         Ok(c)
     }
@@ -199,6 +237,41 @@ mod tests {
         assert!(!c.faults[0].expect_503);
         assert!(c.faults[1].expect_503 && c.faults[1].inject.is_none());
         assert_eq!(c.gateway_names["127.0.0.1:1"], "gw1");
+        assert_eq!(c.faults[0].exit_bound, 5.0);
+    }
+
+    #[test]
+    fn a_rolling_restart_names_its_gateways_in_order() {
+        let c = parse(&[
+            "--api",
+            "a",
+            "--gateway",
+            "g",
+            "--fault",
+            "roll",
+            "--drain",
+            "gw1=http://127.0.0.1:1/",
+            "--drain",
+            "gw2=http://127.0.0.1:2",
+            "--stop",
+            "stop {gateway}",
+            "--start",
+            "start {gateway}",
+            "--exit-bound",
+            "3",
+        ])
+        .unwrap();
+        let f = &c.faults[0];
+        assert_eq!(
+            f.drain,
+            vec![
+                ("gw1".to_owned(), "http://127.0.0.1:1".to_owned()),
+                ("gw2".to_owned(), "http://127.0.0.1:2".to_owned())
+            ]
+        );
+        assert_eq!(f.stop.as_deref(), Some("stop {gateway}"));
+        assert_eq!(f.exit_bound, 3.0);
+        assert!(parse(&["--api", "a", "--gateway", "g", "--fault", "r", "--drain", "x=y"]).is_err());
     }
 
     #[test]

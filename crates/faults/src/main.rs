@@ -24,6 +24,7 @@ mod client;
 mod config;
 mod publisher;
 mod report;
+mod rolling;
 mod tokens;
 
 use std::collections::BTreeMap;
@@ -103,6 +104,8 @@ pub struct PhaseRun {
     /// started, and once it recovered.
     pub upstreams_before: BTreeMap<String, usize>,
     pub upstreams_after: BTreeMap<String, usize>,
+    /// A rolling restart: each gateway's turn.
+    pub drains: Vec<rolling::DrainStep>,
 }
 
 fn main() {
@@ -219,6 +222,8 @@ async fn run(config: Config) -> Result<bool> {
         pub_stop_rx,
     ));
 
+    // Opens streams through the load balancer while a gateway drains.
+    let probe_token = keys.user_token("fault-probe", &["fault:*"])?;
     let mut phases = Vec::new();
     let mut baseline = PhaseRun {
         name: "baseline".into(),
@@ -240,7 +245,7 @@ async fn run(config: Config) -> Result<bool> {
             prev.end = now;
         }
         shared.phase.store(i + 1, Ordering::Relaxed);
-        let run = run_fault(&shared, &config, fault, now).await;
+        let run = run_fault(&shared, &config, fault, now, &probe_token).await;
         phases.push(run);
     }
 
@@ -296,7 +301,13 @@ async fn run(config: Config) -> Result<bool> {
     Ok(report.passed)
 }
 
-async fn run_fault(shared: &Arc<Shared>, config: &Config, fault: &FaultSpec, start: f64) -> PhaseRun {
+async fn run_fault(
+    shared: &Arc<Shared>,
+    config: &Config,
+    fault: &FaultSpec,
+    start: f64,
+    probe_token: &str,
+) -> PhaseRun {
     let mut run = PhaseRun {
         name: fault.name.clone(),
         inject: fault.inject.clone(),
@@ -311,6 +322,9 @@ async fn run_fault(shared: &Arc<Shared>, config: &Config, fault: &FaultSpec, sta
     tokio::time::sleep(secs(config.steady)).await;
 
     run.fault_start = Some(shared.now());
+    if !fault.drain.is_empty() {
+        run.drains = rolling::run(shared, config, fault, probe_token).await;
+    }
     if let Some(cmd) = &fault.inject {
         say(shared, format!("{}: inject: {cmd}", fault.name));
         if let Err(e) = run_command(cmd).await {
@@ -377,6 +391,30 @@ async fn run_command(cmd: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("`{cmd}` exited with {status}"))
+    }
+}
+
+/// Like [`run_command`], but returns what the command wrote to stdout (and copies it
+/// to our stderr, where the rest of the commands' output goes).
+async fn run_command_output(cmd: &str) -> Result<String, String> {
+    let owned = cmd.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&owned)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+    })
+    .await
+    .map_err(|e| format!("the command task failed: {e}"))?
+    .map_err(|e| format!("cannot run sh: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprint!("{stdout}");
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!("`{cmd}` exited with {}", out.status))
     }
 }
 

@@ -60,6 +60,8 @@ struct Row {
     catch_up: Option<f64>,
     upstreams_before: BTreeMap<String, usize>,
     upstreams_after: BTreeMap<String, usize>,
+    /// A rolling restart: one line per gateway, the order of events.
+    drains: Vec<String>,
     failures: Vec<String>,
 }
 
@@ -86,6 +88,7 @@ pub fn build(
             catch_up: p.heal_end.zip(p.recovered_at).map(|(a, b)| b - a),
             upstreams_before: p.upstreams_before.clone(),
             upstreams_after: p.upstreams_after.clone(),
+            drains: p.drains.iter().map(crate::rolling::summary).collect(),
             expected_min: u64::MAX,
             received_min: u64::MAX,
             ..Row::default()
@@ -243,6 +246,25 @@ pub fn build(
         }
         for e in &run.command_errors {
             f.push(format!("command failed: {e}"));
+        }
+        if !run.drains.is_empty() {
+            // A graceful restart behind a load balancer shows clients no error at all.
+            let k = &row.counters;
+            if !k.refused.is_empty() {
+                f.push(format!("stream refusals seen by clients: {:?}", k.refused));
+            }
+            for (what, count) in [
+                ("stream connect errors", k.connect_errors),
+                ("broken streams", k.broken),
+                ("idle timeouts", k.idle_timeouts),
+            ] {
+                if count > 0 {
+                    f.push(format!("{count} {what}"));
+                }
+            }
+            for step in &run.drains {
+                f.extend(step.failures.iter().cloned());
+            }
         }
         if row.is_fault {
             match row.recovery {
@@ -423,6 +445,7 @@ fn add(total: &mut PhaseCounters, k: &PhaseCounters) {
     total.idle_timeouts += k.idle_timeouts;
     total.resets += k.resets;
     total.reauths += k.reauths;
+    total.reconnects += k.reconnects;
     total.leaks += k.leaks;
     total.bad_frames += k.bad_frames;
     total.foreign += k.foreign;
@@ -479,12 +502,14 @@ fn row_json(r: &Row, p: &PhaseRun) -> Value {
             "idle_timeouts": r.counters.idle_timeouts,
             "resets": r.counters.resets,
             "reauths": r.counters.reauths,
+            "reconnect_events": r.counters.reconnects,
             "leaks": r.counters.leaks,
             "malformed_frames": r.counters.bad_frames,
             "foreign_events": r.counters.foreign,
         },
         "upstreams_before": r.upstreams_before,
         "upstreams_after": r.upstreams_after,
+        "rolling_restart": p.drains.iter().map(crate::rolling::to_json).collect::<Vec<_>>(),
     })
 }
 
@@ -511,13 +536,13 @@ pub fn render_text(r: &Report) -> String {
     out.push('\n');
     let _ = writeln!(
         out,
-        "{:<20} {:<6} {:>6} {:>5} {:>5} {:>11} {:>11} {:>5} {:>4} {:>4} {:>4} {:>5} {:>6} {:>8} {:>6} {:>9}  gateways (start → end)",
+        "{:<24} {:<6} {:>6} {:>5} {:>5} {:>11} {:>11} {:>5} {:>4} {:>4} {:>4} {:>5} {:>6} {:>8} {:>6} {:>9}  gateways (start → end)",
         "phase", "result", "accept", "503", "unkn", "owed/client", "recv/client", "lost", "dup", "ooo", "inv", "phant", "reconn", "window s", "lag s", "recover s"
     );
     for row in &r.rows {
         let _ = writeln!(
             out,
-            "{:<20} {:<6} {:>6} {:>5} {:>5} {:>11} {:>11} {:>5} {:>4} {:>4} {:>4} {:>5} {:>6} {:>8} {:>6} {:>9}  {} → {}",
+            "{:<24} {:<6} {:>6} {:>5} {:>5} {:>11} {:>11} {:>5} {:>4} {:>4} {:>4} {:>5} {:>6} {:>8} {:>6} {:>9}  {} → {}",
             row.name,
             if row.failures.is_empty() { "PASS" } else { "FAIL" },
             row.accepted,
@@ -575,8 +600,14 @@ pub fn render_text(r: &Report) -> String {
         if k.foreign > 0 {
             notes.push(format!("{} events without a pid", k.foreign));
         }
+        if k.reconnects > 0 {
+            notes.push(format!("{} herald.reconnect events", k.reconnects));
+        }
         for f in &row.failures {
             notes.push(format!("FAIL: {f}"));
+        }
+        for d in &row.drains {
+            let _ = writeln!(out, "{}: {d}", row.name);
         }
         if !notes.is_empty() {
             let _ = writeln!(out, "{}: {}", row.name, notes.join("; "));

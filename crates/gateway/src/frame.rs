@@ -40,7 +40,8 @@ impl Frame {
     }
 }
 
-/// A control event (`herald.reset`, `herald.reauth`) with `{"reason": …}`.
+/// A control event (`herald.reset`, `herald.reauth`, `herald.reconnect`) with
+/// `{"reason": …}`.
 pub fn control(event: &str, reason: &str, id: Option<Seq>) -> String {
     let mut buf = String::new();
     let data = serde_json::json!({ "reason": reason }).to_string();

@@ -121,8 +121,30 @@ impl Gateway {
             .with_state(self.state.clone())
     }
 
-    /// Serves until `shutdown`: then turns unready, waits the configured
-    /// grace, ends every stream and returns once connections are closed.
+    /// Cancelled when draining begins (`/readyz` answers 503, new streams are
+    /// refused). The single-node binary turns the API's `/readyz` unready
+    /// with it.
+    pub fn draining(&self) -> CancellationToken {
+        self.state.draining.clone()
+    }
+
+    /// Cancelled when the grace is over and open streams end. The single-node
+    /// binary stops its API and worker with it.
+    pub fn streams_ending(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// Serves until `shutdown`, then drains (see ARCHITECTURE.md, "Shutdown"):
+    ///
+    /// 1. `/readyz` answers 503 `draining` and new streams are refused with 503
+    ///    problem+json and `Retry-After` (a load balancer retries them on
+    ///    another gateway), while the listener stays open so both answers can
+    ///    be given;
+    /// 2. after `HERALD_SHUTDOWN_GRACE`, every open stream gets a short
+    ///    `retry:` hint and `event: herald.reconnect` and ends cleanly, and the
+    ///    listener is closed (connection attempts are refused from then on);
+    /// 3. it returns once connections are closed (at most
+    ///    [`http::CLOSE_BOUND`] later).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let state = self.state.clone();
         let router = Router::new()
@@ -141,28 +163,44 @@ impl Gateway {
             stop_serving.clone(),
         ));
         shutdown.cancelled().await;
-        tracing::info!("draining: refusing new streams");
+        let started = std::time::Instant::now();
         state.draining.cancel();
+        tracing::info!(
+            grace = ?state.settings.shutdown_grace,
+            open_streams = state.metrics.open_streams.get(),
+            "draining: /readyz unready, new streams refused"
+        );
         tokio::time::sleep(state.settings.shutdown_grace).await;
+        tracing::info!(
+            open_streams = state.metrics.open_streams.get(),
+            "grace over: ending streams with herald.reconnect, closing the listener"
+        );
         state.shutdown.cancel();
         stop_serving.cancel();
         let served = serve.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
         self.hub_stop.cancel();
+        tracing::info!(
+            elapsed = ?started.elapsed(),
+            "stopped: every connection closed"
+        );
         served
     }
 }
 
-async fn readyz(State(s): State<GatewayState>) -> (StatusCode, &'static str) {
+/// 200 `ready`, or 503 problem+json whose `detail` is the reason (`draining`,
+/// `redis unreachable`, `postgres unreachable`).
+async fn readyz(State(s): State<GatewayState>) -> Result<(StatusCode, &'static str), Problem> {
+    let unready = |reason: &str| Err(Problem::unavailable(reason, 1));
     if s.draining.is_cancelled() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "draining");
+        return unready("draining");
     }
     if !s.hub.is_connected() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable");
+        return unready("redis unreachable");
     }
     if !herald_platform::db::ping(&s.pool).await {
-        return (StatusCode::SERVICE_UNAVAILABLE, "postgres unreachable");
+        return unready("postgres unreachable");
     }
-    (StatusCode::OK, "ready")
+    Ok((StatusCode::OK, "ready"))
 }
 
 async fn metrics_text(State(s): State<GatewayState>) -> impl IntoResponse {

@@ -265,6 +265,10 @@ impl Connection {
         if let Some(p) = self.preamble.take() {
             return Some(p);
         }
+        if self.shutdown.is_cancelled() {
+            // Also between replay pages: a long replay does not hold up shutdown.
+            return self.close_for_shutdown();
+        }
         if self.replaying {
             match self.replay_page().await {
                 Ok(Some(chunk)) => return Some(chunk),
@@ -278,7 +282,7 @@ impl Connection {
         loop {
             tokio::select! {
                 biased;
-                _ = self.shutdown.cancelled() => return self.close(CloseReason::Shutdown, None),
+                _ = self.shutdown.cancelled() => return self.close_for_shutdown(),
                 _ = self.subscription.kicked.cancelled() => return self.close(CloseReason::SlowConsumer, None),
                 _ = tokio::time::sleep_until(self.deadline) => {
                     let reauth = control("herald.reauth", "token_expiring", None);
@@ -341,11 +345,35 @@ impl Connection {
         Ok(Some(Bytes::from(chunk)))
     }
 
+    /// The gateway is shutting down: tell the client to reconnect soon (a
+    /// `retry:` hint spread over `[0, HERALD_SSE_RETRY / 2]`, so the clients of
+    /// one gateway do not all land on the others at the same instant), say why
+    /// with `event: herald.reconnect` (no `id:`, so the client's resume
+    /// position is unchanged; `EventSource` ignores a named event nobody
+    /// listens to), then end the body cleanly. The client reconnects through
+    /// the load balancer and resumes from its `Last-Event-ID`.
+    fn close_for_shutdown(&mut self) -> Option<Bytes> {
+        let mut frame = String::new();
+        sse::write_retry(&mut frame, reconnect_delay_ms(self.state.settings.sse_retry));
+        frame.push_str(&control("herald.reconnect", "shutdown", None));
+        self.close(CloseReason::Shutdown, Some(Bytes::from(frame)))
+    }
+
     fn close(&mut self, reason: CloseReason, last: Option<Bytes>) -> Option<Bytes> {
         self.done = true;
         self.close_reason = reason;
         last
     }
+}
+
+/// A reconnection delay uniformly spread over `[0, retry / 2]` milliseconds.
+fn reconnect_delay_ms(retry: Duration) -> u64 {
+    use std::hash::BuildHasher;
+    let spread = (retry.as_millis() / 2) as u64;
+    // `RandomState` is randomly keyed per thread and differs on each `new()`:
+    // plenty for jitter, and no new dependency.
+    let r = std::collections::hash_map::RandomState::new().hash_one(std::time::Instant::now());
+    r % (spread + 1)
 }
 
 impl Drop for Connection {
@@ -363,5 +391,21 @@ impl Drop for Connection {
             CloseReason::Error => m.closed_error.inc(),
         }
         tracing::debug!(reason = ?self.close_reason, last_sent = self.last_sent, "stream closed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_delay_is_spread_over_half_the_retry_hint() {
+        let delays: Vec<u64> = (0..200)
+            .map(|_| reconnect_delay_ms(Duration::from_millis(2000)))
+            .collect();
+        assert!(delays.iter().all(|d| *d <= 1000), "{delays:?}");
+        let distinct: std::collections::BTreeSet<_> = delays.iter().collect();
+        assert!(distinct.len() > 20, "jittered: {distinct:?}");
+        assert_eq!(reconnect_delay_ms(Duration::ZERO), 0);
     }
 }

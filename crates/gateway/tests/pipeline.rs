@@ -398,6 +398,91 @@ async fn shutdown_ends_open_streams_promptly(pool: PgPool) {
     }
 }
 
+/// SIGTERM, as a rolling restart sees it: `/readyz` turns 503 at once and new
+/// streams are refused with 503 problem+json and `Retry-After` (a load balancer
+/// retries them elsewhere) while open streams keep going; after the grace each
+/// stream gets a short `retry:` hint and `herald.reconnect` (no `id:`, so the
+/// resume position is unchanged) and ends cleanly; the listener closes and the
+/// gateway exits by itself; the client resumes on another gateway with nothing lost.
+#[sqlx::test(migrations = "../../migrations")]
+async fn sigterm_turns_unready_first_then_tells_streams_to_reconnect(pool: PgPool) {
+    let grace = Duration::from_millis(800);
+    let mut s = settings(&redis_url());
+    s.shutdown_grace = grace;
+    let mut app = TestApp::spawn_with(pool, s).await;
+    let other = app.another_gateway().await;
+    let url = app.gateway_url();
+    let token = user_token("alice");
+    let mut stream = app.stream(&token, "user:alice", None).await;
+    app.publish_ok("user:alice", 1).await;
+    let before = stream.envelopes(1, WAIT).await;
+    let last = before[0].seq.to_string();
+
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let sigterm = std::time::Instant::now();
+    app.gateway.shutdown_token().cancel();
+    let unready = loop {
+        let r = http.get(format!("{url}/readyz")).send().await.unwrap();
+        if r.status() == 503 {
+            let problem: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(problem["detail"], "draining");
+            break sigterm.elapsed();
+        }
+        assert!(sigterm.elapsed() < grace / 2, "/readyz still 200 after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let refused = SseClient::connect(&url, &token, "user:alice", None).await;
+    assert_eq!(refused.status, 503, "a draining gateway refuses new streams");
+    assert!(refused.headers.contains_key("retry-after"));
+    assert!(refused.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/problem+json"));
+    assert!(sigterm.elapsed() < grace, "the checks ran inside the grace");
+    assert!(!stream.ended, "open streams keep going during the grace");
+
+    let e = stream
+        .next_event(grace + Duration::from_secs(3))
+        .await
+        .expect("herald.reconnect before the stream ends");
+    let signalled = sigterm.elapsed();
+    assert_eq!(e.event, "herald.reconnect");
+    assert_eq!(e.data, r#"{"reason":"shutdown"}"#);
+    assert_eq!(e.id, last, "the resume position is unchanged");
+    let hint: u64 = stream
+        .raw
+        .lines()
+        .filter_map(|l| l.strip_prefix("retry: "))
+        .next_back()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(hint <= 1000, "a short retry hint before closing: {hint}");
+    assert!(
+        stream.wait_closed(Duration::from_secs(2)).await,
+        "then the stream ends"
+    );
+    assert!(
+        unready < grace && signalled >= grace,
+        "{unready:?} < {grace:?} <= {signalled:?}"
+    );
+
+    tokio::time::timeout(Duration::from_secs(5), app.gateway.stop())
+        .await
+        .expect("the gateway exits by itself");
+    assert!(
+        http.get(format!("{url}/readyz")).send().await.is_err(),
+        "the listener is closed"
+    );
+
+    app.publish_ok("user:alice", 2).await;
+    let mut resumed = SseClient::connect(&other.url(), &token, "user:alice", Some(&last)).await;
+    assert_eq!(ns(&resumed.envelopes(1, WAIT).await), vec![2]);
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn heartbeat_comments_keep_an_idle_stream_alive(pool: PgPool) {
     let mut s = settings(&redis_url());

@@ -27,7 +27,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let api = Application::build(settings.clone(), pool.clone()).await?;
     let worker = Worker::build_on(&settings, pool.clone(), bus.clone()).await?;
     let gateway = Gateway::build_on(settings.clone(), pool, bus.clone()).await?;
-    let api = api.with_routes(gateway.stream_router());
+    // SIGTERM drains like a standalone gateway: `/readyz` (on the API address
+    // too) turns unready and new streams are refused first; after the grace the
+    // streams get `herald.reconnect` and end, and only then do the API and the
+    // worker stop, so REST calls and delivery keep working during the grace.
+    let streams_ending = gateway.streams_ending();
+    let api = api
+        .with_routes(gateway.stream_router())
+        .draining_on(gateway.draining());
     tracing::info!(
         api = %api.local_addr(),
         gateway = %gateway.local_addr(),
@@ -37,9 +44,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let stop = shutdown::on_signal();
     let (a, g, w) = tokio::join!(
-        api.run_until_stopped(stop.clone()),
-        gateway.run_until_stopped(stop.clone()),
-        worker.run_until_stopped(stop),
+        api.run_until_stopped(streams_ending.clone()),
+        gateway.run_until_stopped(stop),
+        worker.run_until_stopped(streams_ending),
     );
     a?;
     g?;

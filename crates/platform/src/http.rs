@@ -34,8 +34,8 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled and every open
-/// connection has finished. Streams must end by themselves on `shutdown`.
-/// Every request carries a [`ConnectionHandle`] (see
+/// connection has finished (at most [`CLOSE_BOUND`] later). Streams must end by
+/// themselves on `shutdown`. Every request carries a [`ConnectionHandle`] (see
 /// [`serve_with_connection_handles`]).
 pub async fn serve(
     listener: TcpListener,
@@ -273,8 +273,18 @@ pub struct ConnectionHandle(pub CancellationToken);
 /// uses it to cut off a slow consumer whose socket no longer drains — the
 /// response body is not polled then, so ending the body would never be seen.
 ///
-/// On `shutdown` it stops accepting, asks every connection to finish its
-/// response and close, and returns when all have.
+/// How long connections may take to finish after `shutdown` before they are
+/// dropped. A healthy stream ends within milliseconds; this bounds the exit of
+/// a process whose client stopped reading (its response body is never polled
+/// again, so it would never end by itself).
+pub const CLOSE_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// On `shutdown` it stops accepting and closes the listening socket at once
+/// (new connections are refused, so a load balancer fails over immediately
+/// instead of waiting in the accept backlog of a process that will never
+/// accept them), asks every connection to finish its response and close, and
+/// returns when all have. Connections still open [`CLOSE_BOUND`] later are
+/// dropped.
 pub async fn serve_with_connection_handles(
     listener: TcpListener,
     router: Router,
@@ -285,6 +295,8 @@ pub async fn serve_with_connection_handles(
     use tower::ServiceExt;
 
     let tracker = tokio_util::task::TaskTracker::new();
+    // Cancelled when connections outlive `CLOSE_BOUND` after shutdown.
+    let force = CancellationToken::new();
     loop {
         let tcp = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -302,6 +314,7 @@ pub async fn serve_with_connection_handles(
         let close = CancellationToken::new();
         let router = router.clone();
         let shutdown = shutdown.clone();
+        let force = force.clone();
         tracker.spawn(async move {
             let handle = ConnectionHandle(close.clone());
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
@@ -317,6 +330,7 @@ pub async fn serve_with_connection_handles(
                     _ = conn.as_mut() => break,
                     // Dropping `conn` closes the socket, whatever it was doing.
                     _ = close.cancelled() => break,
+                    _ = force.cancelled() => break,
                     _ = shutdown.cancelled(), if !draining => {
                         draining = true;
                         conn.as_mut().graceful_shutdown();
@@ -325,8 +339,19 @@ pub async fn serve_with_connection_handles(
             }
         });
     }
+    // Not accepting any more: close the socket so connection attempts are
+    // refused now rather than queued until the process exits.
+    drop(listener);
     tracker.close();
-    tracker.wait().await;
+    if tokio::time::timeout(CLOSE_BOUND, tracker.wait()).await.is_err() {
+        tracing::warn!(
+            open = tracker.len(),
+            bound = ?CLOSE_BOUND,
+            "connections still open after shutdown; closing them"
+        );
+        force.cancel();
+        tracker.wait().await;
+    }
     Ok(())
 }
 

@@ -20,10 +20,10 @@ pub struct StreamQuery {
     pub last_event_id: Option<String>,
 }
 
-/// The payload of `event: herald.reset` and `event: herald.reauth` frames.
+/// The payload of `event: herald.reset`, `event: herald.reauth` and `event: herald.reconnect` frames.
 #[derive(Debug, ToSchema)]
 pub struct ControlEvent {
-    /// Why the event was sent: `unparsable`, `future`, `pruned` (reset) or `token_expiring` (reauth).
+    /// Why the event was sent: `unparsable`, `future`, `pruned` (reset), `token_expiring` (reauth) or `shutdown` (reconnect).
     pub reason: String,
 }
 
@@ -42,8 +42,11 @@ pub struct ControlEvent {
 /// resumed (unparsable, ahead of the head, or older than retained history): refetch
 /// state over REST, then continue from the stream. `event: herald.reauth` is sent
 /// just before the token that opened the stream expires; the stream then closes:
-/// fetch a fresh stream token and reconnect with `Last-Event-ID`. A client that
-/// cannot keep up is disconnected and resumes the same way.
+/// fetch a fresh stream token and reconnect with `Last-Event-ID`. `event:
+/// herald.reconnect` (no `id`) comes after a short `retry:` hint when the gateway
+/// shuts down, just before the stream ends: it needs no handling (`EventSource`
+/// reconnects after the hint and resumes with `Last-Event-ID`). A client that cannot
+/// keep up is disconnected and resumes the same way.
 #[utoipa::path(
     get,
     path = "/v1/stream",
