@@ -157,10 +157,11 @@ impl Gateway {
             .layer(axum::middleware::from_fn(http::limit_request_head))
             .with_state(state.clone());
         let stop_serving = CancellationToken::new();
-        let serve = tokio::spawn(http::serve_with_connection_handles(
+        let serve = tokio::spawn(http::serve_streams(
             self.listener,
             router,
             stop_serving.clone(),
+            "/v1/stream",
         ));
         shutdown.cancelled().await;
         let started = std::time::Instant::now();

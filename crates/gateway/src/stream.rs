@@ -28,7 +28,9 @@ use herald_platform::auth::{AuthError, Principal};
 use herald_platform::http::{ConnectionHandle, QueryParams};
 use herald_platform::problem::{FieldError, Problem};
 use serde::Deserialize;
-use tokio_util::sync::CancellationToken;
+use std::pin::Pin;
+
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::frame::{control, Frame};
 use crate::history;
@@ -191,6 +193,7 @@ async fn open(
     // The stream must not outlive the token that opened it: `herald.reauth`
     // goes out a second before expiry.
     let expires_in = principal.remaining().saturating_sub(Duration::from_secs(1));
+    let subscription_kicked = subscription.kicked.clone().cancelled_owned();
     let conn = Connection {
         _permit: permit,
         state: state.clone(),
@@ -202,8 +205,9 @@ async fn open(
             tokio::time::Instant::now() + state.settings.heartbeat,
             state.settings.heartbeat,
         ),
-        deadline: tokio::time::Instant::now() + expires_in,
-        shutdown: state.shutdown.clone(),
+        deadline: Box::pin(tokio::time::sleep(expires_in)),
+        shutdown: Box::pin(state.shutdown.clone().cancelled_owned()),
+        kicked: Box::pin(subscription_kicked),
         preamble: Some(Bytes::from(preamble)),
         done: false,
         close_reason: CloseReason::Client,
@@ -249,8 +253,12 @@ struct Connection {
     last_sent: Seq,
     replaying: bool,
     heartbeat: tokio::time::Interval,
-    deadline: tokio::time::Instant,
-    shutdown: CancellationToken,
+    // The waits of every wake-up, made once: re-creating them for each event
+    // would register and deregister a timer and two cancellation waiters per
+    // delivery.
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    kicked: Pin<Box<WaitForCancellationFutureOwned>>,
     preamble: Option<Bytes>,
     done: bool,
     close_reason: CloseReason,
@@ -265,7 +273,7 @@ impl Connection {
         if let Some(p) = self.preamble.take() {
             return Some(p);
         }
-        if self.shutdown.is_cancelled() {
+        if self.state.shutdown.is_cancelled() {
             // Also between replay pages: a long replay does not hold up shutdown.
             return self.close_for_shutdown();
         }
@@ -282,9 +290,9 @@ impl Connection {
         loop {
             tokio::select! {
                 biased;
-                _ = self.shutdown.cancelled() => return self.close_for_shutdown(),
-                _ = self.subscription.kicked.cancelled() => return self.close(CloseReason::SlowConsumer, None),
-                _ = tokio::time::sleep_until(self.deadline) => {
+                _ = self.shutdown.as_mut() => return self.close_for_shutdown(),
+                _ = self.kicked.as_mut() => return self.close(CloseReason::SlowConsumer, None),
+                _ = self.deadline.as_mut() => {
                     let reauth = control("herald.reauth", "token_expiring", None);
                     return self.close(CloseReason::Reauth, Some(Bytes::from(reauth)));
                 }
@@ -306,8 +314,21 @@ impl Connection {
     /// Writes `first` and whatever else is already queued as one chunk,
     /// skipping frames at or below the last position sent.
     fn live_chunk(&mut self, first: Frame) -> Option<Bytes> {
-        let mut frames = Vec::new();
-        let mut next = Some(first);
+        // The common case under light load: one frame, sent as it is.
+        let mut next = self.subscription.frames.try_recv().ok();
+        if next.is_none() {
+            if first.seq <= self.last_sent {
+                return None;
+            }
+            self.last_sent = first.seq;
+            self.state.metrics.delivered.inc();
+            return Some(first.bytes);
+        }
+        let mut frames = Vec::with_capacity(8);
+        if first.seq > self.last_sent {
+            self.last_sent = first.seq;
+            frames.push(first.bytes);
+        }
         while let Some(f) = next {
             if f.seq > self.last_sent {
                 self.last_sent = f.seq;

@@ -268,17 +268,17 @@ pub async fn problem_for_every_error(res: axum::response::Response) -> axum::res
 #[derive(Debug, Clone)]
 pub struct ConnectionHandle(pub CancellationToken);
 
-/// Like [`serve`], but every request carries a [`ConnectionHandle`]
-/// extension: cancelling it drops the connection immediately. The gateway
-/// uses it to cut off a slow consumer whose socket no longer drains — the
-/// response body is not polled then, so ending the body would never be seen.
-///
 /// How long connections may take to finish after `shutdown` before they are
 /// dropped. A healthy stream ends within milliseconds; this bounds the exit of
 /// a process whose client stopped reading (its response body is never polled
 /// again, so it would never end by itself).
 pub const CLOSE_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Like [`serve`], but every request carries a [`ConnectionHandle`]
+/// extension: cancelling it drops the connection immediately. The gateway
+/// uses it to cut off a slow consumer whose socket no longer drains — the
+/// response body is not polled then, so ending the body would never be seen.
+///
 /// On `shutdown` it stops accepting and closes the listening socket at once
 /// (new connections are refused, so a load balancer fails over immediately
 /// instead of waiting in the accept backlog of a process that will never
@@ -290,15 +290,41 @@ pub async fn serve_with_connection_handles(
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    serve_connections(listener, router, shutdown, None).await
+}
+
+/// Like [`serve_with_connection_handles`], and a `GET` of `stream_path` as a
+/// connection's first request takes the lean path for long-lived streams
+/// (see `stream_conn`): the same router answers it, but the response is
+/// written straight to the socket and delimited by closing the connection,
+/// without hyper's per-connection buffers. The stream's body must end by
+/// itself on `shutdown`.
+pub async fn serve_streams(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    stream_path: &'static str,
+) -> std::io::Result<()> {
+    serve_connections(listener, router, shutdown, Some(stream_path)).await
+}
+
+async fn serve_connections(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    stream_path: Option<&'static str>,
+) -> std::io::Result<()> {
     use hyper::body::Incoming;
     use hyper_util::rt::TokioIo;
     use tower::ServiceExt;
+
+    use crate::stream_conn::{self, First, Rewind};
 
     let tracker = tokio_util::task::TaskTracker::new();
     // Cancelled when connections outlive `CLOSE_BOUND` after shutdown.
     let force = CancellationToken::new();
     loop {
-        let tcp = tokio::select! {
+        let mut tcp = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => tcp,
                 Err(e) => {
@@ -317,12 +343,39 @@ pub async fn serve_with_connection_handles(
         let force = force.clone();
         tracker.spawn(async move {
             let handle = ConnectionHandle(close.clone());
+            let prefix = match stream_path {
+                None => Bytes::new(),
+                Some(path) => {
+                    // An idle connection that never sends a request ends on shutdown.
+                    let first = tokio::select! {
+                        first = stream_conn::read_first(&mut tcp, path) => first,
+                        _ = shutdown.cancelled() => First::Gone,
+                        _ = force.cancelled() => First::Gone,
+                    };
+                    match first {
+                        First::Gone => return,
+                        First::Other(prefix) => prefix,
+                        First::Stream(req) => {
+                            let mut req = *req;
+                            let version = req.version();
+                            req.extensions_mut().insert(handle);
+                            let Ok(response) = router.oneshot(req).await;
+                            let cut = close.clone();
+                            tokio::select! {
+                                _ = stream_conn::respond(tcp, version, response, &cut) => {}
+                                _ = force.cancelled() => {}
+                            }
+                            return;
+                        }
+                    }
+                }
+            };
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(handle.clone());
                 router.clone().oneshot(req.map(axum::body::Body::new))
             });
-            let conn =
-                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(Rewind::new(prefix, tcp)), service);
             tokio::pin!(conn);
             let mut draining = false;
             loop {

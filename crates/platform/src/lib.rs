@@ -13,6 +13,7 @@ pub mod keys;
 pub mod metrics;
 pub mod problem;
 pub mod shutdown;
+mod stream_conn;
 pub mod telemetry;
 
 pub use config::Settings;
