@@ -103,6 +103,7 @@ impl Modify for SecuritySchemes {
 pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::events::publish_event))
+        .routes(routes!(routes::events::publish_batch))
         .routes(routes!(routes::events::topic_history))
         .routes(routes!(routes::stream_tokens::create_stream_token))
         .routes(routes!(routes::notifications::create_notifications))

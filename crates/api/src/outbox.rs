@@ -126,6 +126,46 @@ pub async fn append(
     Ok(appended)
 }
 
+/// Appends `events` in `tx`, in order (consecutive insertion positions, so
+/// consecutive `seq`), with one statement. Returns them in the same order.
+pub async fn append_many(
+    tx: &mut OutboxTx,
+    events: &[(&Topic, &EventType, &serde_json::Value)],
+) -> Result<Vec<Appended>, sqlx::Error> {
+    let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
+    let topics: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.1.as_str()).collect();
+    let data: Vec<&serde_json::Value> = events.iter().map(|e| e.2).collect();
+    // Rows are inserted in `ord` order, so `pending_no` (the sequencer's
+    // order) follows the batch.
+    let rows = sqlx::query!(
+        r#"
+        INSERT INTO events (id, topic, type, data)
+        SELECT id, topic, type, data
+          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[])
+               WITH ORDINALITY AS b(id, topic, type, data, ord)
+         ORDER BY ord
+        RETURNING id, created_at
+        "#,
+        &ids,
+        &topics as &[&str],
+        &types as &[&str],
+        &data as &[&serde_json::Value],
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    tx.appended = true;
+    let mut created: std::collections::HashMap<Uuid, DateTime<Utc>> =
+        rows.into_iter().map(|r| (r.id, r.created_at)).collect();
+    Ok(ids
+        .into_iter()
+        .map(|id| Appended {
+            id,
+            created_at: created.remove(&id).unwrap_or_else(Utc::now),
+        })
+        .collect())
+}
+
 async fn insert(
     conn: &mut PgConnection,
     topic: &Topic,

@@ -349,3 +349,115 @@ async fn metrics_count_requests_and_latency_by_route_method_and_status(pool: PgP
         }
     }
 }
+
+async fn post_batch(app: &TestApp, key: Option<&str>, body: &Value) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}/v1/events/batch", app.api_url()))
+        .bearer_auth(service_token())
+        .json(body);
+    if let Some(key) = key {
+        req = req.header("Idempotency-Key", key);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    if status >= 400 {
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+    }
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_batch_is_delivered_whole_in_order_with_consecutive_positions(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let mut stream = app
+        .stream(
+            &user_token_with_topics("svc", &["room:a", "room:b"]),
+            "room:a,room:b",
+            None,
+        )
+        .await;
+    let events: Vec<Value> = (0..40)
+        .map(|i| json!({"topic": if i % 3 == 0 { "room:b" } else { "room:a" }, "type": "batch.item", "data": {"i": i}}))
+        .collect();
+    let (status, accepted) = post_batch(&app, None, &json!({ "events": events })).await;
+    assert_eq!(status, 202, "{accepted}");
+    let accepted = accepted["events"].as_array().unwrap().clone();
+    assert_eq!(accepted.len(), 40);
+    for (i, a) in accepted.iter().enumerate() {
+        assert_eq!(a["data"]["i"], i, "answered in the order given");
+        assert!(a["seq"].is_null());
+    }
+    let got = stream.envelopes(40, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 40);
+    for (i, e) in got.iter().enumerate() {
+        assert_eq!(e.data["i"], i, "delivered in the order given");
+        assert_eq!(e.id.to_string(), accepted[i]["id"].as_str().unwrap());
+    }
+    let first = got[0].seq;
+    let seqs: Vec<i64> = got.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (first..first + 40).collect::<Vec<_>>(),
+        "consecutive positions"
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_bad_batch_names_the_event_and_writes_nothing(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let ok = json!({"topic": "user:a", "type": "a.b", "data": {}});
+    let big = json!({"topic": "user:a", "type": "a.b", "data": {"s": "x".repeat(70 * 1024)}});
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"events": [ok, {"topic": "nocolon", "type": "a.b"}]}),
+            "events[1].topic",
+        ),
+        (
+            json!({"events": [ok, ok, {"topic": "user:a", "type": "Bad"}]}),
+            "events[2].type",
+        ),
+        (json!({"events": [ok, big]}), "events[1].data"),
+        (json!({"events": []}), "events"),
+        (json!({"events": vec![ok.clone(); 501]}), "events"),
+        (json!({"events": [ok], "extra": 1}), "extra"),
+        (json!({}), "events"),
+    ];
+    for (body, field) in cases {
+        let (status, problem) = post_batch(&app, None, &body).await;
+        assert_eq!(status, 422, "{field}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+    assert_eq!(event_count(&pool).await, 0, "nothing written");
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_rate_limit_counts_every_event_of_a_batch(pool: PgPool) {
+    let mut settings = herald_test_support::settings(&herald_test_support::redis_url());
+    settings.publish_rate = 10;
+    let app = TestApp::spawn_with(pool.clone(), settings).await;
+    let event = json!({"topic": "user:a", "type": "a.b", "data": {}});
+    let (status, problem) = post_batch(&app, None, &json!({"events": vec![event.clone(); 11]})).await;
+    assert_eq!(status, 429, "11 events over a burst of 10: {problem}");
+    let (status, _) = post_batch(&app, None, &json!({"events": vec![event.clone(); 10]})).await;
+    assert_eq!(status, 202);
+    assert_eq!(event_count(&pool).await, 10);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_batch_with_an_idempotency_key_is_written_once(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let body = json!({"events": [
+        {"topic": "user:a", "type": "a.b", "data": {"n": 1}},
+        {"topic": "user:b", "type": "a.b", "data": {"n": 2}},
+    ]});
+    let (status, first) = post_batch(&app, Some("batch-1"), &body).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, again) = post_batch(&app, Some("batch-1"), &body).await;
+    assert_eq!(status, 202);
+    assert_eq!(again, first, "the original answer");
+    assert_eq!(event_count(&pool).await, 2);
+    let other = json!({"events": [{"topic": "user:a", "type": "a.b", "data": {"n": 3}}]});
+    let (status, problem) = post_batch(&app, Some("batch-1"), &other).await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(event_count(&pool).await, 2);
+}
