@@ -461,6 +461,208 @@ impl Drop for RedisServer {
     }
 }
 
+/// A private Redis Cluster of three masters (no replicas) from Debian's
+/// `redis-server`, on free ports, torn down on drop. Each node keeps its
+/// `nodes-<port>.conf` in a private directory, so a restarted node rejoins
+/// with its identity and slots.
+pub struct RedisCluster {
+    pub ports: Vec<u16>,
+    bus_ports: Vec<u16>,
+    dir: std::path::PathBuf,
+    children: Vec<Option<Child>>,
+}
+
+impl RedisCluster {
+    /// Starts three nodes, creates the cluster and waits for `cluster_state:ok`.
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("herald-cluster-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let bus_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let mut cluster = Self {
+            children: ports.iter().map(|_| None).collect(),
+            ports,
+            bus_ports,
+            dir,
+        };
+        for i in 0..3 {
+            cluster.start_node(i);
+        }
+        let nodes: Vec<String> = cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&nodes)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli is installed");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// The seed URLs, comma-separated, as `HERALD_REDIS_URL` takes them.
+    pub fn url(&self) -> String {
+        self.seeds().join(",")
+    }
+
+    pub fn seeds(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// The cluster bus for a `TestApp`.
+    pub fn bus(&self) -> Bus {
+        Bus::RedisCluster { seeds: self.seeds() }
+    }
+
+    /// Test settings (a unique prefix) on this cluster.
+    pub fn settings(&self) -> Settings {
+        let mut s = settings(&self.url());
+        s.redis_cluster = true;
+        s
+    }
+
+    /// Starts node `i` (again) on its port and waits until it answers.
+    pub fn start_node(&mut self, i: usize) {
+        let port = self.ports[i].to_string();
+        let conf = self.dir.join(format!("nodes-{port}.conf"));
+        let child = Command::new("redis-server")
+            .args(["--port", &port, "--bind", "127.0.0.1"])
+            .args(["--cluster-enabled", "yes"])
+            .args(["--cluster-port", &self.bus_ports[i].to_string()])
+            .arg("--cluster-config-file")
+            .arg(&conf)
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        self.children[i] = Some(child);
+        for _ in 0..250 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.ports[i])).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not start on port {port}");
+    }
+
+    /// SIGKILLs node `i`.
+    pub fn kill_node(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Kills node `i` and starts it again; returns once every node reports
+    /// `cluster_state:ok`.
+    pub fn restart_node(&mut self, i: usize) {
+        self.kill_node(i);
+        self.start_node(i);
+        self.wait_ok();
+    }
+
+    /// Waits (up to 60 s) until every node reports `cluster_state:ok`.
+    pub fn wait_ok(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let ok = self.ports.iter().all(|p| {
+                Command::new("redis-cli")
+                    .args(["-p", &p.to_string(), "cluster", "info"])
+                    .stdin(Stdio::null())
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+                    .unwrap_or(false)
+            });
+            if ok {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the cluster did not reach cluster_state:ok"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    async fn node(&self, port: u16) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("the node answers")
+    }
+
+    /// Kills the client connections of `kind` (`pubsub`, `normal`) on node `port`.
+    pub async fn kill_clients(&self, port: u16, kind: &str) -> i64 {
+        redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg(kind)
+            .arg("SKIPME")
+            .arg("yes")
+            .query_async(&mut self.node(port).await)
+            .await
+            .expect("CLIENT KILL")
+    }
+
+    /// The current topology.
+    pub async fn topology(&self) -> herald_platform::cluster::Topology {
+        let seeds = herald_platform::cluster::seeds(&self.seeds()).expect("seed URLs");
+        herald_platform::cluster::Topology::fetch(&seeds)
+            .await
+            .expect("CLUSTER SLOTS")
+    }
+
+    /// One topic `{kind}:{key}` per master, whose channel (under `prefix`)
+    /// that master owns, with the master's port; in master order.
+    pub async fn topic_per_shard(&self, prefix: &str, kind: &str) -> Vec<(String, u16)> {
+        let topology = self.topology().await;
+        let masters = topology.masters();
+        (0..masters.len())
+            .map(|m| {
+                let topic = (0u32..)
+                    .map(|i| format!("{kind}:k{i}"))
+                    .find(|t| topology.master_of(&herald_platform::bus::channel(prefix, t)) == Some(m))
+                    .expect("some key lands on every master");
+                (topic, masters[m].port)
+            })
+            .collect()
+    }
+
+    /// How many subscribers `channel` has on node `port` (`PUBSUB SHARDNUMSUB`).
+    pub async fn shard_subscribers(&self, port: u16, channel: &str) -> i64 {
+        let (_, n): (String, i64) = redis::cmd("PUBSUB")
+            .arg("SHARDNUMSUB")
+            .arg(channel)
+            .query_async(&mut self.node(port).await)
+            .await
+            .expect("PUBSUB SHARDNUMSUB");
+        n
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for i in 0..self.children.len() {
+            self.kill_node(i);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
