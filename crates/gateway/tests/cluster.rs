@@ -240,3 +240,52 @@ async fn cluster_resume_with_last_event_id_replays_exactly(pool: PgPool) {
     assert_eq!(ns, (6..=24).collect::<Vec<_>>(), "the replay, in publish order");
     assert_nothing_more(&app, &mut resumed, &topics[2].0).await;
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn cluster_following_a_slot_migration_loses_nothing(pool: PgPool) {
+    let cluster = RedisCluster::start();
+    let app = cluster_app(pool.clone(), &cluster).await;
+    let (topics, list) = topics(&app, &cluster).await;
+    let mut stream = app.stream(&admin_token(), &list, None).await;
+    assert_eq!(stream.status, 200);
+    let per_topic = 40u64;
+    let publishers: Vec<_> = topics
+        .iter()
+        .map(|(t, _)| app.spawn_publisher(t, per_topic, Duration::from_millis(25)))
+        .collect();
+    let early = stream.envelopes(10, WAIT).await;
+    assert_eq!(early.len(), 10);
+
+    // Move the slot of the first topic's channel to the second topic's master.
+    let channel = herald_platform::bus::channel(&app.settings.redis_prefix, &topics[0].0);
+    let slot = herald_platform::cluster::key_slot(channel.as_bytes());
+    let to = topics[1].1;
+    cluster.move_slot(slot, to).await;
+
+    for p in publishers {
+        p.await.unwrap();
+    }
+    let total = per_topic as usize * topics.len();
+    let mut got = early;
+    got.extend(stream.envelopes(total - got.len(), WAIT).await);
+    assert_eq!(got.len(), total, "every event arrived");
+    let seqs: Vec<i64> = got.iter().map(|e| e.seq).collect();
+    assert_strictly_increasing(&seqs);
+    assert_eq!(
+        seqs,
+        history(&pool, &topics).await,
+        "exactly the log, in its order"
+    );
+    assert_nothing_more(&app, &mut stream, &topics[0].0).await;
+    // The gateway followed the channel to its new master.
+    assert_eq!(
+        cluster.shard_subscribers(to, &channel).await,
+        1,
+        "{channel} on its new master"
+    );
+    assert_eq!(
+        cluster.shard_subscribers(topics[0].1, &channel).await,
+        0,
+        "and left the old one"
+    );
+}

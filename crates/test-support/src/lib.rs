@@ -474,20 +474,30 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     /// Starts three nodes, creates the cluster and waits for `cluster_state:ok`.
+    ///
+    /// Ports come from below the kernel's ephemeral range, so neither an
+    /// outgoing connection nor another test's `free_port` can take one
+    /// between our check and the server's bind (which matters most when a
+    /// node restarts on its port); a clash with a concurrent cluster is
+    /// detected and retried with other ports.
     pub fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("herald-cluster-{}", uuid::Uuid::now_v7().simple()));
-        std::fs::create_dir_all(&dir).expect("a temporary directory");
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let bus_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let mut cluster = Self {
-            children: ports.iter().map(|_| None).collect(),
-            ports,
-            bus_ports,
-            dir,
+        let mut attempt = 0;
+        let cluster = loop {
+            attempt += 1;
+            let dir = std::env::temp_dir().join(format!("herald-cluster-{}", uuid::Uuid::now_v7().simple()));
+            std::fs::create_dir_all(&dir).expect("a temporary directory");
+            let mut cluster = Self {
+                ports: (0..3).map(|_| quiet_port()).collect(),
+                bus_ports: (0..3).map(|_| quiet_port()).collect(),
+                children: (0..3).map(|_| None).collect(),
+                dir,
+            };
+            if (0..3).all(|i| cluster.try_start_node(i)) {
+                break cluster;
+            }
+            assert!(attempt < 10, "could not start three redis-server nodes");
+            drop(cluster); // kills what started; try other ports
         };
-        for i in 0..3 {
-            cluster.start_node(i);
-        }
         let nodes: Vec<String> = cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let out = Command::new("redis-cli")
             .arg("--cluster")
@@ -533,9 +543,18 @@ impl RedisCluster {
 
     /// Starts node `i` (again) on its port and waits until it answers.
     pub fn start_node(&mut self, i: usize) {
+        assert!(
+            self.try_start_node(i),
+            "redis-server did not start on port {}",
+            self.ports[i]
+        );
+    }
+
+    /// Starts node `i`; false if it exited (its port was taken) or never answered.
+    fn try_start_node(&mut self, i: usize) -> bool {
         let port = self.ports[i].to_string();
         let conf = self.dir.join(format!("nodes-{port}.conf"));
-        let child = Command::new("redis-server")
+        let mut child = Command::new("redis-server")
             .args(["--port", &port, "--bind", "127.0.0.1"])
             .args(["--cluster-enabled", "yes"])
             .args(["--cluster-port", &self.bus_ports[i].to_string()])
@@ -548,14 +567,23 @@ impl RedisCluster {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed");
-        self.children[i] = Some(child);
         for _ in 0..250 {
+            if let Ok(Some(_)) = child.try_wait() {
+                return false; // it could not bind
+            }
             if std::net::TcpStream::connect(("127.0.0.1", self.ports[i])).is_ok() {
-                return;
+                std::thread::sleep(Duration::from_millis(50));
+                if let Ok(Some(_)) = child.try_wait() {
+                    return false; // that was somebody else's server
+                }
+                self.children[i] = Some(child);
+                return true;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server did not start on port {port}");
+        let _ = child.kill();
+        let _ = child.wait();
+        false
     }
 
     /// SIGKILLs node `i`.
@@ -642,6 +670,59 @@ impl RedisCluster {
             .collect()
     }
 
+    /// Moves `slot` (holding no keys) to the master on port `to`, the way
+    /// `redis-cli --cluster reshard` does, and waits until every node agrees.
+    pub async fn move_slot(&self, slot: u16, to: u16) {
+        let topology = self.topology().await;
+        let from = topology.masters()[topology.master_of_slot(slot).expect("an owned slot")].port;
+        assert_ne!(from, to, "slot {slot} is already on {to}");
+        let id = |port: u16| async move {
+            redis::cmd("CLUSTER")
+                .arg("MYID")
+                .query_async::<String>(&mut self.node(port).await)
+                .await
+                .expect("CLUSTER MYID")
+        };
+        let (from_id, to_id) = (id(from).await, id(to).await);
+        let setslot = |port: u16, args: Vec<String>| async move {
+            redis::cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(slot)
+                .arg(&args)
+                .query_async::<()>(&mut self.node(port).await)
+                .await
+                .unwrap_or_else(|e| panic!("CLUSTER SETSLOT {slot} {args:?} on {port}: {e}"));
+        };
+        setslot(to, vec!["IMPORTING".into(), from_id.clone()]).await;
+        setslot(from, vec!["MIGRATING".into(), to_id.clone()]).await;
+        for port in std::iter::once(to)
+            .chain(std::iter::once(from))
+            .chain(self.ports.clone())
+        {
+            setslot(port, vec!["NODE".into(), to_id.clone()]).await;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut agreed = true;
+            for &port in &self.ports {
+                let seeds =
+                    herald_platform::cluster::seeds(&[format!("redis://127.0.0.1:{port}")]).expect("url");
+                let t = herald_platform::cluster::Topology::fetch(&seeds)
+                    .await
+                    .expect("CLUSTER SLOTS");
+                agreed &= t.master_of_slot(slot).map(|m| t.masters()[m].port) == Some(to);
+            }
+            if agreed {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the nodes did not agree on slot {slot}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// How many subscribers `channel` has on node `port` (`PUBSUB SHARDNUMSUB`).
     pub async fn shard_subscribers(&self, port: u16, channel: &str) -> i64 {
         let (_, n): (String, i64) = redis::cmd("PUBSUB")
@@ -660,6 +741,17 @@ impl Drop for RedisCluster {
             self.kill_node(i);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A free port below the ephemeral range (20000–32767), picked at random.
+fn quiet_port() -> u16 {
+    loop {
+        let r = uuid::Uuid::now_v7().as_u128() & 0xffff_ffff; // random bits of a v7
+        let port = 20_000 + (r % 12_768) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
     }
 }
 
