@@ -19,6 +19,12 @@
 //! A stream's own replay covers everything up to a snapshot taken after its
 //! subscription was confirmed; the hub covers everything after. The stream
 //! drops what it already sent (see `stream.rs`).
+//!
+//! On a Redis Cluster the hub holds one connection per shard instead, and
+//! merges them back into one `seq`-ordered sequence before the watermark
+//! logic above applies: see [`cluster`].
+
+mod cluster;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -112,6 +118,16 @@ impl Hub {
     ) -> Result<Self, redis::RedisError> {
         let bus = match bus {
             Bus::Redis { url } => Source::Redis(redis::Client::open(url.as_str())?),
+            Bus::RedisCluster { seeds } => {
+                let seeds = herald_platform::cluster::seeds(&seeds)?;
+                if seeds.is_empty() {
+                    return Err(redis::RedisError::from((
+                        redis::ErrorKind::ClientError,
+                        "no Redis Cluster seed URL",
+                    )));
+                }
+                Source::Cluster(seeds)
+            }
             Bus::Local(local) => Source::Local(local),
         };
         let (commands, rx) = mpsc::unbounded_channel();
@@ -209,6 +225,8 @@ impl Drop for Subscription {
 /// The connection task: connect, (re)subscribe, catch up, relay; repeat.
 enum Source {
     Redis(redis::Client),
+    /// A Redis Cluster's seed nodes.
+    Cluster(Vec<redis::ConnectionInfo>),
     Local(LocalBus),
 }
 
@@ -227,6 +245,7 @@ async fn run(
             o = async {
                 match &source {
                     Source::Redis(client) => session(&inner, client, &pool, &mut commands, &mut last, &shutdown).await,
+                    Source::Cluster(seeds) => cluster::session(&inner, seeds, &pool, &mut commands, &mut last, &shutdown).await,
                     Source::Local(bus) => local_session(&inner, bus, &pool, &mut commands, &mut last, &shutdown).await,
                 }
             } => o,
@@ -266,6 +285,10 @@ enum SessionError {
     Closed,
     #[error("fell {0} messages behind the in-process bus")]
     Lagged(u64),
+    #[error("cluster topology: {0}")]
+    Topology(String),
+    #[error("a cluster shard sent no watermark for {0:?}; resynchronising")]
+    Stalled(Duration),
 }
 
 /// One connection's lifetime. Returns `Ok` only on shutdown.

@@ -66,11 +66,10 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// A gateway on Redis (`HERALD_REDIS_URL`).
+    /// A gateway on Redis (`HERALD_REDIS_URL`), or on a Redis Cluster with
+    /// `HERALD_REDIS_CLUSTER`.
     pub async fn build(settings: Settings, pool: PgPool) -> Result<Self, BuildError> {
-        let bus = Bus::Redis {
-            url: settings.redis_url.clone(),
-        };
+        let bus = Bus::redis(&settings);
         Self::build_on(settings, pool, bus).await
     }
 

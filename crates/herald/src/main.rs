@@ -17,9 +17,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     telemetry::init(settings.log_format);
     let pool = db::connect_lazy(&settings.database_url, settings.database_max_connections)?;
     let bus = if settings.redis_configured {
-        Bus::Redis {
-            url: settings.redis_url.clone(),
-        }
+        Bus::redis(&settings)
     } else {
         Bus::Local(LocalBus::default())
     };
@@ -39,7 +37,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         api = %api.local_addr(),
         gateway = %gateway.local_addr(),
         worker = %worker.local_addr(),
-        bus = if matches!(bus, Bus::Local(_)) { "in-process" } else { "redis" },
+        bus = match bus {
+            Bus::Local(_) => "in-process",
+            Bus::Redis { .. } => "redis",
+            Bus::RedisCluster { .. } => "redis-cluster",
+        },
         "herald listening"
     );
     let stop = shutdown::on_signal();

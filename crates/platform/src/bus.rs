@@ -5,6 +5,11 @@
 //! channels their open streams need — no pattern subscriptions — so Redis only
 //! sends a gateway what it will deliver. Pub/sub is at-most-once; the gateway
 //! makes delivery exact by catching up from Postgres after any reconnect.
+//!
+//! On a Redis Cluster ([`Bus::RedisCluster`]) the same channels are sharded
+//! pub/sub channels (`SPUBLISH`/`SSUBSCRIBE`), each living on the master that
+//! owns its slot, and every master also carries one watermark channel
+//! ([`watermark_channel`]); see [`crate::cluster`].
 
 use herald_domain::Seq;
 use serde::Deserialize;
@@ -17,6 +22,14 @@ pub fn channel(prefix: &str, topic: &str) -> String {
 /// The topic a channel carries, if it is one of ours.
 pub fn topic_of<'a>(prefix: &str, channel: &'a str) -> Option<&'a str> {
     channel.strip_prefix(prefix)?.strip_prefix(":topic:")
+}
+
+/// The sharded channel on which the worker announces, on one cluster shard,
+/// "every event up to this `seq` has been published". `tag` is a hash tag
+/// chosen so that the channel lives on that shard's master
+/// (see [`crate::cluster::Topology::watermark_channel`]).
+pub fn watermark_channel(prefix: &str, tag: &str) -> String {
+    format!("{prefix}:watermark:{{{tag}}}")
 }
 
 /// The part of an envelope a gateway needs to route and frame it, parsed
@@ -63,11 +76,36 @@ mod tests {
 pub enum Bus {
     /// Redis pub/sub: several processes and machines.
     Redis { url: String },
+    /// Redis Cluster with sharded pub/sub, reached through one or more seed
+    /// node URLs. See [`crate::cluster`].
+    RedisCluster { seeds: Vec<String> },
     /// In-process: the single-node `herald` binary, with Postgres as the
     /// only server. Same delivery guarantees: a gateway that falls behind
     /// the channel catches up from Postgres exactly as after a Redis
     /// reconnect.
     Local(LocalBus),
+}
+
+impl Bus {
+    /// The Redis bus the settings describe: a cluster when
+    /// `HERALD_REDIS_CLUSTER` is set (`HERALD_REDIS_URL` then lists seed
+    /// nodes, comma-separated), otherwise one Redis server.
+    pub fn redis(settings: &crate::Settings) -> Self {
+        if settings.redis_cluster {
+            Self::RedisCluster {
+                seeds: settings
+                    .redis_url
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            }
+        } else {
+            Self::Redis {
+                url: settings.redis_url.clone(),
+            }
+        }
+    }
 }
 
 /// One published event on the in-process bus: its topic and envelope JSON.

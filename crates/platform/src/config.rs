@@ -75,6 +75,9 @@ pub struct Settings {
     /// `HERALD_REDIS_URL` was set: the single-node binary then joins a
     /// multi-process deployment instead of using its in-process bus.
     pub redis_configured: bool,
+    /// `HERALD_REDIS_CLUSTER`: the bus is a Redis Cluster with sharded
+    /// pub/sub, and `redis_url` lists one or more seed nodes, comma-separated.
+    pub redis_cluster: bool,
     pub redis_prefix: String,
     pub jwt: JwtSettings,
     pub api_addr: SocketAddr,
@@ -232,6 +235,7 @@ impl Settings {
             redis_url: non_empty(lookup, "HERALD_REDIS_URL")
                 .unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
             redis_configured: non_empty(lookup, "HERALD_REDIS_URL").is_some(),
+            redis_cluster: get(lookup, "HERALD_REDIS_CLUSTER", false)?,
             redis_prefix: non_empty(lookup, "HERALD_REDIS_PREFIX").unwrap_or_else(|| "herald".into()),
             jwt: JwtSettings {
                 secret: non_empty(lookup, "HERALD_JWT_SECRET"),
@@ -331,6 +335,17 @@ impl Settings {
                 "use only A-Z a-z 0-9 _ - . :",
             ));
         }
+        if self.redis_cluster {
+            for seed in self.redis_url.split(',') {
+                if redis::parse_redis_url(seed.trim()).is_none() {
+                    return Err(invalid(
+                        "HERALD_REDIS_URL",
+                        self.redis_url.clone(),
+                        "with HERALD_REDIS_CLUSTER=true, give one or more redis:// seed URLs, comma-separated",
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -375,6 +390,26 @@ mod tests {
         assert!(e.starts_with("HERALD_RETENTION"), "{e}");
         let e = with(&[("HERALD_WORKER_POLL", "1s")]).unwrap_err().to_string();
         assert!(e.starts_with("HERALD_WORKER_POLL"), "{e}");
+    }
+
+    #[test]
+    fn redis_cluster_takes_comma_separated_seeds() {
+        let s = with(&[
+            ("HERALD_REDIS_CLUSTER", "true"),
+            ("HERALD_REDIS_URL", "redis://10.0.0.1:7000, redis://10.0.0.2:7000"),
+        ])
+        .unwrap();
+        assert!(s.redis_cluster);
+        let e = with(&[("HERALD_REDIS_CLUSTER", "yes")]).unwrap_err().to_string();
+        assert!(e.starts_with("HERALD_REDIS_CLUSTER"), "{e}");
+        let e = with(&[
+            ("HERALD_REDIS_CLUSTER", "true"),
+            ("HERALD_REDIS_URL", "redis://a:1,nope"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("HERALD_REDIS_URL"), "{e}");
+        assert!(!with(&[]).unwrap().redis_cluster);
     }
 
     #[test]

@@ -461,6 +461,300 @@ impl Drop for RedisServer {
     }
 }
 
+/// A private Redis Cluster of three masters (no replicas) from Debian's
+/// `redis-server`, on free ports, torn down on drop. Each node keeps its
+/// `nodes-<port>.conf` in a private directory, so a restarted node rejoins
+/// with its identity and slots.
+pub struct RedisCluster {
+    pub ports: Vec<u16>,
+    bus_ports: Vec<u16>,
+    dir: std::path::PathBuf,
+    children: Vec<Option<Child>>,
+}
+
+impl RedisCluster {
+    /// Starts three nodes, creates the cluster and waits for `cluster_state:ok`.
+    ///
+    /// Ports come from below the kernel's ephemeral range, so neither an
+    /// outgoing connection nor another test's `free_port` can take one
+    /// between our check and the server's bind (which matters most when a
+    /// node restarts on its port); a clash with a concurrent cluster is
+    /// detected and retried with other ports.
+    pub fn start() -> Self {
+        let mut attempt = 0;
+        let cluster = loop {
+            attempt += 1;
+            let dir = std::env::temp_dir().join(format!("herald-cluster-{}", uuid::Uuid::now_v7().simple()));
+            std::fs::create_dir_all(&dir).expect("a temporary directory");
+            let mut cluster = Self {
+                ports: (0..3).map(|_| quiet_port()).collect(),
+                bus_ports: (0..3).map(|_| quiet_port()).collect(),
+                children: (0..3).map(|_| None).collect(),
+                dir,
+            };
+            if (0..3).all(|i| cluster.try_start_node(i)) {
+                break cluster;
+            }
+            assert!(attempt < 10, "could not start three redis-server nodes");
+            drop(cluster); // kills what started; try other ports
+        };
+        let nodes: Vec<String> = cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&nodes)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli is installed");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// The seed URLs, comma-separated, as `HERALD_REDIS_URL` takes them.
+    pub fn url(&self) -> String {
+        self.seeds().join(",")
+    }
+
+    pub fn seeds(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// The cluster bus for a `TestApp`.
+    pub fn bus(&self) -> Bus {
+        Bus::RedisCluster { seeds: self.seeds() }
+    }
+
+    /// Test settings (a unique prefix) on this cluster.
+    pub fn settings(&self) -> Settings {
+        let mut s = settings(&self.url());
+        s.redis_cluster = true;
+        s
+    }
+
+    /// Starts node `i` (again) on its port and waits until it answers.
+    pub fn start_node(&mut self, i: usize) {
+        assert!(
+            self.try_start_node(i),
+            "redis-server did not start on port {}",
+            self.ports[i]
+        );
+    }
+
+    /// Starts node `i`; false if it exited (its port was taken) or never answered.
+    fn try_start_node(&mut self, i: usize) -> bool {
+        let port = self.ports[i].to_string();
+        let conf = self.dir.join(format!("nodes-{port}.conf"));
+        let mut child = Command::new("redis-server")
+            .args(["--port", &port, "--bind", "127.0.0.1"])
+            .args(["--cluster-enabled", "yes"])
+            .args(["--cluster-port", &self.bus_ports[i].to_string()])
+            .arg("--cluster-config-file")
+            .arg(&conf)
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        for _ in 0..250 {
+            if let Ok(Some(_)) = child.try_wait() {
+                return false; // it could not bind
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.ports[i])).is_ok() {
+                std::thread::sleep(Duration::from_millis(50));
+                if let Ok(Some(_)) = child.try_wait() {
+                    return false; // that was somebody else's server
+                }
+                self.children[i] = Some(child);
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// SIGKILLs node `i`.
+    pub fn kill_node(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Kills node `i` and starts it again; returns once every node reports
+    /// `cluster_state:ok`.
+    pub fn restart_node(&mut self, i: usize) {
+        self.kill_node(i);
+        self.start_node(i);
+        self.wait_ok();
+    }
+
+    /// Waits (up to 60 s) until every node reports `cluster_state:ok`.
+    pub fn wait_ok(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let ok = self.ports.iter().all(|p| {
+                Command::new("redis-cli")
+                    .args(["-p", &p.to_string(), "cluster", "info"])
+                    .stdin(Stdio::null())
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+                    .unwrap_or(false)
+            });
+            if ok {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the cluster did not reach cluster_state:ok"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    async fn node(&self, port: u16) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("the node answers")
+    }
+
+    /// Kills the client connections of `kind` (`pubsub`, `normal`) on node `port`.
+    pub async fn kill_clients(&self, port: u16, kind: &str) -> i64 {
+        redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg(kind)
+            .arg("SKIPME")
+            .arg("yes")
+            .query_async(&mut self.node(port).await)
+            .await
+            .expect("CLIENT KILL")
+    }
+
+    /// The current topology.
+    pub async fn topology(&self) -> herald_platform::cluster::Topology {
+        let seeds = herald_platform::cluster::seeds(&self.seeds()).expect("seed URLs");
+        herald_platform::cluster::Topology::fetch(&seeds)
+            .await
+            .expect("CLUSTER SLOTS")
+    }
+
+    /// One topic `{kind}:{key}` per master, whose channel (under `prefix`)
+    /// that master owns, with the master's port; in master order.
+    pub async fn topic_per_shard(&self, prefix: &str, kind: &str) -> Vec<(String, u16)> {
+        let topology = self.topology().await;
+        let masters = topology.masters();
+        (0..masters.len())
+            .map(|m| {
+                let topic = (0u32..)
+                    .map(|i| format!("{kind}:k{i}"))
+                    .find(|t| topology.master_of(&herald_platform::bus::channel(prefix, t)) == Some(m))
+                    .expect("some key lands on every master");
+                (topic, masters[m].port)
+            })
+            .collect()
+    }
+
+    /// Moves `slot` (holding no keys) to the master on port `to`, the way
+    /// `redis-cli --cluster reshard` does, and waits until every node agrees.
+    pub async fn move_slot(&self, slot: u16, to: u16) {
+        let topology = self.topology().await;
+        let from = topology.masters()[topology.master_of_slot(slot).expect("an owned slot")].port;
+        assert_ne!(from, to, "slot {slot} is already on {to}");
+        let id = |port: u16| async move {
+            redis::cmd("CLUSTER")
+                .arg("MYID")
+                .query_async::<String>(&mut self.node(port).await)
+                .await
+                .expect("CLUSTER MYID")
+        };
+        let (from_id, to_id) = (id(from).await, id(to).await);
+        let setslot = |port: u16, args: Vec<String>| async move {
+            redis::cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(slot)
+                .arg(&args)
+                .query_async::<()>(&mut self.node(port).await)
+                .await
+                .unwrap_or_else(|e| panic!("CLUSTER SETSLOT {slot} {args:?} on {port}: {e}"));
+        };
+        setslot(to, vec!["IMPORTING".into(), from_id.clone()]).await;
+        setslot(from, vec!["MIGRATING".into(), to_id.clone()]).await;
+        for port in std::iter::once(to)
+            .chain(std::iter::once(from))
+            .chain(self.ports.clone())
+        {
+            setslot(port, vec!["NODE".into(), to_id.clone()]).await;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut agreed = true;
+            for &port in &self.ports {
+                let seeds =
+                    herald_platform::cluster::seeds(&[format!("redis://127.0.0.1:{port}")]).expect("url");
+                let t = herald_platform::cluster::Topology::fetch(&seeds)
+                    .await
+                    .expect("CLUSTER SLOTS");
+                agreed &= t.master_of_slot(slot).map(|m| t.masters()[m].port) == Some(to);
+            }
+            if agreed {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the nodes did not agree on slot {slot}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// How many subscribers `channel` has on node `port` (`PUBSUB SHARDNUMSUB`).
+    pub async fn shard_subscribers(&self, port: u16, channel: &str) -> i64 {
+        let (_, n): (String, i64) = redis::cmd("PUBSUB")
+            .arg("SHARDNUMSUB")
+            .arg(channel)
+            .query_async(&mut self.node(port).await)
+            .await
+            .expect("PUBSUB SHARDNUMSUB");
+        n
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for i in 0..self.children.len() {
+            self.kill_node(i);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A free port below the ephemeral range (20000–32767), picked at random.
+fn quiet_port() -> u16 {
+    loop {
+        let r = uuid::Uuid::now_v7().as_u128() & 0xffff_ffff; // random bits of a v7
+        let port = 20_000 + (r % 12_768) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -4,6 +4,7 @@
 //! health listener (port 0 in tests) and [`Worker::run_until_stopped`] runs
 //! the relay, retention and the health endpoints until shutdown.
 
+pub mod cluster;
 pub mod metrics;
 pub mod relay;
 pub mod retention;
@@ -31,24 +32,23 @@ pub struct Worker {
     pool: PgPool,
     relay: OutboxRelay,
     retention: Duration,
-    redis: Option<redis::Client>,
+    /// The Redis servers (one, or a cluster's seeds) `/readyz` pings.
+    redis: Vec<redis::ConnectionInfo>,
     metrics: Arc<WorkerMetrics>,
 }
 
 #[derive(Clone)]
 struct HealthState {
     pool: PgPool,
-    redis: Option<redis::Client>,
+    redis: Vec<redis::ConnectionInfo>,
     metrics: Arc<WorkerMetrics>,
 }
 
 impl Worker {
-    /// A worker publishing to Redis (`HERALD_REDIS_URL`).
+    /// A worker publishing to Redis (`HERALD_REDIS_URL`), or to a Redis
+    /// Cluster with `HERALD_REDIS_CLUSTER`.
     pub async fn build(settings: &Settings, pool: PgPool) -> Result<Self, BuildError> {
-        let bus = Bus::Redis {
-            url: settings.redis_url.clone(),
-        };
-        Self::build_on(settings, pool, bus).await
+        Self::build_on(settings, pool, Bus::redis(settings)).await
     }
 
     /// A worker publishing to `bus` (the single-node binary's is in-process).
@@ -63,8 +63,14 @@ impl Worker {
         };
         let relay = OutboxRelay::new(pool.clone(), config, metrics.clone())?;
         let redis = match &bus {
-            Bus::Redis { url } => Some(redis::Client::open(url.as_str()).map_err(RelayError::from)?),
-            Bus::Local(_) => None,
+            Bus::Redis { url } => vec![redis::Client::open(url.as_str())
+                .map_err(RelayError::from)?
+                .get_connection_info()
+                .clone()],
+            Bus::RedisCluster { seeds } => {
+                herald_platform::cluster::seeds(seeds).map_err(RelayError::from)?
+            }
+            Bus::Local(_) => Vec::new(),
         };
         Ok(Self {
             listener,
@@ -108,10 +114,8 @@ impl Worker {
 
 async fn readyz(State(s): State<HealthState>) -> (StatusCode, &'static str) {
     let db = herald_platform::db::ping(&s.pool).await;
-    let bus = match &s.redis {
-        Some(client) => OutboxRelay::redis_ok(client).await,
-        None => true, // in-process bus
-    };
+    // With no Redis the bus is in-process; a cluster is up if a seed answers.
+    let bus = s.redis.is_empty() || OutboxRelay::redis_ok(&s.redis).await;
     match (db, bus) {
         (true, true) => (StatusCode::OK, "ready"),
         (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "postgres unreachable"),

@@ -29,6 +29,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::ClusterPublisher;
 use crate::metrics::WorkerMetrics;
 use crate::sequencer;
 
@@ -58,6 +59,7 @@ pub struct RelayConfig {
 
 enum Publisher {
     Redis(redis::Client),
+    Cluster(ClusterPublisher),
     Local(LocalBus),
 }
 
@@ -75,6 +77,9 @@ impl OutboxRelay {
     pub fn new(pool: PgPool, config: RelayConfig, metrics: Arc<WorkerMetrics>) -> Result<Self, RelayError> {
         let bus = match &config.bus {
             Bus::Redis { url } => Publisher::Redis(redis::Client::open(url.as_str())?),
+            Bus::RedisCluster { seeds } => {
+                Publisher::Cluster(ClusterPublisher::new(seeds, config.prefix.clone())?)
+            }
             Bus::Local(local) => Publisher::Local(local.clone()),
         };
         Ok(Self {
@@ -214,6 +219,11 @@ impl OutboxRelay {
             for e in &events {
                 local.publish(&e.topic, serde_json::to_vec(e)?.into());
             }
+        } else if let Publisher::Cluster(cluster) = &mut self.bus {
+            // One pipeline per master, each ending with a watermark `upto`;
+            // on error the transaction rolls back: nothing recorded.
+            let connects = cluster.publish(&events, upto).await?;
+            self.metrics.redis_connects.add(connects);
         } else {
             let mut pipe = redis::pipe();
             for e in &events {
@@ -237,7 +247,7 @@ impl OutboxRelay {
     async fn connection(&mut self) -> Result<&mut MultiplexedConnection, RelayError> {
         if self.conn.is_none() {
             let Publisher::Redis(client) = &self.bus else {
-                unreachable!("only the Redis publisher connects")
+                unreachable!("only the single-server Redis publisher connects here")
             };
             let config = redis::AsyncConnectionConfig::new()
                 .set_connection_timeout(Duration::from_secs(2))
@@ -251,12 +261,21 @@ impl OutboxRelay {
         Ok(self.conn.as_mut().expect("just connected"))
     }
 
-    /// Whether the bus answers (for `/readyz`).
-    pub async fn redis_ok(client: &redis::Client) -> bool {
-        let Ok(mut c) = client.get_multiplexed_async_connection().await else {
-            return false;
-        };
-        redis::cmd("PING").query_async::<String>(&mut c).await.is_ok()
+    /// Whether the bus answers (for `/readyz`): some of `servers` (the one
+    /// Redis, or a cluster's seeds) answers `PING`.
+    pub async fn redis_ok(servers: &[redis::ConnectionInfo]) -> bool {
+        for server in servers {
+            let Ok(client) = redis::Client::open(server.clone()) else {
+                continue;
+            };
+            let Ok(mut c) = client.get_multiplexed_async_connection().await else {
+                continue;
+            };
+            if redis::cmd("PING").query_async::<String>(&mut c).await.is_ok() {
+                return true;
+            }
+        }
+        false
     }
 }
 
