@@ -10,6 +10,22 @@ use crate::http::{Endpoint, KeepAlive};
 use crate::stream::now_us;
 
 pub const PATH: &str = "/v1/events";
+/// Herald's atomic batch endpoint (the baseline has none).
+pub const BATCH_PATH: &str = "/v1/events/batch";
+
+/// A batch body: events `n0 .. n0 + count` on `topic`.
+pub fn batch_body(topic: &str, n0: i64, count: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + count * 64);
+    out.extend_from_slice(b"{\"events\":[");
+    for i in 0..count {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&body(topic, n0 + i as i64, ""));
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
 
 /// The body of one event: `data` is `{"n": n}`, padded with `"pad"` to a size.
 pub fn body(topic: &str, n: i64, pad: &str) -> Vec<u8> {
@@ -67,9 +83,19 @@ async fn post_with_retries(
     body: &[u8],
     retries: &mut u64,
 ) -> Result<(), String> {
+    post_to_with_retries(conn, PATH, auth, body, retries).await
+}
+
+async fn post_to_with_retries(
+    conn: &mut KeepAlive,
+    path: &str,
+    auth: &str,
+    body: &[u8],
+    retries: &mut u64,
+) -> Result<(), String> {
     let mut attempt = 0u64;
     loop {
-        match conn.post(PATH, auth, body).await {
+        match conn.post(path, auth, body).await {
             Ok(r) if (200..300).contains(&r.status) => return Ok(()),
             Ok(r) if matches!(r.status, 429 | 503) && attempt < 30 => {
                 attempt += 1;
@@ -171,13 +197,15 @@ impl Publisher {
     /// `connections` publishers, each publishing sequentially (waiting for
     /// every answer) to `topic` until `duration` is over. Publisher `p`'s
     /// `k`-th event carries `n = p × stride + k`. Returns the count each got
-    /// accepted (its events are `k` in `0..count`) and the outcome.
+    /// accepted (its events are `k` in `0..count`) and the outcome. With
+    /// `batch` > 1, each request carries `batch` events to `BATCH_PATH`.
     pub async fn until(
         &self,
         topic: &str,
         connections: usize,
         duration: Duration,
         stride: i64,
+        batch: usize,
     ) -> (Vec<usize>, Outcome) {
         let started_us = now_us();
         let deadline = Instant::now() + duration;
@@ -192,9 +220,16 @@ impl Publisher {
                 let mut first_error = None;
                 let mut retries = 0u64;
                 while Instant::now() < deadline {
-                    let b = body(&topic, p as i64 * stride + k, "");
-                    match post_with_retries(&mut conn, &auth, &b, &mut retries).await {
-                        Ok(()) => k += 1,
+                    let n0 = p as i64 * stride + k;
+                    let sent = if batch > 1 {
+                        let b = batch_body(&topic, n0, batch);
+                        post_to_with_retries(&mut conn, BATCH_PATH, &auth, &b, &mut retries).await
+                    } else {
+                        let b = body(&topic, n0, "");
+                        post_with_retries(&mut conn, &auth, &b, &mut retries).await
+                    };
+                    match sent {
+                        Ok(()) => k += batch.max(1) as i64,
                         Err(e) => {
                             // The k-th event's fate is unknown: stop, so that
                             // this publisher's accepted events stay 0..count.

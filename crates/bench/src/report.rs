@@ -127,6 +127,18 @@ pub fn rows(scenario: &'static str, herald: Option<&Run>, baseline: Option<&Run>
                 all_met(&[ge(h(&p), Some(5000.0)), ordered]),
             );
             row("server CPU µs per event", &["server_cpu_us_per_event"], "", None);
+            row(
+                "… via POST /v1/events/batch (50 per request, Herald only): events/s",
+                &["batch_accepted_per_s"],
+                "",
+                None,
+            );
+            row(
+                "… via batch: server CPU µs per event",
+                &["batch_server_cpu_us_per_event"],
+                "",
+                None,
+            );
         }
         "idle" => {
             let p = ["rss_per_stream_kib"];
@@ -165,7 +177,7 @@ pub fn rows(scenario: &'static str, herald: Option<&Run>, baseline: Option<&Run>
             continue;
         }
         if !judge {
-            r.note = "not judged (smoke)".into();
+            r.note = "not judged (no baseline in this run)".into();
         } else if r.met.is_none() {
             r.note = if baseline.is_none() {
                 "no baseline in this run".into()
