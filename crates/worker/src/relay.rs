@@ -192,13 +192,7 @@ impl OutboxRelay {
     /// what comes next, saving a read.
     async fn publish_pending(&mut self, fresh: Vec<Envelope>) -> Result<usize, RelayError> {
         let mut tx = self.pool.begin().await?;
-        // `published_seq` is a hint, not a promise: losing its last update in
-        // a crash only means publishing those events again, which gateways
-        // drop. So this commit need not wait for its WAL flush (the next
-        // sequencing commit flushes it anyway).
-        sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(&mut *tx)
-            .await?;
+        // Also makes this commit asynchronous: see `lock_for_publishing`.
         let (published, last) = sequencer::lock_for_publishing(&mut tx).await?;
         if published >= last {
             tx.commit().await?;

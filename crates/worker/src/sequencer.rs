@@ -15,6 +15,10 @@
 //! Transaction *n+1* cannot take the lock before transaction *n* commits, so
 //! every block becomes visible after all lower blocks: visibility order is
 //! `seq` order, for every reader, always.
+//!
+//! The transaction is the function `herald_sequence` (its migration holds
+//! the SQL): each of its statements takes a fresh snapshot, so the rows it
+//! picks after the lock is granted include everything sequenced before.
 
 use chrono::{DateTime, Utc};
 use herald_domain::{Envelope, Seq};
@@ -30,41 +34,22 @@ pub struct Sequenced {
 /// Sequences up to `limit` committed, unsequenced events. Returns them in
 /// `seq` order, committed. Within a batch, rows keep their insertion order,
 /// so one publisher's events keep the order it published them in.
+///
+/// The whole transaction is one call of `herald_sequence` (see its
+/// migration): lock the `sequencer` row, give the next block of positions to
+/// the oldest committed unsequenced rows, move `last_seq`, commit. One round
+/// trip, since it sits on the path of every event's latency.
 pub async fn sequence_batch(pool: &PgPool, limit: i64) -> Result<Sequenced, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    // Serializes sequencers: see the module documentation.
-    let last_seq: Seq = sqlx::query_scalar!("SELECT last_seq FROM sequencer FOR UPDATE")
-        .fetch_one(&mut *tx)
-        .await?;
-    let ids: Vec<Uuid> = sqlx::query_scalar!(
-        "SELECT id FROM events WHERE seq IS NULL ORDER BY pending_no LIMIT $1",
-        limit
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    if ids.is_empty() {
-        tx.rollback().await?;
-        return Ok(Sequenced { events: Vec::new() });
-    }
     let rows = sqlx::query!(
         r#"
-        UPDATE events e
-           SET seq = $2 + u.ord, sequenced_at = now()
-          FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, ord)
-         WHERE e.id = u.id
-        RETURNING e.id, e.seq AS "seq!", e.topic, e.type AS event_type, e.data, e.created_at
+        SELECT id AS "id!", seq AS "seq!", topic AS "topic!", type AS "event_type!",
+               data AS "data!", created_at AS "created_at!"
+          FROM herald_sequence($1)
         "#,
-        &ids,
-        last_seq,
+        limit
     )
-    .fetch_all(&mut *tx)
+    .fetch_all(pool)
     .await?;
-    let new_last = last_seq + rows.len() as Seq;
-    sqlx::query!("UPDATE sequencer SET last_seq = $1", new_last)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-
     let mut events: Vec<Envelope> = rows
         .into_iter()
         .map(|r| envelope(r.id, r.seq, r.topic, r.event_type, r.data, r.created_at))
@@ -102,10 +87,17 @@ pub async fn sequenced_after(
 /// Locks the sequencer row and returns `(published_seq, last_seq)`. Holding
 /// this lock is what makes a worker the only one publishing: see
 /// `relay::OutboxRelay::publish_pending`.
+///
+/// It also makes the transaction's commit asynchronous (`synchronous_commit`
+/// off, in the same round trip): `published_seq` is a hint whose loss in a
+/// crash only means publishing again, which gateways drop.
 pub async fn lock_for_publishing(conn: &mut PgConnection) -> Result<(Seq, Seq), sqlx::Error> {
-    let r = sqlx::query!("SELECT published_seq, last_seq FROM sequencer FOR UPDATE")
-        .fetch_one(conn)
-        .await?;
+    let r = sqlx::query!(
+        r#"SELECT published_seq, last_seq, set_config('synchronous_commit', 'off', true) AS "async_commit!"
+             FROM sequencer FOR UPDATE"#
+    )
+    .fetch_one(conn)
+    .await?;
     Ok((r.published_seq, r.last_seq))
 }
 
