@@ -9,15 +9,15 @@ set positional-arguments := true
 default:
     @just --list
 
-# Bring Postgres, Redis, api, worker and gateway up locally (scripts/up [--no-build]).
+# Bring Herald up locally: `herald` on Postgres alone, or with --multi Redis + api, worker and gateway (scripts/up [--multi] [--no-build]).
 up *args:
     scripts/up "$@"
 
-# Stop the api, worker and gateway started by `just up`.
+# Stop whatever `just up` started (herald, or api, worker and gateway).
 down:
     scripts/down
 
-# Restart one service: `just restart worker`, `just restart worker --kill9`.
+# Restart one service: `just restart herald --kill9`; after `just up --multi`: `just restart worker --kill9`.
 restart svc *flags:
     scripts/restart "$@"
 

@@ -1,15 +1,22 @@
 # shellcheck shell=bash
 #
-# scripts/lib/herald.sh — manage the local Herald processes (api, worker, gateway) for
-# scripts/up, scripts/down and scripts/restart. Sources services.sh.
+# scripts/lib/herald.sh — manage the local Herald processes for scripts/up, scripts/down
+# and scripts/restart. Sources services.sh.
+#
+# Two modes (HS_MODE, recorded in .herald/env):
+#   single   one `herald` process (api + worker + gateway, in-process bus unless
+#            HERALD_REDIS_URL is set); Postgres is the only server it needs
+#   multi    herald-api, herald-worker and herald-gateway as three processes, Redis
+#            between them
 #
 # Layout of the git-ignored state directory (.herald/ at the repository root):
-#   .herald/env              the exact environment the services were started with
-#                            (written by scripts/up, reused by scripts/restart)
+#   .herald/env              the exact environment the services were started with, and
+#                            HS_MODE (written by scripts/up, reused by scripts/restart)
 #   .herald/jwt-secret       generated development HS256 secret (reused across restarts)
 #   .herald/demo.env         demo tokens minted by scripts/up
 #   .herald/logs/<svc>.log   stderr+stdout of each service (previous run: <svc>.log.prev)
 #   .herald/pids/<svc>.pid   pid of each running service
+# where <svc> is `herald` in single mode, and api, worker, gateway in multi mode.
 
 if [[ -n "${__HS_HERALD_SH_LOADED:-}" ]]; then
     return 0
@@ -19,13 +26,18 @@ __HS_HERALD_SH_LOADED=1
 # shellcheck source=scripts/lib/services.sh
 source "$(dirname "${BASH_SOURCE[0]}")/services.sh"
 
-# The services, in start order (the API migrates the database, so it goes first).
+# The multi-process services, in start order (the API migrates the database, so it
+# goes first). The single-node process is `herald`.
 HS_SERVICES=(api worker gateway)
+# Every process scripts/up may have started, in stop order (gateways first, so clients
+# reconnect elsewhere while the rest drains).
+# shellcheck disable=SC2034 # read by scripts/up and scripts/down
+HS_ALL_PROCS=(herald gateway worker api)
 HS_ENV_FILE="$HS_STATE_DIR/env"
 HS_SECRET_FILE="$HS_STATE_DIR/jwt-secret"
 HS_STOP_TIMEOUT="${HS_STOP_TIMEOUT:-10}"
 
-# svc_valid SVC — SVC is one of api, worker, gateway.
+# svc_valid SVC — SVC is one of api, worker, gateway (the multi-process services).
 svc_valid() {
     local s
     for s in "${HS_SERVICES[@]}"; do
@@ -34,13 +46,23 @@ svc_valid() {
     return 1
 }
 
+# svc_bin SVC — the binary's file name: `herald` for the single node, herald-SVC else.
+svc_bin() {
+    if [[ "$1" == herald ]]; then
+        printf 'herald\n'
+    else
+        printf 'herald-%s\n' "$1"
+    fi
+}
+
 svc_pidfile() { printf '%s/pids/%s.pid\n' "$HS_STATE_DIR" "$1"; }
 svc_logfile() { printf '%s/logs/%s.log\n' "$HS_STATE_DIR" "$1"; }
 
-# svc_addr SVC — the listen address (host:port) the service is configured with.
+# svc_addr SVC — the listen address (host:port) the service is configured with
+# (`herald` answers REST, /readyz and /v1/stream on the API address).
 svc_addr() {
     case "$1" in
-    api) printf '%s\n' "${HERALD_API_ADDR:-127.0.0.1:8080}" ;;
+    api | herald) printf '%s\n' "${HERALD_API_ADDR:-127.0.0.1:8080}" ;;
     gateway) printf '%s\n' "${HERALD_GATEWAY_ADDR:-127.0.0.1:8081}" ;;
     worker) printf '%s\n' "${HERALD_WORKER_ADDR:-127.0.0.1:8082}" ;;
     *) die "unknown service '$1'" ;;
@@ -69,7 +91,7 @@ svc_port() {
 }
 
 # svc_pid SVC — print the pid of the running service, or fail. Checks that the pid in
-# the pid file still belongs to herald-SVC, so a recycled pid is never signalled.
+# the pid file still belongs to SVC's binary, so a recycled pid is never signalled.
 svc_pid() {
     local pidfile pid exe
     pidfile=$(svc_pidfile "$1")
@@ -77,7 +99,7 @@ svc_pid() {
     read -r pid <"$pidfile" || return 1
     pid_alive "$pid" || return 1
     exe=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n 1) || return 1
-    [[ "$(basename -- "$exe")" == "herald-$1" ]] || return 1
+    [[ "$(basename -- "$exe")" == "$(svc_bin "$1")" ]] || return 1
     printf '%s\n' "$pid"
 }
 
@@ -137,10 +159,16 @@ cargo_target_dir() {
 }
 
 # herald_prepare_env — fill in the environment the services run with: the documented
-# defaults for everything unset, a persistent dev JWT secret, and HS_BIN_DIR.
+# defaults for everything unset, a persistent dev JWT secret, and HS_BIN_DIR. HS_MODE
+# (single, the default, or multi) decides about Redis: multi mode defaults
+# HERALD_REDIS_URL; single mode leaves it as the caller set it (unset: in-process bus).
 herald_prepare_env() {
+    HS_MODE="${HS_MODE:-single}"
+    export HS_MODE
     export HERALD_DATABASE_URL="${HERALD_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/herald}"
-    export HERALD_REDIS_URL="${HERALD_REDIS_URL:-redis://127.0.0.1:6379}"
+    if [[ "$HS_MODE" == multi ]]; then
+        export HERALD_REDIS_URL="${HERALD_REDIS_URL:-redis://127.0.0.1:6379}"
+    fi
     export HERALD_REDIS_PREFIX="${HERALD_REDIS_PREFIX:-herald}"
     export HERALD_JWT_AUDIENCE="${HERALD_JWT_AUDIENCE:-herald}"
     export HERALD_API_ADDR="${HERALD_API_ADDR:-127.0.0.1:8080}"
@@ -180,7 +208,7 @@ herald_save_env() {
             echo "# Written by scripts/up on $(date -u +%Y-%m-%dT%H:%M:%SZ); sourced by scripts/restart."
             for name in $(compgen -e | LC_ALL=C sort); do
                 case "$name" in
-                HERALD_* | RUST_LOG | RUST_BACKTRACE | HS_BIN_DIR)
+                HERALD_* | RUST_LOG | RUST_BACKTRACE | HS_BIN_DIR | HS_MODE)
                     printf 'export %s=%q\n' "$name" "${!name}"
                     ;;
                 esac
@@ -190,18 +218,27 @@ herald_save_env() {
 }
 
 # herald_load_env — the environment scripts/up recorded; falls back to
-# herald_prepare_env when scripts/up never ran here.
+# herald_prepare_env when scripts/up never ran here. Sets HS_MODE (a file written
+# before the single mode existed is multi).
 herald_load_env() {
     if [[ -f "$HS_ENV_FILE" ]]; then
+        HS_MODE=''
         # shellcheck source=/dev/null
         source "$HS_ENV_FILE"
+        HS_MODE="${HS_MODE:-multi}"
     else
         warn "no ${HS_ENV_FILE#"$HS_ROOT"/} (scripts/up has not run); using defaults"
         herald_prepare_env
     fi
 }
 
-# start_service SVC — launch herald-SVC in the background, detached from this terminal
+# herald_build — build the binaries scripts/up and scripts/restart run (both modes, so
+# switching modes needs no rebuild), with the development minter herald-token.
+herald_build() {
+    (cd "$HS_ROOT" && SQLX_OFFLINE=true cargo build -p herald -p herald-api -p herald-worker -p herald-gateway --bins)
+}
+
+# start_service SVC — launch SVC's binary (herald-SVC, or herald) in the background, detached from this terminal
 # (own session, immune to SIGHUP), logging to .herald/logs/SVC.log, pid in
 # .herald/pids/SVC.pid; the pid is also left in HS_LAST_PID. Does not wait for
 # readiness (see wait_ready).
@@ -209,7 +246,8 @@ herald_load_env() {
 HS_LAST_PID=''
 start_service() {
     local svc=$1
-    local bin="$HS_BIN_DIR/herald-$svc" pidfile logfile port
+    local bin pidfile logfile port p
+    bin="$HS_BIN_DIR/$(svc_bin "$svc")"
     pidfile=$(svc_pidfile "$svc")
     logfile=$(svc_logfile "$svc")
     [[ -x "$bin" ]] || die "$bin not found; build first (scripts/up builds it)"
@@ -217,12 +255,16 @@ start_service() {
     if svc_pid "$svc" >/dev/null; then
         die "$svc is already running (pid $(svc_pid "$svc")); stop it first"
     fi
-    # Fail early and clearly when another process holds the port.
-    port=$(svc_port "$svc")
-    if port_open 127.0.0.1 "$port"; then
-        if have ss; then ss -ltnp "sport = :$port" >&2 || true; fi
-        die "port $port (HERALD_${svc^^}_ADDR=$(svc_addr "$svc")) is already in use by another process"
-    fi
+    # Fail early and clearly when another process holds a port (herald binds all three).
+    local -a ports_of=("$svc")
+    [[ "$svc" == herald ]] && ports_of=(api gateway worker)
+    for p in "${ports_of[@]}"; do
+        port=$(svc_port "$p")
+        if port_open 127.0.0.1 "$port"; then
+            if have ss; then ss -ltnp "sport = :$port" >&2 || true; fi
+            die "port $port (HERALD_${p^^}_ADDR=$(svc_addr "$p")) is already in use by another process"
+        fi
+    done
 
     mkdir -p "$(dirname "$pidfile")" "$(dirname "$logfile")"
     [[ -f "$logfile" ]] && mv -f "$logfile" "$logfile.prev"
@@ -248,11 +290,19 @@ start_service() {
     log "started $svc (pid $pid, log ${logfile#"$HS_ROOT"/})"
 }
 
-# wait_ready SVC PID [TIMEOUT] — wait for GET /readyz; on failure show the log tail and exit.
+# wait_ready SVC PID [TIMEOUT] — wait for GET /readyz (for herald: on the API and the
+# gateway address); on failure show the log tail and exit.
 wait_ready() {
-    local svc=$1 pid=$2 timeout=${3:-60} url
-    url="$(svc_url "$svc")/readyz"
-    if wait_http "$url" "$timeout" "$pid"; then
+    local svc=$1 pid=$2 timeout=${3:-60} url='' u
+    local -a urls=("$(svc_url "$svc")/readyz")
+    [[ "$svc" == herald ]] && urls+=("$(svc_url gateway)/readyz")
+    for u in "${urls[@]}"; do
+        if ! wait_http "$u" "$timeout" "$pid"; then
+            url=$u
+            break
+        fi
+    done
+    if [[ -z "$url" ]]; then
         ok "$svc ready at $(svc_url "$svc")"
         return 0
     fi
