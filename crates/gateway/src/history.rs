@@ -22,6 +22,48 @@ pub async fn positions(pool: &PgPool) -> Result<Positions, sqlx::Error> {
     })
 }
 
+/// Reads [`positions`] for many callers at once. A caller's answer comes from
+/// a query that *started after it asked* (the replay seam needs a head read
+/// after the stream's subscription was confirmed): every caller queued while
+/// one query runs is answered by the next. A reconnect storm of a thousand
+/// streams costs a handful of queries instead of a thousand, and their pool
+/// connections are left to the replays. Cheap to clone.
+#[derive(Clone)]
+pub struct HeadReader {
+    requests: tokio::sync::mpsc::UnboundedSender<tokio::sync::oneshot::Sender<Result<Positions, String>>>,
+}
+
+impl HeadReader {
+    /// Starts the reader task on the current runtime; it ends when every
+    /// handle is dropped.
+    pub fn start(pool: PgPool) -> Self {
+        let (requests, mut rx) =
+            tokio::sync::mpsc::unbounded_channel::<tokio::sync::oneshot::Sender<Result<Positions, String>>>();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut waiters = vec![first];
+                while let Ok(w) = rx.try_recv() {
+                    waiters.push(w);
+                }
+                let read = positions(&pool).await.map_err(|e| e.to_string());
+                for w in waiters {
+                    let _ = w.send(read.clone());
+                }
+            }
+        });
+        Self { requests }
+    }
+
+    /// The positions, read after this call began.
+    pub async fn read(&self) -> Result<Positions, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.requests
+            .send(tx)
+            .map_err(|_| "the head reader stopped".to_owned())?;
+        rx.await.map_err(|_| "the head reader stopped".to_owned())?
+    }
+}
+
 /// Events of `topics` after `after`, in `seq` order, at most `limit`.
 pub async fn events_after(
     pool: &PgPool,

@@ -40,6 +40,8 @@ pub struct GatewayState {
     pub hub: Hub,
     pub metrics: Arc<GatewayMetrics>,
     pub limits: limits::StreamLimits,
+    /// Coalesced head reads for opening streams.
+    pub heads: history::HeadReader,
     /// Cancelled when shutdown begins: `/readyz` turns unready, new streams are refused.
     pub draining: CancellationToken,
     /// Cancelled when open streams must end.
@@ -92,6 +94,7 @@ impl Gateway {
         )?;
         let limits = limits::StreamLimits::new(settings.max_streams, settings.max_streams_per_user);
         let state = GatewayState {
+            heads: history::HeadReader::start(pool.clone()),
             pool,
             limits,
             verifier,

@@ -165,7 +165,9 @@ async fn open(
         )
         .await
         .map_err(|_| Problem::unavailable("the event bus is unavailable; retry shortly", 2))?;
-    let positions = history::positions(&state.pool)
+    let positions = state
+        .heads
+        .read()
         .await
         .map_err(|_| Problem::unavailable("the database is unavailable; retry shortly", 2))?;
 
