@@ -35,7 +35,9 @@ use crate::sequencer;
 
 /// The advisory lock key of the sequencer leader ("herald" in ASCII).
 const LEADER_LOCK: i64 = 0x6865_7261_6c64;
-/// The channel publishers notify in their transaction.
+/// How long a busy relay lets events gather between steps.
+const GATHER: Duration = Duration::from_millis(1);
+/// The channel the API notifies on after publishing commits.
 pub const OUTBOX_CHANNEL: &str = "herald_outbox";
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +158,14 @@ impl OutboxRelay {
                 // standby may already lead, so stop.
                 lock_conn.ping().await?;
                 last_lock_check = tokio::time::Instant::now();
+            }
+            if handled > 0 {
+                // Busy: let the next events gather for a moment, so that under
+                // load each step (a sequencing commit and a publish transaction)
+                // carries a batch instead of one or two events. A wake-up that
+                // arrives meanwhile is kept by `wake` and ends the wait below at
+                // once; an isolated event (nothing pending) is not delayed.
+                tokio::time::sleep(GATHER).await;
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
