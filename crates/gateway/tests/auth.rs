@@ -128,7 +128,9 @@ async fn stream_token_in_url_is_accepted_and_long_lived_token_in_url_is_401(pool
 #[sqlx::test(migrations = "../../migrations")]
 async fn stream_sends_reauth_and_closes_when_its_token_expires(pool: PgPool) {
     let mut s = settings(&redis_url());
-    s.jwt.stream_token_ttl = Duration::from_secs(2);
+    // `herald.reauth` goes out a second before expiry: leave the first event
+    // three seconds to arrive on a loaded machine before the stream closes.
+    s.jwt.stream_token_ttl = Duration::from_secs(4);
     let app = TestApp::spawn_with(pool, s).await;
     let http = reqwest::Client::new();
     let minted: Value = http
