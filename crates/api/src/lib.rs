@@ -45,6 +45,32 @@ pub struct AppState {
     pub outbox: outbox::Outbox,
 }
 
+impl AppState {
+    /// Checks an event's `data` against `HERALD_MAX_EVENT_DATA_BYTES`; the
+    /// error is the message for the field. Counts the serialized size without
+    /// building it.
+    pub fn check_event_data(&self, data: &serde_json::Value) -> Result<(), String> {
+        struct Count(usize);
+        impl std::io::Write for Count {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0 += b.len();
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut len = Count(0);
+        // Serializing a `Value` cannot fail, and counting cannot either.
+        let _ = serde_json::to_writer(&mut len, data);
+        let max = self.settings.max_event_data_bytes;
+        if len.0 > max {
+            return Err(format!("must be at most {max} bytes of JSON (got {})", len.0));
+        }
+        Ok(())
+    }
+}
+
 impl FromRef<AppState> for Arc<Verifier> {
     fn from_ref(s: &AppState) -> Self {
         s.verifier.clone()

@@ -92,16 +92,8 @@ pub async fn publish_event(
     JsonBody(req): JsonBody<PublishEvent>,
 ) -> ApiResult<Response> {
     require_publish(&state, &principal, 1)?;
-    let data_len = serde_json::to_vec(&req.data)?.len();
-    if data_len > state.settings.max_event_data_bytes {
-        return Err(Problem::invalid(vec![FieldError::new(
-            "data",
-            format!(
-                "must be at most {} bytes of JSON (got {data_len})",
-                state.settings.max_event_data_bytes
-            ),
-        )])
-        .into());
+    if let Err(message) = state.check_event_data(&req.data) {
+        return Err(Problem::invalid(vec![FieldError::new("data", message)]).into());
     }
     let key = IdempotencyKey::from_headers(&headers, &principal, "POST /v1/events", &req)?;
 
@@ -199,15 +191,8 @@ pub async fn publish_batch(
     }
     let mut errors = Vec::new();
     for (i, e) in req.events.iter().enumerate() {
-        let data_len = serde_json::to_vec(&e.data)?.len();
-        if data_len > state.settings.max_event_data_bytes {
-            errors.push(FieldError::new(
-                format!("events[{i}].data"),
-                format!(
-                    "must be at most {} bytes of JSON (got {data_len})",
-                    state.settings.max_event_data_bytes
-                ),
-            ));
+        if let Err(message) = state.check_event_data(&e.data) {
+            errors.push(FieldError::new(format!("events[{i}].data"), message));
         }
     }
     if !errors.is_empty() {

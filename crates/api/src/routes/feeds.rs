@@ -108,16 +108,7 @@ pub async fn post_activity(
         check("foreign_id", feed::text_field(f));
     }
     let data = req.data.clone().unwrap_or_else(|| serde_json::json!({}));
-    let len = serde_json::to_vec(&data)?.len();
-    if len > state.settings.max_event_data_bytes {
-        check(
-            "data",
-            Err(format!(
-                "must be at most {} bytes of JSON",
-                state.settings.max_event_data_bytes
-            )),
-        );
-    }
+    check("data", state.check_event_data(&data));
     if !errors.is_empty() {
         return Err(Problem::invalid(errors).into());
     }

@@ -107,16 +107,7 @@ pub async fn create_notifications(
         field("expires_at", rules::expires_at(t, Utc::now()));
     }
     let data = req.data.clone().unwrap_or_else(|| serde_json::json!({}));
-    let data_len = serde_json::to_vec(&data)?.len();
-    if data_len > state.settings.max_event_data_bytes {
-        field(
-            "data",
-            Err(format!(
-                "must be at most {} bytes of JSON (got {data_len})",
-                state.settings.max_event_data_bytes
-            )),
-        );
-    }
+    field("data", state.check_event_data(&data));
     if !errors.is_empty() {
         return Err(Problem::invalid(errors).into());
     }
