@@ -294,12 +294,7 @@ async fn metrics_count_requests_and_latency_by_route_method_and_status(pool: PgP
     app.publish_ok("user:a", 2).await;
     let r = app.publish("Bad", "t", json!({})).await;
     assert_eq!(r.status(), 422);
-    let m = reqwest::get(format!("{}/metrics", app.api_url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = herald_test_support::metrics(&app.api_url()).await;
     assert!(
         m.contains(r#"herald_http_requests_total{route="/v1/events",method="POST",status="202"} 2"#),
         "{m}"
@@ -338,12 +333,7 @@ async fn metrics_count_requests_and_latency_by_route_method_and_status(pool: PgP
             ],
         ),
     ] {
-        let m = reqwest::get(format!("{url}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let m = herald_test_support::metrics(&url).await;
         for name in names {
             assert!(m.contains(name), "{url}: {name}");
         }

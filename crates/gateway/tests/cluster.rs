@@ -68,13 +68,26 @@ async fn assert_nothing_more(app: &TestApp, stream: &mut SseClient, topic: &str)
     );
 }
 
+/// Reads the stream until it holds `total` events (after `early`) and checks
+/// they are exactly the topics' log in Postgres, in its order.
+async fn rest_is_exactly_the_log(
+    pool: &PgPool,
+    stream: &mut SseClient,
+    early: Vec<Envelope>,
+    total: usize,
+    topics: &[(String, u16)],
+) -> Vec<Envelope> {
+    let mut got = early;
+    got.extend(stream.envelopes(total - got.len(), WAIT).await);
+    assert_eq!(got.len(), total, "every event arrived");
+    let seqs: Vec<i64> = got.iter().map(|e| e.seq).collect();
+    assert_strictly_increasing(&seqs);
+    assert_eq!(seqs, history(pool, topics).await, "exactly the log, in its order");
+    got
+}
+
 async fn gateway_metric(app: &TestApp, name: &str) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", app.gateway_url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = herald_test_support::metrics(&app.gateway_url()).await;
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
         .unwrap_or_else(|| panic!("{name} in {text}"))
@@ -154,17 +167,14 @@ where
     for p in publishers {
         p.await.unwrap();
     }
-    let total = per_topic as usize * topics.len();
-    let mut got = early;
-    got.extend(stream.envelopes(total - got.len(), WAIT).await);
-    assert_eq!(got.len(), total, "every event arrived");
-    let seqs: Vec<i64> = got.iter().map(|e| e.seq).collect();
-    assert_strictly_increasing(&seqs);
-    assert_eq!(
-        seqs,
-        history(&pool, &topics).await,
-        "exactly the log, in its order"
-    );
+    let got = rest_is_exactly_the_log(
+        &pool,
+        &mut stream,
+        early,
+        per_topic as usize * topics.len(),
+        &topics,
+    )
+    .await;
     for (topic, ns) in by_topic(&got) {
         assert_eq!(ns, (1..=per_topic).collect::<Vec<_>>(), "{topic}");
     }
@@ -265,17 +275,14 @@ async fn cluster_following_a_slot_migration_loses_nothing(pool: PgPool) {
     for p in publishers {
         p.await.unwrap();
     }
-    let total = per_topic as usize * topics.len();
-    let mut got = early;
-    got.extend(stream.envelopes(total - got.len(), WAIT).await);
-    assert_eq!(got.len(), total, "every event arrived");
-    let seqs: Vec<i64> = got.iter().map(|e| e.seq).collect();
-    assert_strictly_increasing(&seqs);
-    assert_eq!(
-        seqs,
-        history(&pool, &topics).await,
-        "exactly the log, in its order"
-    );
+    rest_is_exactly_the_log(
+        &pool,
+        &mut stream,
+        early,
+        per_topic as usize * topics.len(),
+        &topics,
+    )
+    .await;
     assert_nothing_more(&app, &mut stream, &topics[0].0).await;
     // The gateway followed the channel to its new master.
     assert_eq!(

@@ -267,12 +267,7 @@ async fn survives_redis_fault(pool: PgPool, fault: &str) {
     }
     publisher.await.unwrap();
     let (got, extra) = collector.await.unwrap();
-    let metrics = reqwest::get(format!("{}/metrics", app.gateway_url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = herald_test_support::metrics(&app.gateway_url()).await;
     assert!(
         !metrics.contains("herald_redis_reconnects_total 0"),
         "the fault really hit the gateway's bus connection:\n{metrics}"
@@ -522,24 +517,14 @@ async fn slow_consumer_is_cut_off_at_its_buffer_bound_and_resumes_without_loss(p
     }
     let mut kicked = false;
     for _ in 0..100 {
-        let m = reqwest::get(format!("{}/metrics", app.gateway_url()))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let m = herald_test_support::metrics(&app.gateway_url()).await;
         if m.contains("herald_stream_closes_total{reason=\"slow_consumer\"} 1") {
             kicked = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let m = reqwest::get(format!("{}/metrics", app.gateway_url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = herald_test_support::metrics(&app.gateway_url()).await;
     assert!(
         kicked,
         "the gateway cut the stream off instead of buffering without bound:\n{m}"
@@ -596,12 +581,7 @@ async fn falling_behind_the_in_process_bus_is_caught_up_from_postgres(pool: PgPo
         stream.next_event(Duration::from_millis(300)).await.is_none(),
         "no duplicate"
     );
-    let metrics = reqwest::get(format!("{}/metrics", app.gateway_url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = herald_test_support::metrics(&app.gateway_url()).await;
     assert!(
         !metrics.contains("herald_bus_lagged_total 0"),
         "the burst really overran the bus:\n{metrics}"

@@ -763,6 +763,16 @@ fn free_port() -> u16 {
 }
 
 /// Asserts `seqs` is strictly increasing.
+/// The Prometheus text a service at `base` serves on `/metrics`.
+pub async fn metrics(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body")
+}
+
 pub fn assert_strictly_increasing(seqs: &[i64]) {
     for w in seqs.windows(2) {
         assert!(
