@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::sse::find;
+use crate::stamp::Reader;
 
 /// `http://host:port` of one server.
 #[derive(Debug, Clone)]
@@ -267,13 +268,17 @@ impl BodyDecoder {
 pub struct Response {
     pub status: u16,
     pub body: Vec<u8>,
+    /// When its last bytes arrived ([`now_us`](crate::stream::now_us); the
+    /// kernel's stamp on a stamped connection).
+    pub received_us: u64,
 }
 
 /// A keep-alive HTTP/1.1 connection for `POST` requests, one at a time.
 pub struct KeepAlive {
     endpoint: Endpoint,
     source: Option<IpAddr>,
-    conn: Option<TcpStream>,
+    conn: Option<Reader>,
+    stamped: bool,
     buf: Vec<u8>,
     request: Vec<u8>,
     /// Connections opened (1 + reconnects after the server closed one).
@@ -286,10 +291,17 @@ impl KeepAlive {
             endpoint,
             source,
             conn: None,
+            stamped: false,
             buf: Vec::with_capacity(4096),
             request: Vec::with_capacity(1024),
             connects: 0,
         }
+    }
+
+    /// Takes the kernel's arrival stamps for [`Response::received_us`].
+    pub fn stamped(mut self, on: bool) -> Self {
+        self.stamped = on;
+        self
     }
 
     /// Sends `POST path` with a JSON body and reads the whole response. A
@@ -326,7 +338,8 @@ impl KeepAlive {
 
     async fn exchange(&mut self) -> io::Result<Response> {
         if self.conn.is_none() {
-            self.conn = Some(connect(self.endpoint.addr, self.source).await?);
+            let tcp = connect(self.endpoint.addr, self.source).await?;
+            self.conn = Some(Reader::new(tcp, self.stamped)?);
             self.connects += 1;
             self.buf.clear();
         }
@@ -338,12 +351,16 @@ impl KeepAlive {
             return Err(untouched());
         }
         let mut chunk = [0u8; 8192];
+        let mut received_us = crate::stream::now_us();
         let head = loop {
             match parse_head(&self.buf).map_err(io::Error::other)? {
                 Some(h) => break h,
                 None => {
                     let n = match conn.read(&mut chunk).await {
-                        Ok(n) => n,
+                        Ok((n, at)) => {
+                            received_us = at;
+                            n
+                        }
                         Err(e) if self.buf.is_empty() && e.kind() == io::ErrorKind::ConnectionReset => {
                             return Err(untouched());
                         }
@@ -374,7 +391,8 @@ impl KeepAlive {
             }
             self.buf.drain(..used);
             used = 0;
-            let n = conn.read(&mut chunk).await?;
+            let (n, at) = conn.read(&mut chunk).await?;
+            received_us = at;
             if n == 0 {
                 if head.framing == Framing::UntilClose {
                     self.conn = None;
@@ -388,6 +406,7 @@ impl KeepAlive {
         Ok(Response {
             status: head.status,
             body,
+            received_us,
         })
     }
 }

@@ -21,6 +21,7 @@ mod publish;
 mod report;
 mod scenarios;
 mod sse;
+mod stamp;
 mod stream;
 mod tokens;
 

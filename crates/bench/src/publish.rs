@@ -52,7 +52,10 @@ pub struct Outcome {
     /// Per event index, when its request was written and when the answer was
     /// read (µs, `now_us`); `u64::MAX` when not accepted. Only when recorded.
     pub sent_us: Vec<u64>,
+    /// When each answer arrived (the kernel's stamp).
     pub accepted_us: Vec<u64>,
+    /// When each answer was read.
+    pub accepted_read_us: Vec<u64>,
     pub started_us: u64,
     pub finished_us: u64,
     pub connections: u64,
@@ -82,7 +85,7 @@ async fn post_with_retries(
     auth: &str,
     body: &[u8],
     retries: &mut u64,
-) -> Result<(), String> {
+) -> Result<u64, String> {
     post_to_with_retries(conn, PATH, auth, body, retries).await
 }
 
@@ -92,11 +95,11 @@ async fn post_to_with_retries(
     auth: &str,
     body: &[u8],
     retries: &mut u64,
-) -> Result<(), String> {
+) -> Result<u64, String> {
     let mut attempt = 0u64;
     loop {
         match conn.post(path, auth, body).await {
-            Ok(r) if (200..300).contains(&r.status) => return Ok(()),
+            Ok(r) if (200..300).contains(&r.status) => return Ok(r.received_us),
             Ok(r) if matches!(r.status, 429 | 503) && attempt < 30 => {
                 attempt += 1;
                 *retries += 1;
@@ -128,12 +131,12 @@ impl Publisher {
         let started_us = now_us();
         let mut tasks = Vec::new();
         for c in 0..connections.max(1) {
-            let mut conn = KeepAlive::new(self.endpoint.clone(), self.source(c));
+            let mut conn = KeepAlive::new(self.endpoint.clone(), self.source(c)).stamped(record);
             let auth = self.authorization.clone();
             let bodies = bodies.clone();
             let next = next.clone();
             tasks.push(tokio::spawn(async move {
-                let mut done: Vec<(usize, u64, u64)> = Vec::new();
+                let mut done: Vec<(usize, u64, u64, u64)> = Vec::new();
                 let mut errors = 0usize;
                 let mut first_error = None;
                 let mut retries = 0u64;
@@ -147,8 +150,8 @@ impl Publisher {
                     }
                     let sent = now_us();
                     match post_with_retries(&mut conn, &auth, &bodies[i], &mut retries).await {
-                        Ok(()) if record => done.push((i, sent, now_us())),
-                        Ok(()) => done.push((i, 0, 0)),
+                        Ok(accepted) if record => done.push((i, sent, accepted, now_us())),
+                        Ok(_) => done.push((i, 0, 0, 0)),
                         Err(e) => {
                             errors += 1;
                             first_error.get_or_insert(e);
@@ -165,6 +168,7 @@ impl Publisher {
         if record {
             out.sent_us = vec![u64::MAX; bodies.len()];
             out.accepted_us = vec![u64::MAX; bodies.len()];
+            out.accepted_read_us = vec![u64::MAX; bodies.len()];
         }
         for t in tasks {
             match t.await {
@@ -177,9 +181,10 @@ impl Publisher {
                         out.first_error = first_error;
                     }
                     if record {
-                        for (i, s, a) in done {
+                        for (i, s, a, r) in done {
                             out.sent_us[i] = s;
                             out.accepted_us[i] = a;
+                            out.accepted_read_us[i] = r;
                         }
                     }
                 }
@@ -229,7 +234,7 @@ impl Publisher {
                         post_with_retries(&mut conn, &auth, &b, &mut retries).await
                     };
                     match sent {
-                        Ok(()) => k += batch.max(1) as i64,
+                        Ok(_) => k += batch.max(1) as i64,
                         Err(e) => {
                             // The k-th event's fate is unknown: stop, so that
                             // this publisher's accepted events stay 0..count.

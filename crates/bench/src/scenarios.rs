@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::check::{percentile, Verdict};
 use crate::http::Endpoint;
 use crate::procfs::{self, Probe, Sample};
-use crate::publish::{body, Publisher};
+use crate::publish::{self, body, Publisher};
 use crate::stream::{now_us, Group, StreamReport, StreamSpec};
 
 /// One system under test.
@@ -296,38 +296,43 @@ pub async fn fanout(t: &Target, p: &Fanout) -> Run {
         run.set("offered_per_s", round(1.0 / step.as_secs_f64(), 1));
     }
     if p.record_latency {
-        latency_metrics(&mut run, &reports, &out.sent_us, &out.accepted_us);
+        latency_metrics(&mut run, &reports, &out);
     }
     run
 }
 
-fn latency_metrics(run: &mut Run, reports: &[StreamReport], sent: &[u64], accepted: &[u64]) {
+fn latency_metrics(run: &mut Run, reports: &[StreamReport], out: &publish::Outcome) {
+    let accepted = &out.accepted_us;
+    let accepted_read = &out.accepted_read_us;
+    let sent = &out.sent_us;
     let mut from_accept = Vec::new();
+    let mut from_accept_read = Vec::new();
     let mut from_send = Vec::new();
     let mut early = 0u64;
     for r in reports {
-        for (i, recv) in r.recv_us.iter().enumerate() {
-            if *recv == u64::MAX || accepted.get(i).is_none_or(|a| *a == u64::MAX) {
+        for (i, (arrived, read)) in r.recv_us.iter().zip(&r.read_us).enumerate() {
+            if *arrived == u64::MAX || accepted.get(i).is_none_or(|a| *a == u64::MAX) {
                 continue;
             }
-            // The frame can beat the publisher reading its own answer (the
-            // baseline publishes to Redis before answering): that is 0 ms.
-            let a = accepted[i];
-            if *recv < a {
+            // The frame can beat the publisher's answer (the baseline
+            // publishes to Redis before answering): that is 0 ms.
+            if *arrived < accepted[i] {
                 early += 1;
             }
-            from_accept.push(ms(recv.saturating_sub(a)));
-            from_send.push(ms(recv.saturating_sub(sent[i])));
+            from_accept.push(ms(arrived.saturating_sub(accepted[i])));
+            from_accept_read.push(ms(read.saturating_sub(accepted_read[i])));
+            from_send.push(ms(read.saturating_sub(sent[i])));
         }
     }
     run.set("latency_accepted_ms", stats_ms(from_accept));
+    run.set("latency_accepted_read_ms", stats_ms(from_accept_read));
     run.set("latency_sent_ms", stats_ms(from_send));
     run.set("frames_before_answer", early);
     let post_ms: Vec<f64> = sent
         .iter()
-        .zip(accepted)
+        .zip(accepted_read)
         .filter(|(_, a)| **a != u64::MAX)
-        .map(|(s, a)| ms(a - s))
+        .map(|(s, a)| ms(a.saturating_sub(*s)))
         .collect();
     run.set("publish_answer_ms", stats_ms(post_ms));
 }

@@ -11,12 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncReadExt;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::http::{self, BodyDecoder, Endpoint};
 use crate::sse::{self, envelope_head, parse_int, Event};
+use crate::stamp::Reader;
 
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
@@ -91,13 +91,23 @@ pub struct StreamReport {
     pub last_seq: Option<i64>,
     pub opened_us: Option<u64>,
     pub completed_us: Option<u64>,
+    /// Per `n`: when the frame arrived (the kernel's stamp on timed streams).
     pub recv_us: Vec<u64>,
+    /// Per `n`: when the stream's task read it.
+    pub read_us: Vec<u64>,
     pub collected: Vec<(i64, i64)>,
     pub first_problem: Option<String>,
 }
 
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// When a read's bytes arrived, and when they were read.
+#[derive(Debug, Clone, Copy)]
+struct Arrival {
+    arrived: u64,
+    read: u64,
+}
 
 struct Checker {
     spec_topics: Vec<Vec<u8>>,
@@ -116,9 +126,9 @@ impl Checker {
         }
     }
 
-    fn on_event(&mut self, ev: Event<'_>, now: u64) {
+    fn on_event(&mut self, ev: Event<'_>, at: Arrival) {
         match ev.event {
-            b"bench.ev" => self.on_bench_event(ev, now),
+            b"bench.ev" => self.on_bench_event(ev, at),
             // A gateway shutting down says so before it ends the stream: not an error.
             b"herald.reconnect" => {}
             b"herald.reset" => {
@@ -134,7 +144,7 @@ impl Checker {
         }
     }
 
-    fn on_bench_event(&mut self, ev: Event<'_>, now: u64) {
+    fn on_bench_event(&mut self, ev: Event<'_>, at: Arrival) {
         let (Some(id), Some(head)) = (parse_int(ev.id), envelope_head(ev.data)) else {
             self.report.bad_envelope += 1;
             let data = String::from_utf8_lossy(&ev.data[..ev.data.len().min(200)]).into_owned();
@@ -181,7 +191,8 @@ impl Checker {
             }
             self.seen[i] = true;
             if self.record_times {
-                self.report.recv_us[i] = now;
+                self.report.recv_us[i] = at.arrived;
+                self.report.read_us[i] = at.read;
             }
         }
         if self.collect {
@@ -191,7 +202,7 @@ impl Checker {
         self.report.fingerprint = ((self.report.fingerprint ^ id as u64).wrapping_mul(FNV_PRIME) ^ n as u64)
             .wrapping_mul(FNV_PRIME);
         if self.report.unique == self.report.expected {
-            self.report.completed_us = Some(now);
+            self.report.completed_us = Some(at.read);
             self.done.add();
         }
     }
@@ -228,6 +239,11 @@ async fn run(spec: StreamSpec, mut ctl: Control) -> StreamReport {
             } else {
                 Vec::new()
             },
+            read_us: if spec.record_times && spec.dense {
+                vec![u64::MAX; spec.expected]
+            } else {
+                Vec::new()
+            },
             ..StreamReport::default()
         },
         done: ctl.done.clone(),
@@ -239,6 +255,13 @@ async fn run(spec: StreamSpec, mut ctl: Control) -> StreamReport {
             }
         }
     }
+    // Made once per stream, not per read: a fresh `changed()` each time
+    // registers and removes a waiter on the one list every stream shares.
+    let mut stop = ctl.stop.clone();
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    tokio::pin!(stopped);
     let mut parser = sse::Parser::new();
     let mut buf = vec![0u8; spec.read_buffer.max(1024)];
     let mut attempts = 0u32;
@@ -266,7 +289,7 @@ async fn run(spec: StreamSpec, mut ctl: Control) -> StreamReport {
         )
         .await;
         drop(permit);
-        let (mut conn, head, rest) = match opened_result {
+        let (conn, head, rest) = match opened_result {
             Ok((_, head, rest)) if head.status != 200 => {
                 let body = String::from_utf8_lossy(&rest[..rest.len().min(300)]).into_owned();
                 attempts += 1;
@@ -297,30 +320,37 @@ async fn run(spec: StreamSpec, mut ctl: Control) -> StreamReport {
             checker.report.opened_us = Some(now_us());
             ctl.ready.add();
         }
+        // Timed streams take the kernel's arrival stamps (see `stamp`).
+        let mut conn = match Reader::new(conn, checker.record_times) {
+            Ok(c) => c,
+            Err(e) => {
+                checker.report.failed = Some(format!("socket: {e}"));
+                break;
+            }
+        };
         let mut decoder = BodyDecoder::new(head.framing);
         let mut broken = false;
-        let mut feed = |bytes: &[u8], decoder: &mut BodyDecoder, checker: &mut Checker| {
-            let now = now_us();
+        let mut feed = |bytes: &[u8], arrived: u64, decoder: &mut BodyDecoder, checker: &mut Checker| {
+            let at = Arrival {
+                arrived,
+                read: now_us(),
+            };
             let res = decoder.feed(bytes, &mut |body| {
-                parser.feed(body, &mut |ev| checker.on_event(ev, now));
+                parser.feed(body, &mut |ev| checker.on_event(ev, at));
             });
             res.is_err() || decoder.done()
         };
-        if !rest.is_empty() && feed(&rest, &mut decoder, &mut checker) {
+        if !rest.is_empty() && feed(&rest, now_us(), &mut decoder, &mut checker) {
             broken = true;
         }
         while !broken {
             tokio::select! {
                 biased;
                 r = conn.read(&mut buf) => match r {
-                    Ok(0) | Err(_) => broken = true,
-                    Ok(n) => broken = feed(&buf[..n], &mut decoder, &mut checker),
+                    Ok((0, _)) | Err(_) => broken = true,
+                    Ok((n, at)) => broken = feed(&buf[..n], at, &mut decoder, &mut checker),
                 },
-                changed = ctl.stop.changed() => {
-                    if changed.is_err() || *ctl.stop.borrow() {
-                        return checker.report;
-                    }
-                }
+                _ = &mut stopped => return checker.report,
             }
         }
         // The server ended the stream (slow consumer, shutdown, a proxy):
@@ -428,7 +458,9 @@ mod tests {
 
     fn feed(c: &mut Checker, frames: &str) {
         let mut p = sse::Parser::new();
-        p.feed(frames.as_bytes(), &mut |ev| c.on_event(ev, 1));
+        p.feed(frames.as_bytes(), &mut |ev| {
+            c.on_event(ev, Arrival { arrived: 1, read: 1 })
+        });
     }
 
     fn ev(seq: i64, n: i64, topic: &str) -> String {
