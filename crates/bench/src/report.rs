@@ -116,6 +116,18 @@ pub fn rows(scenario: &'static str, herald: Option<&Run>, baseline: Option<&Run>
                 None,
             );
             row(
+                "accepted POST → each event's first frame, p50 (ms)",
+                &["latency_first_frame_ms", "p50"],
+                "",
+                None,
+            );
+            row(
+                "accepted POST → each event's first frame, p99 (ms)",
+                &["latency_first_frame_ms", "p99"],
+                "",
+                None,
+            );
+            row(
                 "POST sent → frame, p50 (ms)",
                 &["latency_sent_ms", "p50"],
                 "",

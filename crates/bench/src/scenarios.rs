@@ -324,6 +324,22 @@ fn latency_metrics(run: &mut Run, reports: &[StreamReport], out: &publish::Outco
             from_send.push(ms(read.saturating_sub(sent[i])));
         }
     }
+    // Per event, its first frame: the pipeline's share, before the fan-out.
+    let mut first = vec![u64::MAX; accepted.len()];
+    for r in reports {
+        for (i, arrived) in r.recv_us.iter().enumerate() {
+            if let Some(f) = first.get_mut(i) {
+                *f = (*f).min(*arrived);
+            }
+        }
+    }
+    let first_ms: Vec<f64> = first
+        .iter()
+        .zip(accepted)
+        .filter(|(f, a)| **f != u64::MAX && **a != u64::MAX)
+        .map(|(f, a)| ms(f.saturating_sub(*a)))
+        .collect();
+    run.set("latency_first_frame_ms", stats_ms(first_ms));
     run.set("latency_accepted_ms", stats_ms(from_accept));
     run.set("latency_accepted_read_ms", stats_ms(from_accept_read));
     run.set("latency_sent_ms", stats_ms(from_send));

@@ -20,6 +20,28 @@
 //! subscription was confirmed; the hub covers everything after. The stream
 //! drops what it already sent (see `stream.rs`).
 //!
+//! # Writing directly
+//!
+//! Waking one task per stream per event cost more than the `send` itself
+//! once the kernel's share was taken out (a third of the gateway's CPU in the
+//! latency benchmark: the wake-up, the task's poll through its body and its
+//! waits, the queue). So a stream on the lean path (which owns its socket,
+//! [`StreamSocket`](herald_platform::http::StreamSocket)) hands the hub a
+//! [`Sink`] and, whenever it is parked with nothing queued, lets the hub
+//! write to the socket itself ("direct" mode). Every delivery step takes the
+//! sink's lock; the stream leaves direct mode under the same lock before it
+//! writes anything itself, and enters it only when its queue is empty, so
+//! the two never write at once and frames never overtake each other. The
+//! duplicate filter (`seq` ≤ the last sent) moves into the sink with them.
+//! A socket that does not take everything ends direct mode: the rest waits
+//! in the sink, a wake-up frame goes through the queue, and the stream's
+//! task writes it (and is cut off like any consumer that stopped reading).
+//!
+//! The hub delivers in batches: everything the bus has ready is framed
+//! first, then each touched socket gets one write (vectored) for all of its
+//! frames of the batch. Under load that coalesces like the stream tasks'
+//! queues did; one event alone is one `send` per stream, from one task.
+//!
 //! On a Redis Cluster the hub holds one connection per shard instead, and
 //! merges them back into one `seq`-ordered sequence before the watermark
 //! logic above applies: see [`cluster`].
@@ -31,11 +53,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use bytes::Bytes;
+use futures_util::{FutureExt, StreamExt};
 use herald_domain::{Seq, Topic};
 use herald_platform::bus::{self, Bus, LocalBus};
 use redis::aio::{PubSubSink, PubSubStream};
 use sqlx::PgPool;
+use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -54,14 +78,88 @@ enum Command {
     Unsubscribe(String),
 }
 
-struct Subscriber {
+/// One stream's end of the hub: its queue, its kick, and (on the lean
+/// path) its socket with the state of direct writing.
+pub struct Sink {
     tx: mpsc::Sender<Frame>,
     kick: CancellationToken,
+    socket: Option<Arc<TcpStream>>,
+    state: Mutex<SinkState>,
+}
+
+#[derive(Debug, Default)]
+struct SinkState {
+    /// The hub may write to the socket: the stream is parked, its queue empty.
+    direct: bool,
+    /// The highest `seq` written or handed to the stream: the seam's filter.
+    last_sent: Seq,
+    /// Frames of the current batch, or what the socket did not take.
+    pending: Vec<Bytes>,
+    /// Listed in the current batch's deliveries.
+    listed: bool,
+}
+
+impl Sink {
+    fn state(&self) -> MutexGuard<'_, SinkState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The position the stream has sent up to.
+    pub fn last_sent(&self) -> Seq {
+        self.state().last_sent
+    }
+
+    /// Records that everything up to `seq` was sent (replay, preamble).
+    pub fn set_last_sent(&self, seq: Seq) {
+        self.state().last_sent = seq;
+    }
+
+    /// Lets the hub write directly if nothing is waiting for the stream's
+    /// own task (`queued`: its receiver). Call only when no write of the
+    /// stream's is in flight.
+    pub fn park(&self, queued: &mpsc::Receiver<Frame>) {
+        if self.socket.is_none() {
+            return;
+        }
+        let mut st = self.state();
+        if st.pending.is_empty() && queued.is_empty() {
+            st.direct = true;
+        }
+    }
+
+    /// Takes writing back from the hub, with whatever it could not write.
+    pub fn unpark(&self) -> Vec<Bytes> {
+        let mut st = self.state();
+        st.direct = false;
+        std::mem::take(&mut st.pending)
+    }
+
+    /// Frames from the queue that go out now, after `unpark`ed leftovers:
+    /// those above the last position sent, which moves past them.
+    pub fn accept(&self, frames: impl IntoIterator<Item = Frame>, out: &mut Vec<Bytes>) -> usize {
+        let mut st = self.state();
+        let mut n = 0;
+        for f in frames {
+            if f.seq > st.last_sent {
+                st.last_sent = f.seq;
+                out.push(f.bytes);
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// What one batch delivers directly: the sinks with frames pending.
+#[derive(Default)]
+struct Batch {
+    sinks: Vec<Arc<Sink>>,
+    frames: u64,
 }
 
 #[derive(Default)]
 struct TopicEntry {
-    subscribers: HashMap<u64, Subscriber>,
+    subscribers: HashMap<u64, Arc<Sink>>,
     /// Confirmed by Redis at least once; new streams need not wait.
     active: bool,
     waiters: Vec<oneshot::Sender<()>>,
@@ -80,6 +178,8 @@ struct Inner {
     connected: AtomicBool,
     metrics: Arc<GatewayMetrics>,
     kicked: AtomicU64,
+    /// Tasks that write one batch's sockets in parallel, at most.
+    writers: usize,
 }
 
 impl Inner {
@@ -101,10 +201,12 @@ pub struct Subscription {
     inner: Arc<Inner>,
     id: u64,
     topics: Vec<String>,
-    /// Live frames, strictly increasing in `seq`.
+    /// Live frames, strictly increasing in `seq` (and wake-ups: frames
+    /// with `seq` 0, sent when the hub leaves bytes in the sink).
     pub frames: mpsc::Receiver<Frame>,
     /// Cancelled when the stream fell behind its buffer bound.
     pub kicked: CancellationToken,
+    pub sink: Arc<Sink>,
 }
 
 impl Hub {
@@ -138,6 +240,7 @@ impl Hub {
             connected: AtomicBool::new(false),
             metrics,
             kicked: AtomicU64::new(0),
+            writers: tokio::runtime::Handle::current().metrics().num_workers().max(1),
         });
         tokio::spawn(run(inner.clone(), bus, pool, rx, shutdown));
         Ok(Self { inner })
@@ -152,15 +255,24 @@ impl Hub {
     /// Returns once every topic's Redis subscription is confirmed, so that
     /// any event published from now on reaches the queue. `kick` is
     /// cancelled if the stream falls behind its queue bound.
+    /// With `socket`, the hub writes to it directly while the stream lets
+    /// it (see [`Sink::park`]).
     pub async fn subscribe(
         &self,
         topics: &[Topic],
         capacity: usize,
         wait: Duration,
         kick: CancellationToken,
+        socket: Option<Arc<TcpStream>>,
     ) -> Result<Subscription, HubError> {
         let (tx, frames) = mpsc::channel(capacity);
         let kicked = kick;
+        let sink = Arc::new(Sink {
+            tx,
+            kick: kicked.clone(),
+            socket,
+            state: Mutex::new(SinkState::default()),
+        });
         let mut pending = Vec::new();
         let id = {
             let mut state = self.inner.state();
@@ -169,13 +281,7 @@ impl Hub {
             for topic in topics {
                 let entry = state.topics.entry(topic.to_string()).or_default();
                 let new = entry.subscribers.is_empty() && !entry.active && entry.waiters.is_empty();
-                entry.subscribers.insert(
-                    id,
-                    Subscriber {
-                        tx: tx.clone(),
-                        kick: kicked.clone(),
-                    },
-                );
+                entry.subscribers.insert(id, sink.clone());
                 if !entry.active {
                     let (done, wait) = oneshot::channel();
                     entry.waiters.push(done);
@@ -193,6 +299,7 @@ impl Hub {
             topics: topics.iter().map(|t| t.to_string()).collect(),
             frames,
             kicked,
+            sink,
         };
         let confirmed = tokio::time::timeout(wait, futures_util::future::join_all(pending)).await;
         match confirmed {
@@ -332,17 +439,25 @@ async fn session(
             _ = shutdown.cancelled() => return Ok(()),
             msg = stream.next() => {
                 let Some(msg) = msg else { return Err(SessionError::Closed) };
-                let Some(topic) = bus::topic_of(&inner.prefix, msg.get_channel_name()) else { continue };
-                let Some((_, frame)) = Frame::from_bus(msg.get_payload_bytes()) else {
-                    tracing::warn!(topic, "dropping an unparsable bus message");
-                    continue;
-                };
-                let current = last.unwrap_or(0);
-                if frame.seq <= current {
-                    continue; // a republished duplicate
+                // Everything else already received joins this batch.
+                let mut batch = Batch::default();
+                let mut next = Some(msg);
+                let mut taken = 0;
+                while let Some(msg) = next.take() {
+                    relay(inner, &msg, last, &mut batch);
+                    taken += 1;
+                    if taken < MAX_BATCH {
+                        match stream.next().now_or_never() {
+                            Some(Some(m)) => next = Some(m),
+                            Some(None) => {
+                                deliver(inner, batch);
+                                return Err(SessionError::Closed);
+                            }
+                            None => {}
+                        }
+                    }
                 }
-                *last = Some(frame.seq);
-                fan_out(inner, topic, frame);
+                deliver(inner, batch);
             }
             cmd = commands.recv() => {
                 let Some(first) = cmd else { return Ok(()) };
@@ -377,6 +492,25 @@ async fn session(
     }
 }
 
+/// Bus messages delivered in one batch, at most.
+const MAX_BATCH: usize = 256;
+
+/// Adds one bus message to `batch`, unless it is a republished duplicate.
+fn relay(inner: &Inner, msg: &redis::Msg, last: &mut Option<Seq>, batch: &mut Batch) {
+    let Some(topic) = bus::topic_of(&inner.prefix, msg.get_channel_name()) else {
+        return;
+    };
+    let Some((_, frame)) = Frame::from_bus(msg.get_payload_bytes()) else {
+        tracing::warn!(topic, "dropping an unparsable bus message");
+        return;
+    };
+    if frame.seq <= last.unwrap_or(0) {
+        return; // a republished duplicate
+    }
+    *last = Some(frame.seq);
+    fan_out(inner, topic, frame, batch);
+}
+
 /// The in-process bus: every message reaches every gateway, so subscribing
 /// is bookkeeping only. Falling behind the broadcast channel loses messages
 /// exactly like a Redis disconnect, and is repaired the same way: a new
@@ -407,7 +541,9 @@ async fn local_session(
                         continue;
                     }
                     *last = Some(frame.seq);
-                    fan_out(inner, &topic, frame);
+                    let mut batch = Batch::default();
+                    fan_out(inner, &topic, frame, &mut batch);
+                    deliver(inner, batch);
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => return Err(SessionError::Lagged(n)),
                 Err(broadcast::error::RecvError::Closed) => return Ok(()),
@@ -464,7 +600,12 @@ fn activate(inner: &Inner, topics: &[String]) {
 
 /// Forwards every event of `topics` after `from`, in order. Returns the new
 /// watermark.
-async fn catch_up(inner: &Inner, pool: &PgPool, topics: &[String], from: Seq) -> Result<Seq, sqlx::Error> {
+async fn catch_up(
+    inner: &Arc<Inner>,
+    pool: &PgPool,
+    topics: &[String],
+    from: Seq,
+) -> Result<Seq, sqlx::Error> {
     let mut last = from;
     if topics.is_empty() {
         return Ok(last);
@@ -472,10 +613,12 @@ async fn catch_up(inner: &Inner, pool: &PgPool, topics: &[String], from: Seq) ->
     loop {
         let page = history::events_after(pool, topics, last, 1_000).await?;
         let n = page.len();
+        let mut batch = Batch::default();
         for e in &page {
             last = e.seq;
-            fan_out(inner, &e.topic, Frame::from_envelope(e));
+            fan_out(inner, &e.topic, Frame::from_envelope(e), &mut batch);
         }
+        deliver(inner, batch);
         inner.metrics.caught_up_events.add(n as u64);
         if n < 1_000 {
             return Ok(last);
@@ -483,25 +626,150 @@ async fn catch_up(inner: &Inner, pool: &PgPool, topics: &[String], from: Seq) ->
     }
 }
 
-/// Offers `frame` to every stream of `topic`. A full queue means the stream
-/// cannot keep up: it is kicked (it will resume with `Last-Event-ID`).
-fn fan_out(inner: &Inner, topic: &str, frame: Frame) {
+/// Offers `frame` to every stream of `topic`: added to the sink's pending
+/// frames where the hub writes directly (see [`deliver`]), queued otherwise.
+/// A full queue means the stream cannot keep up: it is kicked (it will
+/// resume with `Last-Event-ID`).
+fn fan_out(inner: &Inner, topic: &str, frame: Frame, batch: &mut Batch) {
     let mut state = inner.state();
     let Some(entry) = state.topics.get_mut(topic) else {
         return;
     };
     let mut full = Vec::new();
-    for (id, sub) in &entry.subscribers {
-        match sub.tx.try_send(frame.clone()) {
+    for (id, sink) in &entry.subscribers {
+        // Under the sink's lock: the stream cannot park (or unpark) between
+        // the check and the queueing, so nothing overtakes a queued frame.
+        let mut st = sink.state();
+        if st.direct {
+            if frame.seq > st.last_sent {
+                st.last_sent = frame.seq;
+                st.pending.push(frame.bytes.clone());
+                batch.frames += 1;
+                if !st.listed {
+                    st.listed = true;
+                    batch.sinks.push(sink.clone());
+                }
+            }
+            continue;
+        }
+        match sink.tx.try_send(frame.clone()) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => full.push(*id),
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
     for id in full {
-        if let Some(sub) = entry.subscribers.remove(&id) {
-            sub.kick.cancel();
-            inner.kicked.fetch_add(1, Ordering::Relaxed);
+        if let Some(sink) = entry.subscribers.remove(&id) {
+            kick(inner, &sink);
         }
     }
 }
+
+fn kick(inner: &Inner, sink: &Sink) {
+    sink.kick.cancel();
+    inner.kicked.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Writes each sink's pending frames of `batch` to its socket, in one
+/// (vectored) write. What the socket does not take stays pending, direct
+/// mode ends, and a wake-up frame sends the stream's task to write it.
+///
+/// Many sockets are split over the runtime's threads, each part written by
+/// its own task. Order holds whoever writes when: each write takes everything
+/// pending in the sink, under its lock, and a sink listed in a batch not yet
+/// written is not listed again (the earlier write takes the later frames).
+fn deliver(inner: &Arc<Inner>, batch: Batch) {
+    if batch.frames > 0 {
+        inner.metrics.delivered.add(batch.frames);
+    }
+    let mut sinks = batch.sinks;
+    let parts = if sinks.len() >= PARALLEL_FROM {
+        inner.writers.min(sinks.len() / (PARALLEL_FROM / 2)).max(1)
+    } else {
+        1
+    };
+    let per_part = sinks.len().div_ceil(parts);
+    if parts == 1 {
+        return write_sinks(inner, sinks);
+    }
+    // All parts in tasks: the hub goes back to the bus at once, and the
+    // next event's frames join the sinks still waiting for their write.
+    while !sinks.is_empty() {
+        let part = sinks.split_off(sinks.len().saturating_sub(per_part));
+        let inner = inner.clone();
+        tokio::spawn(async move { write_sinks(&inner, part) });
+    }
+}
+
+/// Sockets written by one task, at least, before `deliver` splits them.
+const PARALLEL_FROM: usize = 64;
+
+fn write_sinks(inner: &Inner, sinks: Vec<Arc<Sink>>) {
+    for sink in sinks {
+        let mut st = sink.state();
+        st.listed = false;
+        // The stream took writing back meanwhile (with the frames).
+        if !st.direct || st.pending.is_empty() {
+            continue;
+        }
+        let Some(socket) = &sink.socket else { continue };
+        match write_now(socket, &mut st.pending) {
+            Ok(true) => {}
+            Ok(false) => {
+                st.direct = false;
+                let wake = Frame {
+                    seq: 0,
+                    bytes: Bytes::new(),
+                };
+                if sink.tx.try_send(wake).is_err() {
+                    kick(inner, &sink);
+                }
+            }
+            Err(e) => {
+                // The client is gone: the stream's own task sees it and ends.
+                tracing::debug!(error = %e, "direct write failed");
+                st.direct = false;
+                st.pending.clear();
+                kick(inner, &sink);
+            }
+        }
+    }
+}
+
+/// Writes as much of `pending` as the socket takes without waiting and
+/// removes it. `Ok(true)` when everything went.
+fn write_now(socket: &TcpStream, pending: &mut Vec<Bytes>) -> std::io::Result<bool> {
+    while !pending.is_empty() {
+        let result = if pending.len() == 1 {
+            socket.try_write(&pending[0])
+        } else {
+            let slices: Vec<std::io::IoSlice<'_>> = pending
+                .iter()
+                .take(MAX_IOV)
+                .map(|b| std::io::IoSlice::new(b))
+                .collect();
+            socket.try_write_vectored(&slices)
+        };
+        let mut written = match result {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let mut done = 0;
+        for b in pending.iter_mut() {
+            if written >= b.len() {
+                written -= b.len();
+                done += 1;
+            } else {
+                bytes::Buf::advance(b, written);
+                break;
+            }
+        }
+        pending.drain(..done);
+    }
+    Ok(true)
+}
+
+/// Slices per vectored write (Linux takes up to 1024).
+const MAX_IOV: usize = 512;

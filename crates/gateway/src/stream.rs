@@ -23,12 +23,15 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use herald_domain::{sse, LastEventId, Seq, Topic};
+use herald_domain::{sse, LastEventId, Topic};
 use herald_platform::auth::{AuthError, Principal};
-use herald_platform::http::{ConnectionHandle, QueryParams};
+use herald_platform::http::{ConnectionHandle, QueryParams, StreamSocket};
 use herald_platform::problem::{FieldError, Problem};
 use serde::Deserialize;
 use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
@@ -110,13 +113,16 @@ impl WithField for Problem {
 pub async fn stream(
     State(state): State<GatewayState>,
     connection: Option<Extension<ConnectionHandle>>,
+    socket: Option<Extension<StreamSocket>>,
     headers: HeaderMap,
     query: QueryParams<StreamQuery>,
 ) -> Response {
     // Falling behind closes the TCP connection itself: a consumer that stopped
     // reading never polls its body again, so only that frees it.
     let kick = connection.map(|Extension(c)| c.0).unwrap_or_default();
-    match open(&state, &headers, &query.0, kick).await {
+    // On the lean path the hub writes live events to the socket itself.
+    let socket = socket.map(|Extension(s)| s.0);
+    match open(&state, &headers, &query.0, kick, socket).await {
         Ok(r) => r,
         Err(p) => {
             state.metrics.refused.inc();
@@ -133,6 +139,7 @@ async fn open(
     headers: &HeaderMap,
     q: &StreamQuery,
     kick: CancellationToken,
+    socket: Option<Arc<TcpStream>>,
 ) -> Result<Response, Problem> {
     let principal = authenticate(state, headers, q).await?;
     let topics = topics(state, &principal, q)?;
@@ -162,6 +169,7 @@ async fn open(
             state.settings.stream_buffer,
             Duration::from_secs(5),
             kick,
+            socket,
         )
         .await
         .map_err(|_| Problem::unavailable("the event bus is unavailable; retry shortly", 2))?;
@@ -191,6 +199,7 @@ async fn open(
     if replay {
         state.metrics.replays.inc();
     }
+    subscription.sink.set_last_sent(last_sent);
 
     // The stream must not outlive the token that opened it: `herald.reauth`
     // goes out a second before expiry.
@@ -201,7 +210,6 @@ async fn open(
         state: state.clone(),
         topics: topics.iter().map(ToString::to_string).collect(),
         subscription,
-        last_sent,
         replaying: replay,
         heartbeat: tokio::time::interval_at(
             tokio::time::Instant::now() + state.settings.heartbeat,
@@ -251,8 +259,8 @@ struct Connection {
     _permit: crate::limits::StreamPermit,
     state: GatewayState,
     topics: Vec<String>,
+    /// Its sink holds the last position sent (see `hub`).
     subscription: Subscription,
-    last_sent: Seq,
     replaying: bool,
     heartbeat: tokio::time::Interval,
     // The waits of every wake-up, made once: re-creating them for each event
@@ -290,76 +298,73 @@ impl Connection {
             }
         }
         loop {
-            tokio::select! {
+            // Parked: while nothing is queued, the hub writes live frames to
+            // the socket itself. Whatever wakes us takes writing back first.
+            self.subscription.sink.park(&self.subscription.frames);
+            let wake = tokio::select! {
                 biased;
-                _ = self.shutdown.as_mut() => return self.close_for_shutdown(),
-                _ = self.kicked.as_mut() => return self.close(CloseReason::SlowConsumer, None),
-                _ = self.deadline.as_mut() => {
-                    let reauth = control("herald.reauth", "token_expiring", None);
-                    return self.close(CloseReason::Reauth, Some(Bytes::from(reauth)));
+                _ = self.shutdown.as_mut() => Wake::Shutdown,
+                _ = self.kicked.as_mut() => Wake::Kicked,
+                _ = self.deadline.as_mut() => Wake::Deadline,
+                frame = self.subscription.frames.recv() => Wake::Frame(frame),
+                _ = self.heartbeat.tick() => Wake::Heartbeat,
+            };
+            let mut out = self.subscription.sink.unpark();
+            match wake {
+                Wake::Shutdown => {
+                    let last = self.close_for_shutdown();
+                    out.extend(last);
+                    return join(out);
                 }
-                frame = self.subscription.frames.recv() => {
-                    let Some(first) = frame else { return self.close(CloseReason::SlowConsumer, None) };
-                    if let Some(chunk) = self.live_chunk(first) {
+                Wake::Kicked => return self.close(CloseReason::SlowConsumer, None),
+                Wake::Deadline => {
+                    out.push(Bytes::from(control("herald.reauth", "token_expiring", None)));
+                    return self.close(CloseReason::Reauth, join(out));
+                }
+                Wake::Frame(None) => return self.close(CloseReason::SlowConsumer, None),
+                Wake::Frame(Some(first)) => {
+                    if let Some(chunk) = self.live_chunk(first, out) {
                         return Some(chunk);
                     }
                 }
-                _ = self.heartbeat.tick() => {
+                Wake::Heartbeat => {
                     let mut b = String::new();
                     sse::write_comment(&mut b, "");
-                    return Some(Bytes::from(b));
+                    out.push(Bytes::from(b));
+                    return join(out);
                 }
             }
         }
     }
 
-    /// Writes `first` and whatever else is already queued as one chunk,
-    /// skipping frames at or below the last position sent.
-    fn live_chunk(&mut self, first: Frame) -> Option<Bytes> {
-        // The common case under light load: one frame, sent as it is.
-        let mut next = self.subscription.frames.try_recv().ok();
-        if next.is_none() {
-            if first.seq <= self.last_sent {
-                return None;
+    /// `out` (what the hub left unwritten), then `first` and whatever else
+    /// is queued, as one chunk, skipping frames at or below the last
+    /// position sent (and the hub's wake-ups).
+    fn live_chunk(&mut self, first: Frame, mut out: Vec<Bytes>) -> Option<Bytes> {
+        let mut frames = vec![first];
+        while frames.len() < 64 {
+            match self.subscription.frames.try_recv() {
+                Ok(f) => frames.push(f),
+                Err(_) => break,
             }
-            self.last_sent = first.seq;
-            self.state.metrics.delivered.inc();
-            return Some(first.bytes);
         }
-        let mut frames = Vec::with_capacity(8);
-        if first.seq > self.last_sent {
-            self.last_sent = first.seq;
-            frames.push(first.bytes);
-        }
-        while let Some(f) = next {
-            if f.seq > self.last_sent {
-                self.last_sent = f.seq;
-                frames.push(f.bytes);
-            }
-            if frames.len() >= 64 {
-                break;
-            }
-            next = self.subscription.frames.try_recv().ok();
-        }
-        self.state.metrics.delivered.add(frames.len() as u64);
-        match frames.len() {
-            0 => None,
-            1 => frames.pop(),
-            _ => Some(Bytes::from(frames.concat())),
-        }
+        let n = self.subscription.sink.accept(frames, &mut out);
+        self.state.metrics.delivered.add(n as u64);
+        join(out)
     }
 
     async fn replay_page(&mut self) -> Result<Option<Bytes>, sqlx::Error> {
-        let page = history::events_after(&self.state.pool, &self.topics, self.last_sent, REPLAY_PAGE).await?;
-        if page.is_empty() {
+        let after = self.subscription.sink.last_sent();
+        let page = history::events_after(&self.state.pool, &self.topics, after, REPLAY_PAGE).await?;
+        let Some(last) = page.last().map(|e| e.seq) else {
             return Ok(None);
-        }
+        };
         let full = page.len() as i64 == REPLAY_PAGE;
         let mut chunk = Vec::new();
         for e in &page {
             chunk.extend_from_slice(&Frame::from_envelope(e).bytes);
-            self.last_sent = e.seq;
         }
+        self.subscription.sink.set_last_sent(last);
         self.state.metrics.replayed_events.add(page.len() as u64);
         self.state.metrics.delivered.add(page.len() as u64);
         if !full {
@@ -389,6 +394,24 @@ impl Connection {
     }
 }
 
+/// What woke a parked stream.
+enum Wake {
+    Shutdown,
+    Kicked,
+    Deadline,
+    Frame(Option<Frame>),
+    Heartbeat,
+}
+
+/// Pieces as one chunk (`None` for none).
+fn join(mut pieces: Vec<Bytes>) -> Option<Bytes> {
+    match pieces.len() {
+        0 => None,
+        1 => pieces.pop(),
+        _ => Some(Bytes::from(pieces.concat())),
+    }
+}
+
 /// A reconnection delay uniformly spread over `[0, retry / 2]` milliseconds.
 fn reconnect_delay_ms(retry: Duration) -> u64 {
     use std::hash::BuildHasher;
@@ -413,7 +436,8 @@ impl Drop for Connection {
             CloseReason::Reauth => m.closed_reauth.inc(),
             CloseReason::Error => m.closed_error.inc(),
         }
-        tracing::debug!(reason = ?self.close_reason, last_sent = self.last_sent, "stream closed");
+        let last_sent = self.subscription.sink.last_sent();
+        tracing::debug!(reason = ?self.close_reason, last_sent, "stream closed");
     }
 }
 

@@ -56,6 +56,73 @@ async fn published_event_arrives_live_with_seq_type_and_envelope(pool: PgPool) {
     );
 }
 
+/// On the lean path (a stream as its connection's first request) the hub
+/// writes live events to the socket itself; a stream on a reused keep-alive
+/// connection is served by hyper and gets them through its queue. Both see
+/// every event once, in order, and the same ones.
+#[sqlx::test(migrations = "../../migrations")]
+async fn streams_on_fresh_and_reused_connections_get_the_same_exact_sequence(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let token = user_token("alice");
+    let mut lean = app.stream(&token, "user:alice", None).await;
+    assert_eq!(lean.status, 200);
+    assert!(
+        lean.headers.get("transfer-encoding").is_none(),
+        "lean path: close-delimited"
+    );
+
+    let client = reqwest::Client::new();
+    let health = client
+        .get(format!("{}/healthz", app.gateway_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    health.bytes().await.unwrap();
+    let req = client
+        .get(format!("{}/v1/stream", app.gateway_url()))
+        .query(&[("topics", "user:alice")])
+        .bearer_auth(&token);
+    let mut reused = SseClient::from_request(req).await;
+    assert_eq!(reused.status, 200);
+    assert_eq!(
+        reused
+            .headers
+            .get("transfer-encoding")
+            .map(|v| v.to_str().unwrap()),
+        Some("chunked"),
+        "the second request on a connection is hyper's"
+    );
+
+    // Bursts (coalesced writes) and single events (one write each).
+    let publishers: Vec<_> = (0..4u64)
+        .map(|p| {
+            let app = &app;
+            async move {
+                for k in 0..25 {
+                    app.publish_ok("user:alice", p * 100 + k).await;
+                }
+            }
+        })
+        .collect();
+    futures_util::future::join_all(publishers).await;
+    for n in 1000..1005 {
+        app.publish_ok("user:alice", n).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let a = lean.envelopes(105, WAIT).await;
+    let b = reused.envelopes(105, WAIT).await;
+    assert_eq!(a.len(), 105, "lean: {}", lean.raw);
+    assert_eq!(b.len(), 105, "reused: {}", reused.raw);
+    assert_strictly_increasing(&seqs(&a));
+    assert_eq!(seqs(&a), seqs(&b));
+    assert_eq!(ns(&a), ns(&b));
+    let mut sorted = ns(&a);
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 105, "every event once");
+}
+
 async fn resume_replays_exactly_the_missed_events(pool: PgPool, via_header: bool) {
     let app = TestApp::spawn(pool).await;
     let token = user_token("alice");

@@ -268,6 +268,17 @@ pub async fn problem_for_every_error(res: axum::response::Response) -> axum::res
 #[derive(Debug, Clone)]
 pub struct ConnectionHandle(pub CancellationToken);
 
+/// The socket of a stream served on the lean path (see `stream_conn`), for a
+/// handler that writes to it directly while its body is parked: the gateway's
+/// hub writes live events from its own task, without waking the stream's.
+/// Whoever writes must never overlap the body's own writes: the response
+/// head and every chunk the body returns are written before the body is
+/// polled again, so a body that lets others write only while it is parked
+/// (and stops them, under a lock, before it returns a chunk) is safe.
+/// Absent on hyper's path.
+#[derive(Debug, Clone)]
+pub struct StreamSocket(pub std::sync::Arc<tokio::net::TcpStream>);
+
 /// How long connections may take to finish after `shutdown` before they are
 /// dropped. A healthy stream ends within milliseconds; this bounds the exit of
 /// a process whose client stopped reading (its response body is never polled
@@ -358,7 +369,9 @@ async fn serve_connections(
                         First::Stream(req) => {
                             let mut req = *req;
                             let version = req.version();
+                            let tcp = std::sync::Arc::new(tcp);
                             req.extensions_mut().insert(handle);
+                            req.extensions_mut().insert(StreamSocket(tcp.clone()));
                             let Ok(response) = router.oneshot(req).await;
                             let cut = close.clone();
                             tokio::select! {

@@ -16,6 +16,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -119,7 +120,7 @@ fn parse(buf: &[u8], stream_path: &str) -> Parsed {
 /// Writes `response` to `tcp` and closes the connection when its body ends,
 /// the client goes away, or `cut` is cancelled.
 pub(crate) async fn respond(
-    mut tcp: TcpStream,
+    tcp: Arc<TcpStream>,
     version: Version,
     response: Response<Body>,
     cut: &CancellationToken,
@@ -161,9 +162,12 @@ pub(crate) async fn respond(
             }
         }
     };
+    // The body may have shared the socket (see `StreamSocket`): end it first,
+    // so that nobody writes after the FIN.
+    drop(body);
     if ended {
         // Every byte is queued: send FIN, then let the kernel deliver the rest.
-        let _ = tokio::io::AsyncWriteExt::shutdown(&mut tcp).await;
+        let _ = socket2::SockRef::from(&*tcp).shutdown(std::net::Shutdown::Write);
     }
 }
 

@@ -69,7 +69,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{activate, catch_up, fan_out, Command, Inner, SessionError};
+use super::{activate, catch_up, deliver, fan_out, Batch, Command, Inner, SessionError};
 use crate::frame::Frame;
 use crate::history;
 
@@ -293,10 +293,12 @@ fn bytes(v: Option<&Value>) -> Option<&[u8]> {
 }
 
 /// Fans out what the merge releases and moves the hub watermark with it.
-fn release(inner: &Inner, merge: &mut Merge<(String, Frame)>, last: &mut Option<Seq>) {
+fn release(inner: &Arc<Inner>, merge: &mut Merge<(String, Frame)>, last: &mut Option<Seq>) {
+    let mut batch = Batch::default();
     for (_, (topic, frame)) in merge.release() {
-        fan_out(inner, &topic, frame);
+        fan_out(inner, &topic, frame, &mut batch);
     }
+    deliver(inner, batch);
     *last = Some(merge.last());
 }
 
