@@ -726,11 +726,11 @@ fn write_sinks(inner: &Inner, sinks: Vec<Arc<Sink>>) {
                 }
             }
             Err(e) => {
-                // The client is gone: the stream's own task sees it and ends.
+                // The connection is broken: its task sees the socket fail and
+                // ends (not a slow consumer; nothing to kick).
                 tracing::debug!(error = %e, "direct write failed");
                 st.direct = false;
                 st.pending.clear();
-                kick(inner, &sink);
             }
         }
     }
@@ -773,3 +773,53 @@ fn write_now(socket: &TcpStream, pending: &mut Vec<Bytes>) -> std::io::Result<bo
 
 /// Slices per vectored write (Linux takes up to 1024).
 const MAX_IOV: usize = 512;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A socket that stops taking bytes mid-frame keeps exactly the rest, in
+    /// order, and a later write finishes it: the peer reads every frame once.
+    #[tokio::test]
+    async fn partial_writes_keep_exactly_the_unwritten_rest() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        // Far more than the socket buffers hold, in odd sizes.
+        let frames: Vec<Bytes> = (0..40_000u32)
+            .map(|i| {
+                Bytes::from(format!(
+                    "id: {i}\ndata: {}\n\n",
+                    "x".repeat((i % 97) as usize * 13)
+                ))
+            })
+            .collect();
+        let expected: Vec<u8> = frames.concat();
+        let mut pending = frames;
+        assert!(!write_now(&client, &mut pending).unwrap(), "the socket filled up");
+        assert!(!pending.is_empty());
+        let total = expected.len();
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::with_capacity(total);
+            let mut buf = vec![0u8; 64 * 1024];
+            while got.len() < total {
+                let n = server.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed early");
+                got.extend_from_slice(&buf[..n]);
+            }
+            got
+        });
+        while !pending.is_empty() {
+            client.writable().await.unwrap();
+            let _ = write_now(&client, &mut pending).unwrap();
+        }
+        let got = tokio::time::timeout(Duration::from_secs(10), reader)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(pending.is_empty());
+        assert_eq!(got.len(), expected.len());
+        assert!(got == expected, "bytes differ");
+    }
+}
