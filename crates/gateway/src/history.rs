@@ -64,6 +64,133 @@ impl HeadReader {
     }
 }
 
+/// One stream's request for its next replay page.
+struct PageRequest {
+    topics: Vec<String>,
+    after: Seq,
+    reply: tokio::sync::oneshot::Sender<Result<Vec<Envelope>, String>>,
+}
+
+/// Replay queries in flight at once, at most (of the gateway's pool).
+const PAGE_QUERIES_IN_FLIGHT: usize = 4;
+/// Streams answered by one replay query, at most.
+const STREAMS_PER_PAGE_QUERY: usize = 128;
+
+/// Reads replay pages for many streams at once: the streams that ask while
+/// [`PAGE_QUERIES_IN_FLIGHT`] queries run are answered together by the next
+/// one, each with exactly the page [`events_after`] would give it (its
+/// topics, after its position, at most `limit`, in `seq` order). A reconnect
+/// storm of a thousand streams costs a handful of queries instead of a
+/// thousand, and one stream alone costs what it did. Every answer comes from
+/// a query that started after the stream asked, which is all the replay seam
+/// needs. Cheap to clone.
+#[derive(Clone)]
+pub struct ReplayReader {
+    requests: tokio::sync::mpsc::UnboundedSender<PageRequest>,
+}
+
+impl ReplayReader {
+    /// Starts the reader task on the current runtime; it ends when every
+    /// handle is dropped.
+    pub fn start(pool: PgPool, limit: i64) -> Self {
+        let (requests, mut rx) = tokio::sync::mpsc::unbounded_channel::<PageRequest>();
+        let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(PAGE_QUERIES_IN_FLIGHT));
+        tokio::spawn(async move {
+            loop {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    return;
+                };
+                let Some(first) = rx.recv().await else { return };
+                let mut batch = vec![first];
+                while batch.len() < STREAMS_PER_PAGE_QUERY {
+                    match rx.try_recv() {
+                        Ok(r) => batch.push(r),
+                        Err(_) => break,
+                    }
+                }
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    let result = pages(&pool, &batch, limit).await;
+                    drop(permit);
+                    match result {
+                        Ok(pages) => {
+                            for (r, page) in batch.into_iter().zip(pages) {
+                                let _ = r.reply.send(Ok(page));
+                            }
+                        }
+                        Err(e) => {
+                            let e = e.to_string();
+                            for r in batch {
+                                let _ = r.reply.send(Err(e.clone()));
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Self { requests }
+    }
+
+    /// The next replay page of a stream of `topics` at `after`.
+    pub async fn page(&self, topics: &[String], after: Seq) -> Result<Vec<Envelope>, String> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = PageRequest {
+            topics: topics.to_vec(),
+            after,
+            reply,
+        };
+        self.requests
+            .send(request)
+            .map_err(|_| "the replay reader stopped".to_owned())?;
+        answer.await.map_err(|_| "the replay reader stopped".to_owned())?
+    }
+}
+
+/// The pages of `batch`, in its order.
+async fn pages(pool: &PgPool, batch: &[PageRequest], limit: i64) -> Result<Vec<Vec<Envelope>>, sqlx::Error> {
+    if let [one] = batch {
+        return Ok(vec![events_after(pool, &one.topics, one.after, limit).await?]);
+    }
+    let index: Vec<i32> = (0..batch.len() as i32).collect();
+    // Topics never contain `,` (see `herald_domain::Topic`).
+    let topics: Vec<String> = batch.iter().map(|r| r.topics.join(",")).collect();
+    let after: Vec<Seq> = batch.iter().map(|r| r.after).collect();
+    let rows = sqlx::query!(
+        r#"SELECT q.i AS "i!", e.id AS "id!", e.seq AS "seq!", e.topic AS "topic!",
+                  e.type AS "event_type!", e.data AS "data!", e.created_at AS "created_at!"
+             FROM unnest($1::int4[], $2::text[], $3::int8[]) AS q(i, topics, after)
+             CROSS JOIN LATERAL (
+                   SELECT id, seq, topic, type, data, created_at
+                     FROM events
+                    WHERE topic = ANY(string_to_array(q.topics, ','))
+                      AND seq > q.after
+                    ORDER BY seq
+                    LIMIT $4
+             ) e
+            ORDER BY q.i, e.seq"#,
+        &index,
+        &topics,
+        &after,
+        limit,
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut out: Vec<Vec<Envelope>> = (0..batch.len()).map(|_| Vec::new()).collect();
+    for r in rows {
+        if let Some(page) = usize::try_from(r.i).ok().and_then(|i| out.get_mut(i)) {
+            page.push(Envelope {
+                id: r.id,
+                seq: r.seq,
+                topic: r.topic,
+                event_type: r.event_type,
+                data: r.data,
+                created_at: r.created_at,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Events of `topics` after `after`, in `seq` order, at most `limit`.
 pub async fn events_after(
     pool: &PgPool,
@@ -94,4 +221,79 @@ pub async fn events_after(
             created_at: r.created_at,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
+    use super::*;
+
+    fn seqs(page: &[Envelope]) -> Vec<Seq> {
+        page.iter().map(|e| e.seq).collect()
+    }
+
+    /// 90 events, round robin over `user:a`, `user:b`, `user:c`, seq 1..=90.
+    async fn history(pool: &PgPool) {
+        sqlx::query(
+            "INSERT INTO events (id, topic, type, data, seq)
+             SELECT gen_random_uuid(), 'user:' || (ARRAY['a','b','c'])[1 + g % 3], 't', '{}', g
+               FROM generate_series(1, 90) g",
+        )
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+
+    fn request(topics: &[&str], after: Seq) -> PageRequest {
+        PageRequest {
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            after,
+            reply: tokio::sync::oneshot::channel().0,
+        }
+    }
+
+    /// One query for several streams gives each exactly the page its own
+    /// query would: its topics only, after its position, the limit counted
+    /// across its topics, in order; an empty page where nothing is left.
+    #[sqlx::test(migrations = "../../migrations")]
+    async fn one_query_for_many_streams_gives_each_its_own_page(pool: PgPool) {
+        history(&pool).await;
+        let batch = [
+            request(&["user:a"], 0),
+            request(&["user:b", "user:c"], 10),
+            request(&["user:a"], 80),
+            request(&["user:zz"], 0),
+            request(&["user:c"], 90),
+        ];
+        let got = pages(&pool, &batch, 7).await.unwrap();
+        assert_eq!(got.len(), batch.len());
+        for (req, page) in batch.iter().zip(&got) {
+            let want = events_after(&pool, &req.topics, req.after, 7).await.unwrap();
+            assert_eq!(seqs(page), seqs(&want), "{:?} after {}", req.topics, req.after);
+            assert!(page.iter().all(|e| req.topics.contains(&e.topic)));
+        }
+        assert_eq!(seqs(&got[1]), vec![11, 13, 14, 16, 17, 19, 20]);
+        assert_eq!(seqs(&got[2]), vec![81, 84, 87, 90]);
+        assert!(got[3].is_empty() && got[4].is_empty());
+    }
+
+    /// Streams asking at once through the reader (so that most share a
+    /// query) each get their own page.
+    #[sqlx::test(migrations = "../../migrations")]
+    async fn concurrent_readers_each_get_their_own_page(pool: PgPool) {
+        history(&pool).await;
+        let reader = ReplayReader::start(pool.clone(), 5);
+        let asks: Vec<_> = (0..60i64)
+            .map(|k| {
+                let reader = reader.clone();
+                let topic = ["user:a", "user:b", "user:c"][(k % 3) as usize].to_owned();
+                async move { (k, topic.clone(), reader.page(&[topic], k).await.unwrap()) }
+            })
+            .collect();
+        for (k, topic, page) in futures_util::future::join_all(asks).await {
+            let want = events_after(&pool, &[topic], k, 5).await.unwrap();
+            assert_eq!(seqs(&page), seqs(&want), "after {k}");
+        }
+    }
 }

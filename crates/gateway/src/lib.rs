@@ -42,6 +42,8 @@ pub struct GatewayState {
     pub limits: limits::StreamLimits,
     /// Coalesced head reads for opening streams.
     pub heads: history::HeadReader,
+    /// Coalesced replay pages.
+    pub replays: history::ReplayReader,
     /// Cancelled when shutdown begins: `/readyz` turns unready, new streams are refused.
     pub draining: CancellationToken,
     /// Cancelled when open streams must end.
@@ -95,6 +97,7 @@ impl Gateway {
         let limits = limits::StreamLimits::new(settings.max_streams, settings.max_streams_per_user);
         let state = GatewayState {
             heads: history::HeadReader::start(pool.clone()),
+            replays: history::ReplayReader::start(pool.clone(), stream::REPLAY_PAGE),
             pool,
             limits,
             verifier,

@@ -36,11 +36,11 @@ use tokio::net::TcpStream;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::frame::{control, Frame};
-use crate::history;
 use crate::hub::Subscription;
 use crate::GatewayState;
 
-const REPLAY_PAGE: i64 = 500;
+/// Events per replay page.
+pub(crate) const REPLAY_PAGE: i64 = 500;
 
 #[derive(Debug, Deserialize)]
 pub struct StreamQuery {
@@ -353,9 +353,9 @@ impl Connection {
         join(out)
     }
 
-    async fn replay_page(&mut self) -> Result<Option<Bytes>, sqlx::Error> {
+    async fn replay_page(&mut self) -> Result<Option<Bytes>, String> {
         let after = self.subscription.sink.last_sent();
-        let page = history::events_after(&self.state.pool, &self.topics, after, REPLAY_PAGE).await?;
+        let page = self.state.replays.page(&self.topics, after).await?;
         let Some(last) = page.last().map(|e| e.seq) else {
             return Ok(None);
         };
