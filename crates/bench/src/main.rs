@@ -378,6 +378,29 @@ fn targets(a: &Args) -> Result<Vec<Target>, String> {
     Ok(out)
 }
 
+/// `VACUUM (ANALYZE)` of every system's database before a measured window,
+/// as pgbench does: what earlier scenarios left for autovacuum would
+/// otherwise be cleaned up during a later one, on the Postgres both systems
+/// share (it showed as 0.1-0.2 CPU-s of Postgres inside Herald's storm window
+/// in full runs, and none in storm-only runs). Uses `psql` with the PG*
+/// environment `scripts/bench` sets; a failure is logged, not fatal.
+fn vacuum(targets: &[Target]) {
+    for db in targets.iter().filter_map(|t| t.probe.pg_database.as_deref()) {
+        let out = std::process::Command::new("psql")
+            .args(["-X", "-q", "-w", "-d", db, "-c", "VACUUM (ANALYZE)"])
+            .env("PGOPTIONS", "-c client_min_messages=warning")
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => log(&format!(
+                "warning: VACUUM of {db} failed: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            )),
+            Err(e) => log(&format!("warning: cannot run psql to VACUUM {db}: {e}")),
+        }
+    }
+}
+
 async fn run_scenario(name: &str, t: &Target, s: &Sizes) -> Run {
     match name {
         "idle" => {
@@ -637,6 +660,9 @@ async fn run(a: Args) -> Result<bool, String> {
         for name in &a.scenarios {
             let mut runs = Vec::new();
             for t in &targets {
+                if !a.smoke {
+                    vacuum(&targets);
+                }
                 tokio::time::sleep(Duration::from_millis(if a.smoke { 200 } else { 1500 })).await;
                 let started = std::time::Instant::now();
                 let postmasters = procfs::postmasters();
