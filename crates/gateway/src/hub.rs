@@ -134,6 +134,18 @@ impl Sink {
         std::mem::take(&mut st.pending)
     }
 
+    /// [`Sink::accept`] for a single frame: `true` (and the bytes in `out`)
+    /// if it goes out.
+    pub fn accept_one(&self, frame: Frame, out: &mut Option<Bytes>) -> bool {
+        let mut st = self.state();
+        if frame.seq > st.last_sent {
+            st.last_sent = frame.seq;
+            *out = Some(frame.bytes);
+            return true;
+        }
+        false
+    }
+
     /// Frames from the queue that go out now, after `unpark`ed leftovers:
     /// those above the last position sent, which moves past them.
     pub fn accept(&self, frames: impl IntoIterator<Item = Frame>, out: &mut Vec<Bytes>) -> usize {
