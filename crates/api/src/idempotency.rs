@@ -63,7 +63,7 @@ impl IdempotencyKey {
         hasher.update([0]);
         hasher.update(serde_json::to_vec(request)?);
         Ok(Some(Self {
-            principal: principal.sub.clone().unwrap_or_else(|| "-".into()),
+            principal: principal.sub.clone(),
             key: key.to_owned(),
             request_hash: hasher.finalize().to_vec(),
         }))

@@ -8,11 +8,11 @@
 
 pub mod error;
 pub mod idempotency;
-pub mod inbox;
 pub mod metrics;
-pub mod outbox;
 pub mod rate;
 pub mod routes;
+
+pub use herald_store::{inbox, outbox};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -220,6 +220,7 @@ pub fn openapi_json() -> String {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    limits: http::HttpLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -257,6 +258,7 @@ impl Application {
         };
         Ok(Self {
             listener,
+            limits: state.settings.http,
             router: router(state),
         })
     }
@@ -292,7 +294,7 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        http::serve(self.listener, self.router, shutdown).await
+        http::serve(self.listener, self.router, self.limits, shutdown).await
     }
 }
 
@@ -309,7 +311,7 @@ async fn observe(
         .get::<axum::extract::MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().as_str().to_owned();
+    let method = req.method().clone();
     let started = std::time::Instant::now();
     let res = next.run(req).await;
     state.metrics.http.observe(
@@ -340,6 +342,7 @@ pub fn router(state: AppState) -> Router {
         .route("/docs/swagger-ui.css", get(routes::ops::docs_css))
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(http::refuse_unstorable_url))
         .layer(axum::middleware::map_response(http::problem_for_every_error))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::middleware::from_fn(http::limit_request_head))

@@ -338,3 +338,75 @@ async fn expired_notifications_leave_lists_and_counts_at_expires_at(pool: PgPool
         .collect();
     assert_eq!(titles, ["lasting"]);
 }
+
+/// Expiry changes the counts by time, not by a request, and is announced
+/// like every other inbox change: `notification.expired` with the new counts
+/// on the user's topic within a second or two of `expires_at` — once, with
+/// two workers running, and even when no worker ran at `expires_at`.
+#[sqlx::test(migrations = "../../migrations")]
+async fn every_inbox_change_is_announced_expiry_included(pool: PgPool) {
+    let mut app = TestApp::spawn(pool).await;
+    let mut second = herald_test_support::start_worker(&app.settings, app.pool.clone(), &app.bus).await;
+    send(&app, &["alice"], "stays").await;
+    let expiring = |at: chrono::DateTime<chrono::Utc>| json!({"recipients": ["alice", "bob"], "category": "test", "title": "brief", "expires_at": at.to_rfc3339()});
+    let expires_at = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let r = notify(&app, expiring(expires_at)).await;
+    assert_eq!(r.status(), 201);
+    let sent: Value = r.json().await.unwrap();
+    let mine = sent["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["recipient"] == "alice")
+        .unwrap();
+    let id = mine["id"].as_str().unwrap().to_owned();
+
+    let mut stream = app.stream(&user_token("alice"), "user:alice", None).await;
+    let e = loop {
+        let e = stream.next_event(WAIT).await.expect("the expiry is announced");
+        if e.event == "notification.expired" {
+            break e;
+        }
+    };
+    let late = chrono::Utc::now() - expires_at;
+    assert!(
+        late < chrono::Duration::milliseconds(2500),
+        "announced {late} after expires_at"
+    );
+    let env: Value = serde_json::from_str(&e.data).unwrap();
+    assert_eq!(env["data"]["notification"]["id"], id.as_str());
+    assert_eq!(
+        env["data"]["counts"],
+        json!({"unread": 1, "unseen": 1, "total": 1})
+    );
+    let (_, counts) = get(&app, "alice", "/v1/me/notifications/counts").await;
+    assert_eq!(
+        counts, env["data"]["counts"],
+        "the announcement carries the truth"
+    );
+    // Exactly once, though two workers run.
+    let again = stream.next_event(Duration::from_secs(2)).await;
+    assert!(again.is_none(), "announced once: {again:?}");
+
+    // No worker at `expires_at`: the announcement comes when one is back.
+    app.worker.take().unwrap().stop().await;
+    second.stop().await;
+    let r = notify(&app, expiring(chrono::Utc::now() + chrono::Duration::seconds(1))).await;
+    assert_eq!(r.status(), 201);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.start_worker().await;
+    let e = loop {
+        let e = stream
+            .next_event(WAIT)
+            .await
+            .expect("announced after the restart");
+        if e.event == "notification.expired" {
+            break e;
+        }
+    };
+    let env: Value = serde_json::from_str(&e.data).unwrap();
+    assert_eq!(
+        env["data"]["counts"],
+        json!({"unread": 1, "unseen": 1, "total": 1})
+    );
+}

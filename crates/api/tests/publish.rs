@@ -451,3 +451,66 @@ async fn a_batch_with_an_idempotency_key_is_written_once(pool: PgPool) {
     assert_eq!(status, 422, "{problem}");
     assert_eq!(event_count(&pool).await, 2);
 }
+
+/// Batches published concurrently with each other and with single events
+/// still each get consecutive positions, in the order given: no other event
+/// lands inside a batch, and the sequencer never splits one.
+#[sqlx::test(migrations = "../../migrations")]
+async fn every_batch_gets_consecutive_positions_under_concurrency(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let batches = (0..6).map(|b| {
+        let body = json!({"events": (0..300)
+            .map(|i| json!({"topic": format!("room:{}", i % 4), "type": "batch.item", "data": {"b": b, "i": i}}))
+            .collect::<Vec<_>>()});
+        let app = &app;
+        async move {
+            let (status, accepted) = post_batch(app, None, &body).await;
+            assert_eq!(status, 202, "{accepted}");
+            accepted["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    });
+    let singles = (0..60).map(|i| {
+        let app = &app;
+        async move { app.publish_ok("room:0", i).await }
+    });
+    let (ids, _) = tokio::join!(
+        futures_util::future::join_all(batches),
+        futures_util::future::join_all(singles)
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE seq IS NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{pending} never sequenced"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for batch in ids {
+        let uuids: Vec<uuid::Uuid> = batch.iter().map(|s| s.parse().unwrap()).collect();
+        let rows: Vec<(uuid::Uuid, i64)> = sqlx::query_as("SELECT id, seq FROM events WHERE id = ANY($1)")
+            .bind(&uuids)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let by_id: std::collections::HashMap<_, _> = rows.into_iter().collect();
+        let seqs: Vec<i64> = uuids.iter().map(|id| by_id[id]).collect();
+        let first = seqs[0];
+        assert_eq!(
+            seqs,
+            (first..first + 300).collect::<Vec<_>>(),
+            "consecutive, in the order given"
+        );
+    }
+}

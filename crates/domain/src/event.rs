@@ -113,6 +113,16 @@ impl LastEventId {
             _ => Self::Unparsable,
         })
     }
+
+    /// Parses a header's raw bytes: like [`parse`](Self::parse), and bytes
+    /// that are not UTF-8 are present but unparsable (never "no position":
+    /// a client that sent something must learn it was not understood).
+    pub fn parse_bytes(raw: &[u8]) -> Option<Self> {
+        match std::str::from_utf8(raw) {
+            Ok(s) => Self::parse(s),
+            Err(_) => Some(Self::Unparsable),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +150,12 @@ mod tests {
         for bad in ["-1", "+1", "abc", "1.5", "99999999999999999999", "0x10"] {
             assert_eq!(LastEventId::parse(bad), Some(LastEventId::Unparsable), "{bad}");
         }
+        assert_eq!(
+            LastEventId::parse_bytes(b"\xff\xfe"),
+            Some(LastEventId::Unparsable)
+        );
+        assert_eq!(LastEventId::parse_bytes(b"12"), Some(LastEventId::After(12)));
+        assert_eq!(LastEventId::parse_bytes(b""), None);
     }
 
     #[test]
@@ -168,6 +184,23 @@ mod tests {
         fn last_event_id_never_panics_and_accepts_every_seq(s in "\\PC{0,40}", n in 0i64..i64::MAX) {
             let _ = LastEventId::parse(&s);
             prop_assert_eq!(LastEventId::parse(&n.to_string()), Some(LastEventId::After(n)));
+        }
+
+        /// Whatever bytes a client sends as `Last-Event-ID`, the answer is a
+        /// position only for 1–19 ASCII digits, "no position" only for
+        /// nothing (or blanks), and a reset for everything else.
+        #[test]
+        fn every_last_event_id_is_a_position_nothing_or_a_reset(raw in proptest::collection::vec(any::<u8>(), 0..24)) {
+            let got = LastEventId::parse_bytes(&raw);
+            let text = std::str::from_utf8(&raw).map(str::trim);
+            match text {
+                Ok("") => prop_assert_eq!(got, None),
+                Ok(t) if t.len() <= 19 && t.bytes().all(|b| b.is_ascii_digit()) => {
+                    let want = t.parse().map_or(LastEventId::Unparsable, LastEventId::After);
+                    prop_assert_eq!(got, Some(want))
+                }
+                _ => prop_assert_eq!(got, Some(LastEventId::Unparsable)),
+            }
         }
     }
 }

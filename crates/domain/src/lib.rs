@@ -11,6 +11,7 @@ pub mod feed;
 pub mod notification;
 pub mod order;
 pub mod sse;
+pub mod text;
 pub mod topic;
 
 pub use event::{Envelope, EventType, EventTypeError, LastEventId, Seq};

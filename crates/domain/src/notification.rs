@@ -72,14 +72,22 @@ pub fn title(s: &str) -> Result<(), String> {
     if n == 0 || s.chars().count() > MAX_TITLE_CHARS {
         return Err(format!("must be 1 to {MAX_TITLE_CHARS} characters"));
     }
-    Ok(())
+    storable(s)
 }
 
 pub fn body(s: &str) -> Result<(), String> {
     if s.chars().count() > MAX_BODY_CHARS {
         return Err(format!("must be at most {MAX_BODY_CHARS} characters"));
     }
-    Ok(())
+    storable(s)
+}
+
+fn storable(s: &str) -> Result<(), String> {
+    if crate::text::storable(s) {
+        Ok(())
+    } else {
+        Err(crate::text::NUL_MESSAGE.into())
+    }
 }
 
 /// An absolute http(s) URL with a host; `javascript:` and friends are refused.

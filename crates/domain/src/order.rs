@@ -100,6 +100,20 @@ pub struct IllegalTransition {
     pub to: OrderStatus,
 }
 
+/// The longest status-change note.
+pub const MAX_NOTE_CHARS: usize = 1000;
+
+/// A status change's `note`: at most 1000 characters, storable.
+pub fn note(s: &str) -> Result<(), String> {
+    if s.chars().count() > MAX_NOTE_CHARS {
+        return Err(format!("must be at most {MAX_NOTE_CHARS} characters"));
+    }
+    if !crate::text::storable(s) {
+        return Err(crate::text::NUL_MESSAGE.into());
+    }
+    Ok(())
+}
+
 pub fn transition(from: OrderStatus, to: OrderStatus) -> Result<(), IllegalTransition> {
     if from.can_move_to(to) {
         Ok(())

@@ -1,26 +1,11 @@
 //! What the gateway reads from Postgres: the sequencer's position and the
-//! durable history it replays.
+//! durable history it replays, batched across streams. Every page carries
+//! the positions of its own snapshot (`herald_platform::history`), so a
+//! reader can tell a complete page from one that retention cut short.
 
-use herald_domain::{Envelope, Seq};
+use herald_domain::Seq;
+pub use herald_platform::history::{positions, Page, Positions};
 use sqlx::PgPool;
-
-/// The head (highest visible seq) and the retention floor (history at or
-/// below `pruned` is gone).
-#[derive(Debug, Clone, Copy)]
-pub struct Positions {
-    pub head: Seq,
-    pub pruned: Seq,
-}
-
-pub async fn positions(pool: &PgPool) -> Result<Positions, sqlx::Error> {
-    let r = sqlx::query!("SELECT last_seq, pruned_seq FROM sequencer")
-        .fetch_one(pool)
-        .await?;
-    Ok(Positions {
-        head: r.last_seq,
-        pruned: r.pruned_seq,
-    })
-}
 
 /// Reads [`positions`] for many callers at once. A caller's answer comes from
 /// a query that *started after it asked* (the replay seam needs a head read
@@ -68,7 +53,7 @@ impl HeadReader {
 struct PageRequest {
     topics: Vec<String>,
     after: Seq,
-    reply: tokio::sync::oneshot::Sender<Result<Vec<Envelope>, String>>,
+    reply: tokio::sync::oneshot::Sender<Result<Page, String>>,
 }
 
 /// Replay queries in flight at once, at most (of the gateway's pool).
@@ -131,8 +116,9 @@ impl ReplayReader {
         Self { requests }
     }
 
-    /// The next replay page of a stream of `topics` at `after`.
-    pub async fn page(&self, topics: &[String], after: Seq) -> Result<Vec<Envelope>, String> {
+    /// The next replay page of a stream of `topics` at `after`, with the
+    /// positions of the page's snapshot.
+    pub async fn page(&self, topics: &[String], after: Seq) -> Result<Page, String> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let request = PageRequest {
             topics: topics.to_vec(),
@@ -146,8 +132,9 @@ impl ReplayReader {
     }
 }
 
-/// The pages of `batch`, in its order.
-async fn pages(pool: &PgPool, batch: &[PageRequest], limit: i64) -> Result<Vec<Vec<Envelope>>, sqlx::Error> {
+/// The pages of `batch`, in its order, each with the positions of the one
+/// snapshot they were all read in.
+async fn pages(pool: &PgPool, batch: &[PageRequest], limit: i64) -> Result<Vec<Page>, sqlx::Error> {
     if let [one] = batch {
         return Ok(vec![events_after(pool, &one.topics, one.after, limit).await?]);
     }
@@ -156,17 +143,19 @@ async fn pages(pool: &PgPool, batch: &[PageRequest], limit: i64) -> Result<Vec<V
     let topics: Vec<String> = batch.iter().map(|r| r.topics.join(",")).collect();
     let after: Vec<Seq> = batch.iter().map(|r| r.after).collect();
     let rows = sqlx::query!(
-        r#"SELECT q.i AS "i!", e.id AS "id!", e.seq AS "seq!", e.topic AS "topic!",
-                  e.type AS "event_type!", e.data AS "data!", e.created_at AS "created_at!"
-             FROM unnest($1::int4[], $2::text[], $3::int8[]) AS q(i, topics, after)
-             CROSS JOIN LATERAL (
+        r#"SELECT q.i AS "i!", s.last_seq AS "head!", s.pruned_seq AS "pruned!",
+                  e.id AS "id?", e.seq AS "seq?", e.topic AS "topic?",
+                  e.type AS "event_type?", e.data AS "data?", e.created_at AS "created_at?"
+             FROM sequencer s
+            CROSS JOIN unnest($1::int4[], $2::text[], $3::int8[]) AS q(i, topics, after)
+             LEFT JOIN LATERAL (
                    SELECT id, seq, topic, type, data, created_at
                      FROM events
                     WHERE topic = ANY(string_to_array(q.topics, ','))
                       AND seq > q.after
                     ORDER BY seq
                     LIMIT $4
-             ) e
+             ) e ON true
             ORDER BY q.i, e.seq"#,
         &index,
         &topics,
@@ -175,53 +164,30 @@ async fn pages(pool: &PgPool, batch: &[PageRequest], limit: i64) -> Result<Vec<V
     )
     .fetch_all(pool)
     .await?;
-    let mut out: Vec<Vec<Envelope>> = (0..batch.len()).map(|_| Vec::new()).collect();
+    let mut out: Vec<Page> = (0..batch.len())
+        .map(|_| Page {
+            events: Vec::new(),
+            positions: Positions { head: 0, pruned: 0 },
+        })
+        .collect();
     for r in rows {
-        if let Some(page) = usize::try_from(r.i).ok().and_then(|i| out.get_mut(i)) {
-            page.push(Envelope {
-                id: r.id,
-                seq: r.seq,
-                topic: r.topic,
-                event_type: r.event_type,
-                data: r.data,
-                created_at: r.created_at,
-            });
+        let Some(page) = usize::try_from(r.i).ok().and_then(|i| out.get_mut(i)) else {
+            continue;
+        };
+        page.positions = Positions {
+            head: r.head,
+            pruned: r.pruned,
+        };
+        if let Some(e) =
+            herald_platform::history::envelope(r.id, r.seq, r.topic, r.event_type, r.data, r.created_at)
+        {
+            page.events.push(e);
         }
     }
     Ok(out)
 }
 
-/// Events of `topics` after `after`, in `seq` order, at most `limit`.
-pub async fn events_after(
-    pool: &PgPool,
-    topics: &[String],
-    after: Seq,
-    limit: i64,
-) -> Result<Vec<Envelope>, sqlx::Error> {
-    let rows = sqlx::query!(
-        r#"SELECT id, seq AS "seq!", topic, type AS event_type, data, created_at
-             FROM events
-            WHERE topic = ANY($1) AND seq > $2
-            ORDER BY seq
-            LIMIT $3"#,
-        topics,
-        after,
-        limit,
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Envelope {
-            id: r.id,
-            seq: r.seq,
-            topic: r.topic,
-            event_type: r.event_type,
-            data: r.data,
-            created_at: r.created_at,
-        })
-        .collect())
-}
+pub use herald_platform::history::events_after;
 
 #[cfg(test)]
 mod tests {
@@ -229,8 +195,8 @@ mod tests {
 
     use super::*;
 
-    fn seqs(page: &[Envelope]) -> Vec<Seq> {
-        page.iter().map(|e| e.seq).collect()
+    fn seqs(page: &Page) -> Vec<Seq> {
+        page.events.iter().map(|e| e.seq).collect()
     }
 
     /// 90 events, round robin over `user:a`, `user:b`, `user:c`, seq 1..=90.
@@ -271,11 +237,12 @@ mod tests {
         for (req, page) in batch.iter().zip(&got) {
             let want = events_after(&pool, &req.topics, req.after, 7).await.unwrap();
             assert_eq!(seqs(page), seqs(&want), "{:?} after {}", req.topics, req.after);
-            assert!(page.iter().all(|e| req.topics.contains(&e.topic)));
+            assert!(page.events.iter().all(|e| req.topics.contains(&e.topic)));
+            assert_eq!(page.positions, want.positions);
         }
         assert_eq!(seqs(&got[1]), vec![11, 13, 14, 16, 17, 19, 20]);
         assert_eq!(seqs(&got[2]), vec![81, 84, 87, 90]);
-        assert!(got[3].is_empty() && got[4].is_empty());
+        assert!(got[3].events.is_empty() && got[4].events.is_empty());
     }
 
     /// Streams asking at once through the reader (so that most share a

@@ -609,6 +609,14 @@ fn activate(inner: &Inner, topics: &[String]) {
 
 /// Forwards every event of `topics` after `from`, in order. Returns the new
 /// watermark.
+///
+/// Each page proves itself complete against the pruning position of its own
+/// snapshot. When retention deleted events the hub never forwarded (a bus
+/// outage longer than the retention, or a prune racing the catch-up), no
+/// stream can be served them: every stream that has not sent the page's
+/// head gets `herald.reset` at that head (see [`reset_all`]), and the
+/// watermark moves there. The bus subscriptions were made before the read,
+/// so everything after the head arrives live.
 async fn catch_up(
     inner: &Arc<Inner>,
     pool: &PgPool,
@@ -621,9 +629,20 @@ async fn catch_up(
     }
     loop {
         let page = history::events_after(pool, topics, last, 1_000).await?;
-        let n = page.len();
+        if !page.complete_after(last) {
+            let head = page.positions.head;
+            tracing::warn!(
+                from = last,
+                pruned = page.positions.pruned,
+                head,
+                "history the hub had not forwarded was pruned; resetting its streams"
+            );
+            reset_all(inner, head);
+            return Ok(head);
+        }
+        let n = page.events.len();
         let mut batch = Batch::default();
-        for e in &page {
+        for e in &page.events {
             last = e.seq;
             fan_out(inner, &e.topic, Frame::from_envelope(e), &mut batch);
         }
@@ -633,6 +652,37 @@ async fn catch_up(
             return Ok(last);
         }
     }
+}
+
+/// Sends `herald.reset` at `head` to every registered stream that has not
+/// sent `head` yet (the sink's filter drops it for the others), once per
+/// stream whatever its number of topics.
+fn reset_all(inner: &Arc<Inner>, head: Seq) {
+    let frame = Frame {
+        seq: head,
+        bytes: Bytes::from(crate::frame::control("herald.reset", "pruned", Some(head))),
+    };
+    let mut batch = Batch::default();
+    {
+        let state = inner.state();
+        let mut seen = std::collections::HashSet::new();
+        for entry in state.topics.values() {
+            for (id, sink) in &entry.subscribers {
+                if !seen.insert(*id) {
+                    continue;
+                }
+                if sink.state().last_sent < head {
+                    inner.metrics.resets.inc();
+                }
+                // A stream whose queue is full resumes with `Last-Event-ID`
+                // and gets its reset from its own replay.
+                if !offer(sink, &frame, &mut batch) {
+                    kick(inner, sink);
+                }
+            }
+        }
+    }
+    deliver(inner, batch);
 }
 
 /// Offers `frame` to every stream of `topic`: added to the sink's pending
@@ -646,25 +696,8 @@ fn fan_out(inner: &Inner, topic: &str, frame: Frame, batch: &mut Batch) {
     };
     let mut full = Vec::new();
     for (id, sink) in &entry.subscribers {
-        // Under the sink's lock: the stream cannot park (or unpark) between
-        // the check and the queueing, so nothing overtakes a queued frame.
-        let mut st = sink.state();
-        if st.direct {
-            if frame.seq > st.last_sent {
-                st.last_sent = frame.seq;
-                st.pending.push(frame.bytes.clone());
-                batch.frames += 1;
-                if !st.listed {
-                    st.listed = true;
-                    batch.sinks.push(sink.clone());
-                }
-            }
-            continue;
-        }
-        match sink.tx.try_send(frame.clone()) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => full.push(*id),
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        if !offer(sink, &frame, batch) {
+            full.push(*id);
         }
     }
     for id in full {
@@ -672,6 +705,31 @@ fn fan_out(inner: &Inner, topic: &str, frame: Frame, batch: &mut Batch) {
             kick(inner, &sink);
         }
     }
+}
+
+/// Offers `frame` to one stream: appended to its pending frames when the hub
+/// writes for it (and the frame is new to it), queued otherwise. `false`
+/// when its queue is full.
+fn offer(sink: &Arc<Sink>, frame: &Frame, batch: &mut Batch) -> bool {
+    // Under the sink's lock: the stream cannot park (or unpark) between the
+    // check and the queueing, so nothing overtakes a queued frame.
+    let mut st = sink.state();
+    if st.direct {
+        if frame.seq > st.last_sent {
+            st.last_sent = frame.seq;
+            st.pending.push(frame.bytes.clone());
+            batch.frames += 1;
+            if !st.listed {
+                st.listed = true;
+                batch.sinks.push(sink.clone());
+            }
+        }
+        return true;
+    }
+    !matches!(
+        sink.tx.try_send(frame.clone()),
+        Err(mpsc::error::TrySendError::Full(_))
+    )
 }
 
 fn kick(inner: &Inner, sink: &Sink) {

@@ -158,6 +158,7 @@ impl Gateway {
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text))
             .fallback(|| async { Problem::not_found("no such endpoint") })
+            .layer(axum::middleware::from_fn(http::refuse_unstorable_url))
             .layer(axum::middleware::map_response(http::problem_for_every_error))
             .layer(axum::middleware::from_fn(http::limit_request_head))
             .with_state(state.clone());
@@ -165,6 +166,7 @@ impl Gateway {
         let serve = tokio::spawn(http::serve_streams(
             self.listener,
             router,
+            state.settings.http,
             stop_serving.clone(),
             "/v1/stream",
         ));

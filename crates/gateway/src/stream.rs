@@ -85,7 +85,7 @@ fn topics(state: &GatewayState, principal: &Principal, q: &StreamQuery) -> Resul
             .collect(),
         None => vec![principal
             .user_topic()
-            .ok_or_else(|| bad("required when the token has no `sub`".into()))?],
+            .ok_or_else(|| bad("required when the token's `sub` is not a user id".into()))?],
     };
     topics.sort();
     topics.dedup();
@@ -155,12 +155,17 @@ async fn open(
             1,
         ));
     }
-    let permit = state.limits.acquire(principal.sub.as_deref().unwrap_or("-"))?;
-    let position = headers
+    let permit = state.limits.acquire(&principal.sub)?;
+    // The header wins over `?last_event_id=` whenever it holds anything;
+    // bytes that are not a position (not even UTF-8) are a reset, never
+    // "no position".
+    let position = match headers
         .get("last-event-id")
-        .and_then(|v| v.to_str().ok().map(str::to_owned))
-        .or_else(|| q.last_event_id.clone())
-        .and_then(|raw| LastEventId::parse(&raw));
+        .and_then(|v| LastEventId::parse_bytes(v.as_bytes()))
+    {
+        Some(p) => Some(p),
+        None => q.last_event_id.as_deref().and_then(LastEventId::parse),
+    };
 
     let subscription = state
         .hub
@@ -362,20 +367,33 @@ impl Connection {
         join(out)
     }
 
+    /// The next replay page as one chunk (`None`: replay is over). A page
+    /// that retention cut short (history after our position was pruned since
+    /// the stream opened, or between two pages) ends the replay with
+    /// `herald.reset` at the head of the page's snapshot instead: the client
+    /// refetches its state, and the stream continues live from there.
     async fn replay_page(&mut self) -> Result<Option<Bytes>, String> {
         let after = self.subscription.sink.last_sent();
         let page = self.state.replays.page(&self.topics, after).await?;
-        let Some(last) = page.last().map(|e| e.seq) else {
+        if !page.complete_after(after) {
+            self.replaying = false;
+            self.state.metrics.resets.inc();
+            let head = page.positions.head;
+            self.subscription.sink.set_last_sent(head);
+            return Ok(Some(Bytes::from(control("herald.reset", "pruned", Some(head)))));
+        }
+        let events = page.events;
+        let Some(last) = events.last().map(|e| e.seq) else {
             return Ok(None);
         };
-        let full = page.len() as i64 == REPLAY_PAGE;
+        let full = events.len() as i64 == REPLAY_PAGE;
         let mut chunk = Vec::new();
-        for e in &page {
+        for e in &events {
             chunk.extend_from_slice(&Frame::from_envelope(e).bytes);
         }
         self.subscription.sink.set_last_sent(last);
-        self.state.metrics.replayed_events.add(page.len() as u64);
-        self.state.metrics.delivered.add(page.len() as u64);
+        self.state.metrics.replayed_events.add(events.len() as u64);
+        self.state.metrics.delivered.add(events.len() as u64);
         if !full {
             self.replaying = false;
         }

@@ -183,3 +183,99 @@ async fn stream_sends_reauth_and_closes_when_its_token_expires(pool: PgPool) {
     let got = resumed.envelopes(1, Duration::from_secs(5)).await;
     assert_eq!(got[0].data["n"], 2, "no event missed across the token renewal");
 }
+
+/// Mints a stream token as `user_token` for `topics`.
+async fn mint(app: &TestApp, user_token: &str, topics: Value) -> String {
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/stream-tokens", app.api_url()))
+        .bearer_auth(user_token)
+        .json(&json!({ "topics": topics }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The topics a stream token was minted for are all it may open, whatever
+/// else its subject could read: not the subject's own inbox, not an order
+/// the subject is the customer of, not a topic its claims would grant.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_stream_token_is_a_ceiling_whatever_its_subject_may_read(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let http = reqwest::Client::new();
+    let put = http
+        .put(format!("{}/v1/orders/N-1", app.api_url()))
+        .bearer_auth(herald_test_support::service_token())
+        .json(&json!({"customer_id": "alice"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.text().await.unwrap());
+    let alice = user_token_with_topics("alice", &["feed:*"]);
+    // Alice herself may open all three.
+    assert_eq!(
+        app.stream(&alice, "user:alice,order:N-1,feed:x", None)
+            .await
+            .status,
+        200
+    );
+
+    let inbox_only = mint(&app, &alice, json!(["user:alice"])).await;
+    let feed_only = mint(&app, &alice, json!(["feed:x"])).await;
+    let url = format!("{}/v1/stream", app.gateway_url());
+    for (token, topics, want) in [
+        (&inbox_only, "user:alice", 200),
+        (&inbox_only, "order:N-1", 403),
+        (&inbox_only, "feed:x", 403),
+        (&inbox_only, "user:alice,order:N-1", 403),
+        (&feed_only, "feed:x", 200),
+        (&feed_only, "feed:y", 403),
+        (&feed_only, "user:alice", 403),
+    ] {
+        let s = SseClient::from_request(
+            http.get(&url)
+                .query(&[("access_token", token.as_str()), ("topics", topics)]),
+        )
+        .await;
+        assert_eq!(s.status, want, "stream token for {topics}");
+    }
+    // The customer rule still mints a token for the order, which opens it.
+    let order = mint(&app, &user_token("alice"), json!(["order:N-1"])).await;
+    let s = SseClient::from_request(http.get(&url).query(&[("access_token", order.as_str())])).await;
+    assert_eq!(s.status, 200);
+}
+
+/// Every token names its caller: without a `sub` (or with one that is empty
+/// or carries control characters) it is refused at the API and the gateway
+/// alike, instead of sharing one idempotency namespace, publish rate and
+/// stream bucket with every other such token.
+#[sqlx::test(migrations = "../../migrations")]
+async fn every_token_has_an_identity_or_is_refused(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let http = reqwest::Client::new();
+    let exp = herald_test_support::unix_now() + 600;
+    for claims in [
+        json!({"aud": "herald", "exp": exp, "scope": "publish admin"}),
+        json!({"sub": "", "aud": "herald", "exp": exp, "scope": "publish"}),
+        json!({"sub": "a\u{0}b", "aud": "herald", "exp": exp}),
+        json!({"sub": "a\nb", "aud": "herald", "exp": exp}),
+        json!({"sub": "x".repeat(256), "aud": "herald", "exp": exp}),
+    ] {
+        let token = herald_test_support::sign(&claims);
+        let api = http
+            .post(format!("{}/v1/events", app.api_url()))
+            .bearer_auth(&token)
+            .json(&json!({"topic": "room:x", "type": "t", "data": {}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(api.status(), 401, "api: {claims}");
+        let (status, _, problem) = refused(&app, &token, "room:x").await;
+        assert_eq!(status, 401, "gateway: {claims}");
+        assert!(problem["detail"].as_str().unwrap().contains("sub"), "{problem}");
+    }
+}

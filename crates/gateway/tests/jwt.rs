@@ -269,3 +269,80 @@ async fn jwks_keys_are_selected_by_kid_and_rotate_without_restart(pool: PgPool) 
     let mislabeled = sign_with_key(Algorithm::RS256, &k2, Some("k1"), &claims);
     assert_eq!(status_at_both(&app, &mislabeled).await, (401, 401));
 }
+
+/// A JWKS endpoint that hangs (30 s) on every fetch once `hang` is set.
+async fn hanging_jwks_server(
+    keys: Value,
+    hang: Arc<std::sync::atomic::AtomicBool>,
+    fetches: Arc<AtomicUsize>,
+) -> String {
+    let app = Router::new().route(
+        "/jwks.json",
+        get(move || {
+            let keys = keys.clone();
+            let hang = hang.clone();
+            let fetches = fetches.clone();
+            async move {
+                fetches.fetch_add(1, Ordering::SeqCst);
+                if hang.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+                Json(keys)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/jwks.json")
+}
+
+/// When the identity provider hangs, a token whose key is cached is still
+/// verified at once, at the API and at the gateway, even after the cache's
+/// TTL (the refresh runs in the background: stale-while-revalidate); a
+/// token naming an unknown key waits a short bounded time, not the fetch
+/// timeout of every request in a row.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_slow_identity_provider_never_stalls_requests_with_known_keys(pool: PgPool) {
+    let k1 = test_key("rsa-private");
+    let hang = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let keys = json!({"keys": [public_jwk(Algorithm::RS256, &k1, "k1")]});
+    let url = hanging_jwks_server(keys, hang.clone(), fetches.clone()).await;
+
+    let mut s = settings(&redis_url());
+    s.jwt.algorithm = Algorithm::RS256;
+    s.jwt.jwks_url = Some(url);
+    s.jwt.jwks_cache_ttl = Duration::from_millis(300);
+    s.jwt.jwks_min_refresh = Duration::from_millis(100);
+    let app = TestApp::spawn_with(pool, s).await;
+    let claims = json!({"sub": "alice", "aud": "herald", "exp": unix_now() + 600});
+    let known = sign_with_key(Algorithm::RS256, &k1, Some("k1"), &claims);
+    assert_eq!(status_at_both(&app, &known).await, (200, 200));
+
+    hang.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(400)).await; // past the TTL
+    let before = fetches.load(Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    for _ in 0..10 {
+        assert_eq!(status_at_both(&app, &known).await, (200, 200));
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "20 requests with a cached key took {took:?} while the JWKS URL hangs"
+    );
+    assert!(
+        fetches.load(Ordering::SeqCst) > before,
+        "a stale cache is refreshed in the background"
+    );
+
+    let unknown = sign_with_key(Algorithm::RS256, &k1, Some("k9"), &claims);
+    let started = std::time::Instant::now();
+    assert_eq!(status_at_both(&app, &unknown).await, (401, 401));
+    let took = started.elapsed();
+    assert!(
+        took < 2 * herald_platform::keys::UNKNOWN_KID_WAIT + Duration::from_secs(1),
+        "an unknown kid waited {took:?}"
+    );
+}

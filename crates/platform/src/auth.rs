@@ -54,7 +54,14 @@ pub enum AuthError {
     LongLivedTokenInUrl,
     #[error("the token's signing key (kid) is not known")]
     UnknownKey,
+    #[error("the token's `sub` must be 1 to {MAX_SUB_CHARS} characters without control characters")]
+    BadSubject,
 }
+
+/// The longest `sub` accepted. Every token names its caller: `sub` scopes
+/// idempotency keys, publish rates and per-user stream limits, so a token
+/// without one would share them with every other such token.
+pub const MAX_SUB_CHARS: usize = 255;
 
 impl From<AuthError> for Problem {
     fn from(e: AuthError) -> Self {
@@ -65,8 +72,8 @@ impl From<AuthError> for Problem {
 /// What the caller may do, from a verified token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// The user id (`sub`), if any.
-    pub sub: Option<String>,
+    /// The caller (`sub`): required, 1–255 characters, no control characters.
+    pub sub: String,
     /// The `topics` claim.
     pub grants: Vec<TopicPattern>,
     /// `scope` contains `publish`.
@@ -82,16 +89,21 @@ pub struct Principal {
 impl Principal {
     /// The caller's own inbox topic, `user:{sub}`.
     pub fn user_topic(&self) -> Option<Topic> {
-        self.sub.as_deref().and_then(|s| Topic::user(s).ok())
+        Topic::user(&self.sub).ok()
     }
 
     /// Whether this caller may read `topic`: admins read everything, a user
     /// always reads `user:{sub}`, anyone reads what the `topics` claim grants.
+    /// A stream token reads exactly the topics it was minted for: they are
+    /// its ceiling, whatever else its subject could read.
     pub fn may_read(&self, topic: &Topic) -> bool {
-        if self.admin && !self.stream_token {
+        if self.stream_token {
+            return self.grants.iter().any(|g| g.grants(topic));
+        }
+        if self.admin {
             return true;
         }
-        if topic.kind() == "user" && self.sub.as_deref() == Some(topic.key()) {
+        if topic.kind() == "user" && self.sub == topic.key() {
             return true;
         }
         self.grants.iter().any(|g| g.grants(topic))
@@ -138,7 +150,7 @@ struct Claims {
 
 #[derive(Debug, Serialize)]
 struct StreamClaims<'a> {
-    sub: Option<&'a str>,
+    sub: &'a str,
     aud: &'a str,
     iat: u64,
     exp: u64,
@@ -269,7 +281,7 @@ impl Verifier {
 
     /// Mints a stream token for `sub` carrying exactly `topics`.
     /// Returns the token and its expiry (seconds since the epoch).
-    pub fn mint_stream_token(&self, sub: Option<&str>, topics: &[Topic]) -> Result<(String, u64), AuthError> {
+    pub fn mint_stream_token(&self, sub: &str, topics: &[Topic]) -> Result<(String, u64), AuthError> {
         let iat = now_secs();
         let exp = iat + self.stream_ttl.as_secs().max(1);
         let claims = StreamClaims {
@@ -316,8 +328,15 @@ impl Verifier {
             .map(|t| TopicPattern::parse(t).map_err(|e| AuthError::BadClaims(format!("topics: {t:?}: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
         let scopes = c.scope.map(StringList::items).unwrap_or_default();
+        let sub = c
+            .sub
+            .ok_or_else(|| AuthError::BadClaims("`sub` is required".into()))?;
+        let n = sub.chars().count();
+        if n == 0 || n > MAX_SUB_CHARS || sub.chars().any(char::is_control) {
+            return Err(AuthError::BadSubject);
+        }
         Ok(Principal {
-            sub: c.sub.filter(|s| !s.is_empty()),
+            sub,
             grants,
             publish: scopes.iter().any(|s| s == "publish"),
             admin: scopes.iter().any(|s| s == "admin"),
@@ -364,6 +383,7 @@ where
 ///
 /// Beyond [`Principal::may_read`] (claims, admin, own inbox), an order's
 /// customer may read `order:{id}` without a grant; that needs the database.
+/// Not with a stream token: its topics are all it may read.
 pub async fn first_unreadable(
     pool: &sqlx::PgPool,
     principal: &Principal,
@@ -374,9 +394,10 @@ pub async fn first_unreadable(
         if principal.may_read(t) {
             continue;
         }
-        match &principal.sub {
-            Some(_) if t.kind() == "order" => orders.push(t),
-            _ => return Ok(Some(t.clone())),
+        if t.kind() == "order" && !principal.stream_token {
+            orders.push(t);
+        } else {
+            return Ok(Some(t.clone()));
         }
     }
     if orders.is_empty() {
@@ -386,7 +407,7 @@ pub async fn first_unreadable(
     let owned: Vec<String> = sqlx::query_scalar!(
         "SELECT order_id FROM orders WHERE order_id = ANY($1) AND customer_id = $2",
         &ids,
-        principal.sub.as_deref(),
+        principal.sub,
     )
     .fetch_all(pool)
     .await?;
@@ -432,7 +453,7 @@ mod tests {
         let t = sign(json!({"sub": "alice", "aud": "herald", "exp": now_secs() + 60,
             "topics": ["feed:*", "order:1"], "scope": "publish admin"}));
         let p = v.verify_access(&t).await.unwrap();
-        assert_eq!(p.sub.as_deref(), Some("alice"));
+        assert_eq!(p.sub, "alice");
         assert!(p.publish && p.admin && !p.stream_token);
         let user = Topic::parse("user:alice").unwrap();
         assert!(p.may_read(&user));
@@ -454,7 +475,7 @@ mod tests {
     async fn stream_tokens_are_only_accepted_in_urls_and_access_tokens_only_in_headers() {
         let v = Verifier::from_settings(&settings()).unwrap();
         let topics = [Topic::parse("user:alice").unwrap()];
-        let (st, _) = v.mint_stream_token(Some("alice"), &topics).unwrap();
+        let (st, _) = v.mint_stream_token("alice", &topics).unwrap();
         assert!(v.verify_stream(&st).await.unwrap().stream_token);
         assert_eq!(v.verify_access(&st).await, Err(AuthError::WrongAudience));
         let access = sign(json!({"sub": "alice", "aud": "herald", "exp": now_secs() + 3600}));

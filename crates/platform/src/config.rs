@@ -110,6 +110,8 @@ pub struct Settings {
     pub web_dir: std::path::PathBuf,
     /// The gateway's URL as browsers reach it (for the demo page).
     pub public_gateway_url: String,
+    /// Timeouts and size bounds of every HTTP listener.
+    pub http: crate::http::HttpLimits,
 }
 
 type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -284,6 +286,12 @@ impl Settings {
                 .unwrap_or_else(|| "web".into())
                 .into(),
             public_gateway_url: String::new(),
+            http: crate::http::HttpLimits {
+                header_timeout: get_duration(lookup, "HERALD_HTTP_HEADER_TIMEOUT", Duration::from_secs(10))?,
+                idle_timeout: get_duration(lookup, "HERALD_HTTP_IDLE_TIMEOUT", Duration::from_secs(60))?,
+                body_timeout: get_duration(lookup, "HERALD_HTTP_BODY_TIMEOUT", Duration::from_secs(30))?,
+                max_head_bytes: get(lookup, "HERALD_HTTP_MAX_HEAD_BYTES", 32 * 1024)?,
+            },
         };
         let mut settings = settings;
         settings.public_gateway_url = non_empty(lookup, "HERALD_PUBLIC_GATEWAY_URL")
@@ -314,6 +322,23 @@ impl Settings {
         }
         if self.heartbeat.is_zero() {
             return Err(invalid("HERALD_HEARTBEAT", "0".into(), "must be positive"));
+        }
+        for (var, v) in [
+            ("HERALD_HTTP_HEADER_TIMEOUT", self.http.header_timeout),
+            ("HERALD_HTTP_IDLE_TIMEOUT", self.http.idle_timeout),
+            ("HERALD_HTTP_BODY_TIMEOUT", self.http.body_timeout),
+        ] {
+            if v.is_zero() {
+                return Err(invalid(var, "0".into(), "must be positive"));
+            }
+        }
+        let head = self.http.max_head_bytes;
+        if !(crate::http::MIN_HEAD_BYTES..=crate::http::MAX_HEAD_BYTES_LIMIT).contains(&head) {
+            return Err(invalid(
+                "HERALD_HTTP_MAX_HEAD_BYTES",
+                head.to_string(),
+                "must be between 8192 and 1048576 (a request's URL and headers must fit)",
+            ));
         }
         for (var, v) in [
             ("HERALD_STREAM_BUFFER", self.stream_buffer),
@@ -380,6 +405,8 @@ mod tests {
         assert_eq!(s.api_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(s.heartbeat, Duration::from_secs(15));
         assert_eq!(s.retention, Duration::from_secs(7 * 86_400));
+        assert!(s.http.header_timeout <= Duration::from_secs(30));
+        assert_eq!(s.http.max_head_bytes, 32 * 1024);
     }
 
     #[test]
@@ -390,6 +417,15 @@ mod tests {
         assert!(e.starts_with("HERALD_RETENTION"), "{e}");
         let e = with(&[("HERALD_WORKER_POLL", "1s")]).unwrap_err().to_string();
         assert!(e.starts_with("HERALD_WORKER_POLL"), "{e}");
+        for var in [
+            "HERALD_HTTP_HEADER_TIMEOUT",
+            "HERALD_HTTP_IDLE_TIMEOUT",
+            "HERALD_HTTP_BODY_TIMEOUT",
+            "HERALD_HTTP_MAX_HEAD_BYTES",
+        ] {
+            let e = with(&[(var, "0")]).unwrap_err().to_string();
+            assert!(e.starts_with(var), "{e}");
+        }
     }
 
     #[test]

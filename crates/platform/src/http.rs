@@ -3,6 +3,7 @@
 //! naming the field at fault.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -33,6 +34,40 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// Timeouts and size bounds of an HTTP listener: what a client that never
+/// finishes may hold (see `connection_clock`). Every request carries a copy
+/// as an extension, for [`JsonBody`]'s body deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// From accept (or the first byte of a later request) to a complete
+    /// request head (`HERALD_HTTP_HEADER_TIMEOUT`).
+    pub header_timeout: Duration,
+    /// Keep-alive: from the end of a response to the first byte of the next
+    /// request (`HERALD_HTTP_IDLE_TIMEOUT`).
+    pub idle_timeout: Duration,
+    /// The whole request body, once its head is in (`HERALD_HTTP_BODY_TIMEOUT`).
+    pub body_timeout: Duration,
+    /// The largest request head, request line and headers together
+    /// (`HERALD_HTTP_MAX_HEAD_BYTES`); beyond it the answer is 431.
+    pub max_head_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(30),
+            max_head_bytes: 32 * 1024,
+        }
+    }
+}
+
+/// The smallest `max_head_bytes` (hyper's own floor for its read buffer).
+pub const MIN_HEAD_BYTES: usize = 8 * 1024;
+/// The largest `max_head_bytes` accepted.
+pub const MAX_HEAD_BYTES_LIMIT: usize = 1024 * 1024;
+
 /// Serves `router` on `listener` until `shutdown` is cancelled and every open
 /// connection has finished (at most [`CLOSE_BOUND`] later). Streams must end by
 /// themselves on `shutdown`. Every request carries a [`ConnectionHandle`] (see
@@ -40,9 +75,10 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    limits: HttpLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    serve_with_connection_handles(listener, router, shutdown).await
+    serve_with_connection_handles(listener, router, limits, shutdown).await
 }
 
 /// A JSON request body. Rejections: 413 over the body limit, 415 without a
@@ -76,7 +112,26 @@ where
             )
             .detail("send `Content-Type: application/json`"));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        // The whole body within the listener's body timeout: a client
+        // trickling a byte at a time must not hold the request forever.
+        let limit = req
+            .extensions()
+            .get::<HttpLimits>()
+            .map_or(HttpLimits::default().body_timeout, |l| l.body_timeout);
+        let read = tokio::time::timeout(limit, Bytes::from_request(req, state))
+            .await
+            .map_err(|_| {
+                Problem::new(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    "request-timeout",
+                    "The request body took too long",
+                )
+                .detail(format!(
+                    "the whole body must arrive within {} s (HERALD_HTTP_BODY_TIMEOUT)",
+                    limit.as_secs_f64()
+                ))
+            })?;
+        let bytes = read.map_err(|rejection| {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 Problem::new(
                     axum::http::StatusCode::PAYLOAD_TOO_LARGE,
@@ -95,8 +150,72 @@ where
             Some(_) => return Err(Problem::invalid_field("body", "must be a JSON object")),
             None => return Err(Problem::bad_request("the body is empty; send a JSON object")),
         }
+        refuse_unstorable(&bytes)?;
         parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// Refuses a JSON body holding a string Postgres cannot store (a NUL, which
+/// JSON can only carry as the escape `\u0000`), key or value, at any depth,
+/// with a 422 naming its path. Bodies without that escape cost one scan.
+fn refuse_unstorable(bytes: &[u8]) -> Result<(), Problem> {
+    if !bytes.windows(6).any(|w| w == b"\\u0000") {
+        return Ok(());
+    }
+    // Malformed JSON is left to `parse_json`'s 400.
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Ok(());
+    };
+    match herald_domain::text::unstorable_path(&value, "") {
+        Some(path) => {
+            let field = if path.is_empty() { "body".to_owned() } else { path };
+            Err(Problem::invalid(vec![FieldError::new(
+                field,
+                herald_domain::text::NUL_MESSAGE,
+            )]))
+        }
+        None => Ok(()),
+    }
+}
+
+/// Refuses a request whose URL carries a NUL in a path or query parameter
+/// (`%00`, which Postgres cannot store in any column), before any handler
+/// sees it: a 422 naming the parameter (by the route template's name for a
+/// path segment). Apply with `Router::layer(from_fn(refuse_unstorable_url))`
+/// so the matched route is known.
+pub async fn refuse_unstorable_url(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let uri = req.uri();
+    let path_field = uri.path().split('/').enumerate().find_map(|(i, segment)| {
+        percent_encoding::percent_decode_str(segment)
+            .any(|b| b == 0)
+            .then(|| {
+                let template = req.extensions().get::<axum::extract::MatchedPath>();
+                template
+                    .and_then(|t| t.as_str().split('/').nth(i))
+                    .and_then(|t| t.strip_prefix('{')?.strip_suffix('}').map(str::to_owned))
+                    .unwrap_or_else(|| "path".to_owned())
+            })
+    });
+    let query_field = || {
+        form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).find_map(|(k, v)| {
+            if !herald_domain::text::storable(&k) {
+                Some("query".to_owned())
+            } else if !herald_domain::text::storable(&v) {
+                Some(k.into_owned())
+            } else {
+                None
+            }
+        })
+    };
+    if let Some(field) = path_field.or_else(query_field) {
+        return Problem::invalid(vec![FieldError::new(field, herald_domain::text::NUL_MESSAGE)])
+            .into_response();
+    }
+    next.run(req).await
 }
 
 /// Parses JSON into `T`, mapping errors to problems that name the field.
@@ -299,9 +418,10 @@ pub const CLOSE_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
 pub async fn serve_with_connection_handles(
     listener: TcpListener,
     router: Router,
+    limits: HttpLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    serve_connections(listener, router, shutdown, None).await
+    serve_connections(listener, router, limits, shutdown, None).await
 }
 
 /// Like [`serve_with_connection_handles`], and a `GET` of `stream_path` as a
@@ -313,15 +433,17 @@ pub async fn serve_with_connection_handles(
 pub async fn serve_streams(
     listener: TcpListener,
     router: Router,
+    limits: HttpLimits,
     shutdown: CancellationToken,
     stream_path: &'static str,
 ) -> std::io::Result<()> {
-    serve_connections(listener, router, shutdown, Some(stream_path)).await
+    serve_connections(listener, router, limits, shutdown, Some(stream_path)).await
 }
 
 async fn serve_connections(
     listener: TcpListener,
     router: Router,
+    limits: HttpLimits,
     shutdown: CancellationToken,
     stream_path: Option<&'static str>,
 ) -> std::io::Result<()> {
@@ -329,6 +451,7 @@ async fn serve_connections(
     use hyper_util::rt::TokioIo;
     use tower::ServiceExt;
 
+    use crate::connection_clock::{Clock, Finished, Watched};
     use crate::stream_conn::{self, First, Rewind};
 
     let tracker = tokio_util::task::TaskTracker::new();
@@ -353,13 +476,14 @@ async fn serve_connections(
         let shutdown = shutdown.clone();
         let force = force.clone();
         tracker.spawn(async move {
+            let accepted = tokio::time::Instant::now();
             let handle = ConnectionHandle(close.clone());
             let prefix = match stream_path {
                 None => Bytes::new(),
                 Some(path) => {
                     // An idle connection that never sends a request ends on shutdown.
                     let first = tokio::select! {
-                        first = stream_conn::read_first(&mut tcp, path) => first,
+                        first = stream_conn::read_first(&mut tcp, path, &limits) => first,
                         _ = shutdown.cancelled() => First::Gone,
                         _ = force.cancelled() => First::Gone,
                     };
@@ -371,6 +495,7 @@ async fn serve_connections(
                             let version = req.version();
                             let tcp = std::sync::Arc::new(tcp);
                             req.extensions_mut().insert(handle);
+                            req.extensions_mut().insert(limits);
                             req.extensions_mut().insert(StreamSocket(tcp.clone()));
                             let Ok(response) = router.oneshot(req).await;
                             let cut = close.clone();
@@ -383,15 +508,35 @@ async fn serve_connections(
                     }
                 }
             };
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                req.extensions_mut().insert(handle.clone());
-                router.clone().oneshot(req.map(axum::body::Body::new))
-            });
+            // Bytes the lean path read are the start of the first head: its
+            // time keeps running from accept.
+            let clock = Clock::new(limits, accepted, !prefix.is_empty());
+            let service = {
+                let clock = clock.clone();
+                hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                    req.extensions_mut().insert(handle.clone());
+                    req.extensions_mut().insert(limits);
+                    clock.request_started();
+                    let clock = clock.clone();
+                    let response = router.clone().oneshot(req.map(axum::body::Body::new));
+                    async move {
+                        let Ok(response) = response.await;
+                        Ok::<_, std::convert::Infallible>(
+                            response.map(|body| axum::body::Body::new(Finished::new(body, clock))),
+                        )
+                    }
+                })
+            };
+            let io = TokioIo::new(Watched::new(Rewind::new(prefix, tcp), clock.clone()));
+            // No hyper timer: its header timeout cannot tell keep-alive idling
+            // from a slow head; the clock bounds both.
             let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(Rewind::new(prefix, tcp)), service);
+                .max_buf_size(limits.max_head_bytes.max(MIN_HEAD_BYTES))
+                .serve_connection(io, service);
             tokio::pin!(conn);
             let mut draining = false;
             loop {
+                let deadline = clock.deadline();
                 tokio::select! {
                     _ = conn.as_mut() => break,
                     // Dropping `conn` closes the socket, whatever it was doing.
@@ -400,6 +545,13 @@ async fn serve_connections(
                     _ = shutdown.cancelled(), if !draining => {
                         draining = true;
                         conn.as_mut().graceful_shutdown();
+                    }
+                    // A phase changed: look at the deadline again.
+                    _ = clock.changed.notified() => {}
+                    _ = sleep_until_some(deadline) => {
+                        if clock.deadline().is_some_and(|d| d <= tokio::time::Instant::now()) {
+                            break; // idle or a head too slow: close
+                        }
                     }
                 }
             }
@@ -419,6 +571,14 @@ async fn serve_connections(
         tracker.wait().await;
     }
     Ok(())
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The longest request target accepted (414 beyond).

@@ -79,9 +79,33 @@ impl Exposition {
 
 /// Request counts and latency histograms by route, method and status:
 /// `herald_http_requests_total` and `herald_http_request_duration_seconds`.
+///
+/// Every label comes from a closed set, whatever a client sends: the route
+/// is a template of the router (or `unmatched`), the method one of the
+/// standard ones (or `other`, see [`method_label`]), the status one we
+/// answered. A label drawn from raw request text would let any stranger
+/// grow `/metrics` without bound.
 #[derive(Debug, Default)]
 pub struct HttpMetrics {
-    series: std::sync::Mutex<std::collections::BTreeMap<(String, String, u16), Histogram>>,
+    series: std::sync::Mutex<std::collections::BTreeMap<(String, &'static str, u16), Histogram>>,
+}
+
+/// The metrics label of a request method: the standard methods by name,
+/// anything else `other`.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 /// Bucket bounds in seconds: sub-millisecond to a few seconds.
@@ -97,11 +121,12 @@ struct Histogram {
 }
 
 impl HttpMetrics {
-    pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+    /// Records one request. `route` must be a route template of the router
+    /// (axum's `MatchedPath`) or `unmatched`, never the raw path.
+    pub fn observe(&self, route: &str, method: &axum::http::Method, status: u16, seconds: f64) {
         let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let h = series
-            .entry((route.to_owned(), method.to_owned(), status))
-            .or_default();
+        let key = (route.to_owned(), method_label(method), status);
+        let h = series.entry(key).or_default();
         h.count += 1;
         h.sum += seconds;
         for (i, bound) in BUCKETS.iter().enumerate() {

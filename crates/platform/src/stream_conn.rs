@@ -18,7 +18,6 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{self, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Version};
@@ -28,11 +27,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-/// The most request-head bytes read before giving up on the lean path (hyper
-/// then answers, with its own limits: see `limit_request_head`).
-const MAX_HEAD: usize = 16 * 1024;
-/// The longest wait for a complete request head.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::http::HttpLimits;
+
 const MAX_HEADERS: usize = 64;
 
 /// What reading the first request head came to.
@@ -45,10 +41,13 @@ pub(crate) enum First {
     Gone,
 }
 
-/// Reads the first request head of `tcp`.
-pub(crate) async fn read_first(tcp: &mut TcpStream, stream_path: &str) -> First {
+/// Reads the first request head of `tcp`, for at most the listener's header
+/// timeout and head size. A head that is not complete at the size bound goes
+/// to hyper with what was read (hyper refuses it with 431, within what is left
+/// of the same header timeout: see `connection_clock`).
+pub(crate) async fn read_first(tcp: &mut TcpStream, stream_path: &str, limits: &HttpLimits) -> First {
     let mut buf = BytesMut::with_capacity(1024);
-    let deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
+    let deadline = tokio::time::Instant::now() + limits.header_timeout;
     loop {
         let read = tokio::select! {
             r = tcp.read_buf(&mut buf) => r,
@@ -61,7 +60,7 @@ pub(crate) async fn read_first(tcp: &mut TcpStream, stream_path: &str) -> First 
         match parse(&buf, stream_path) {
             Parsed::Stream(req) => return First::Stream(req),
             Parsed::Other => return First::Other(buf.freeze()),
-            Parsed::Partial if buf.len() >= MAX_HEAD => return First::Other(buf.freeze()),
+            Parsed::Partial if buf.len() >= limits.max_head_bytes => return First::Other(buf.freeze()),
             Parsed::Partial => {}
         }
     }

@@ -4,6 +4,8 @@
 //! Each test gets its own database (from `#[sqlx::test]`) and its own Redis
 //! channel prefix, so tests run in parallel and never see each other.
 
+pub mod raw;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};

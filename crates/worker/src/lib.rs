@@ -5,6 +5,7 @@
 //! the relay, retention and the health endpoints until shutdown.
 
 pub mod cluster;
+pub mod due;
 pub mod metrics;
 pub mod relay;
 pub mod retention;
@@ -29,6 +30,7 @@ use crate::relay::{OutboxRelay, RelayConfig, RelayError};
 
 pub struct Worker {
     listener: TcpListener,
+    limits: herald_platform::http::HttpLimits,
     pool: PgPool,
     relay: OutboxRelay,
     retention: Duration,
@@ -74,6 +76,7 @@ impl Worker {
         };
         Ok(Self {
             listener,
+            limits: settings.http,
             pool,
             relay,
             retention: settings.retention,
@@ -98,15 +101,21 @@ impl Worker {
             .route("/metrics", get(metrics_text))
             .with_state(state);
         let relay = tokio::spawn(self.relay.run(shutdown.clone()));
+        let due = tokio::spawn(due::run(
+            self.pool.clone(),
+            herald_store::outbox::Outbox::start(self.pool.clone()),
+            shutdown.clone(),
+        ));
         let pruner = tokio::spawn(prune_forever(
             self.pool,
             self.retention,
             self.metrics,
             shutdown.clone(),
         ));
-        let served = http::serve(self.listener, router, shutdown.clone()).await;
+        let served = http::serve(self.listener, router, self.limits, shutdown.clone()).await;
         shutdown.cancel();
         let _ = relay.await;
+        let _ = due.await;
         let _ = pruner.await;
         served
     }
@@ -141,18 +150,18 @@ async fn prune_forever(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        loop {
-            match retention::prune_batch(&pool, retention, 1_000).await {
-                Ok(0) => break,
-                Ok(n) => metrics.pruned.add(n),
-                Err(e) => {
-                    tracing::warn!(error = %e, "retention pass failed");
-                    break;
-                }
+        match retention::prune_pass(&pool, retention, RETENTION_BATCH, &shutdown).await {
+            Ok(p) => {
+                metrics.pruned.add(p.events);
+                metrics.pruned_idempotency_keys.add(p.idempotency_keys);
             }
+            Err(e) => tracing::warn!(error = %e, "retention pass failed"),
         }
     }
 }
+
+/// Rows deleted per retention transaction.
+const RETENTION_BATCH: i64 = 1_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {

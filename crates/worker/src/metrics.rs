@@ -11,6 +11,7 @@ pub struct WorkerMetrics {
     pub redis_connects: Counter,
     pub leader: Gauge,
     pub pruned: Counter,
+    pub pruned_idempotency_keys: Counter,
 }
 
 impl WorkerMetrics {
@@ -50,6 +51,11 @@ impl WorkerMetrics {
             "herald_pruned_events_total",
             "Events deleted by retention.",
             self.pruned.get(),
+        )
+        .counter(
+            "herald_pruned_idempotency_keys_total",
+            "Idempotency keys deleted by retention.",
+            self.pruned_idempotency_keys.get(),
         )
         .gauge(
             "herald_db_pool_connections",

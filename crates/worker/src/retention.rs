@@ -1,17 +1,71 @@
-//! Retention: deletes history older than `HERALD_RETENTION`, oldest first, in
-//! bounded batches so no statement holds locks for long. `sequencer.pruned_seq`
-//! records the highest deleted position; a client resuming at or below it
-//! cannot be served a complete replay and gets `herald.reset`.
+//! Retention: deletes history and idempotency keys older than
+//! `HERALD_RETENTION`, oldest first, in bounded batches.
+//!
+//! Every step is bounded, and none holds the sequencer's row lock for more
+//! than the end of one small transaction: delivery runs through that lock
+//! (sequencing and publishing both take it), so a prune that held it while
+//! deleting would stall every event behind it.
+//!
+//! History: `sequencer.pruned_seq` records the highest deleted position. An
+//! events batch deletes a prefix of the log and raises `pruned_seq` in the
+//! same transaction, so in any snapshot the deleted events are exactly those
+//! at or below `pruned_seq` (what `herald_platform::history` relies on to
+//! prove a page complete). The `UPDATE` of the sequencer row comes last, so
+//! the row lock is held only for the commit.
+//!
+//! Idempotency keys are deleted in their own batches, outside any
+//! transaction that touches the sequencer.
 
 use std::time::Duration;
 
 use herald_domain::Seq;
 use sqlx::PgPool;
 
-/// Prunes one batch of up to `limit` events older than `retention`.
+/// What one pass deleted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub events: u64,
+    pub idempotency_keys: u64,
+}
+
+/// Prunes everything older than `retention`, `batch` rows per transaction,
+/// until nothing expired is left or `stop` is cancelled.
+pub async fn prune_pass(
+    pool: &PgPool,
+    retention: Duration,
+    batch: i64,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<Pruned, sqlx::Error> {
+    let cutoff = cutoff(retention);
+    let mut pruned = Pruned::default();
+    while !stop.is_cancelled() {
+        let n = prune_events(pool, cutoff, batch).await?;
+        pruned.events += n;
+        if n == 0 {
+            break;
+        }
+    }
+    while !stop.is_cancelled() {
+        let n = prune_idempotency_keys(pool, cutoff, batch).await?;
+        pruned.idempotency_keys += n;
+        if n < batch as u64 {
+            break;
+        }
+    }
+    Ok(pruned)
+}
+
+fn cutoff(retention: Duration) -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Prunes one batch of up to `limit` events created before `cutoff`.
 /// Returns how many were deleted.
-pub async fn prune_batch(pool: &PgPool, retention: Duration, limit: i64) -> Result<u64, sqlx::Error> {
-    let cutoff = chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+pub async fn prune_events(
+    pool: &PgPool,
+    cutoff: chrono::DateTime<chrono::Utc>,
+    limit: i64,
+) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
     // The oldest sequenced events, stopping at the first one still retained,
     // so pruned history is always a prefix of the log (`seq <= pruned_seq`).
@@ -38,16 +92,37 @@ pub async fn prune_batch(pool: &PgPool, retention: Duration, limit: i64) -> Resu
         tx.rollback().await?;
         return Ok(0);
     };
-    sqlx::query!("UPDATE sequencer SET pruned_seq = GREATEST(pruned_seq, $1)", upto)
-        .execute(&mut *tx)
-        .await?;
     let deleted = sqlx::query!("DELETE FROM events WHERE seq IS NOT NULL AND seq <= $1", upto)
         .execute(&mut *tx)
         .await?
         .rows_affected();
-    sqlx::query!("DELETE FROM idempotency_keys WHERE created_at < $1", cutoff)
+    // Last: the sequencer's row lock is held from here to the commit only.
+    sqlx::query!("UPDATE sequencer SET pruned_seq = GREATEST(pruned_seq, $1)", upto)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    Ok(deleted)
+}
+
+/// Deletes up to `limit` idempotency keys created before `cutoff`, oldest
+/// first. Returns how many were deleted.
+pub async fn prune_idempotency_keys(
+    pool: &PgPool,
+    cutoff: chrono::DateTime<chrono::Utc>,
+    limit: i64,
+) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query!(
+        "DELETE FROM idempotency_keys
+          WHERE (principal, key) IN (
+                SELECT principal, key FROM idempotency_keys
+                 WHERE created_at < $1
+                 ORDER BY created_at
+                 LIMIT $2)",
+        cutoff,
+        limit,
+    )
+    .execute(pool)
+    .await?
+    .rows_affected();
     Ok(deleted)
 }

@@ -248,7 +248,7 @@ pub fn require_publish(state: &AppState, p: &Principal, events: u32) -> Result<(
         )
         .into());
     }
-    state.publish_rate.take(p.sub.as_deref().unwrap_or("-"), events)?;
+    state.publish_rate.take(&p.sub, events)?;
     Ok(())
 }
 
@@ -311,37 +311,17 @@ pub async fn topic_history(
     if !(1..=1000).contains(&limit) {
         return Err(Problem::invalid_field("limit", "must be between 1 and 1000").into());
     }
-    let pruned_seq = sqlx::query_scalar!("SELECT pruned_seq FROM sequencer")
-        .fetch_one(&state.pool)
-        .await?;
-    let rows = sqlx::query!(
-        r#"SELECT id, seq AS "seq!", topic, type AS event_type, data, created_at
-             FROM events
-            WHERE topic = $1 AND seq > $2
-            ORDER BY seq
-            LIMIT $3"#,
-        topic.as_str(),
-        after,
-        limit,
-    )
-    .fetch_all(&state.pool)
-    .await?;
-    let full = rows.len() as i64 == limit;
-    let events: Vec<Envelope> = rows
-        .into_iter()
-        .map(|r| Envelope {
-            id: r.id,
-            seq: r.seq,
-            topic: r.topic,
-            event_type: r.event_type,
-            data: r.data,
-            created_at: r.created_at,
-        })
-        .collect();
+    // The page and the pruning position come from one snapshot, so
+    // `truncated` is exact even while retention runs.
+    let page =
+        herald_platform::history::events_after(&state.pool, &[topic.to_string()], after, limit).await?;
+    let truncated = !page.complete_after(after);
+    let events = page.events;
+    let full = events.len() as i64 == limit;
     let next_after = if full { events.last().map(|e| e.seq) } else { None };
     Ok(Json(EventPage {
         events,
         next_after,
-        truncated: after < pruned_seq,
+        truncated,
     }))
 }

@@ -98,6 +98,9 @@ pub async fn list(
     if !(1..=100).contains(&limit) {
         return Err(Problem::invalid_field("limit", "must be between 1 and 100").into());
     }
+    if let Some(c) = q.category.as_deref() {
+        herald_domain::notification::category(c).map_err(|m| Problem::invalid_field("category", m))?;
+    }
     let before = q.cursor.as_deref().map(parse_cursor).transpose()?;
     let mut conn = state.pool.acquire().await?;
     let items = inbox::page(&mut conn, &user, status, q.category.as_deref(), before, limit).await?;

@@ -179,11 +179,17 @@ async fn record_status(
     Ok(())
 }
 
+/// An order's `data` travels in its events: the events' size bound holds.
+fn check_data(state: &AppState, data: Option<&serde_json::Value>) -> Result<(), Problem> {
+    match data.map(|d| state.check_event_data(d)) {
+        Some(Err(m)) => Err(Problem::invalid_field("data", m)),
+        _ => Ok(()),
+    }
+}
+
 fn check_note(note: Option<&str>) -> Result<(), Problem> {
-    match note {
-        Some(n) if n.chars().count() > 1000 => {
-            Err(Problem::invalid_field("note", "must be at most 1000 characters"))
-        }
+    match note.map(order::note) {
+        Some(Err(m)) => Err(Problem::invalid_field("note", m)),
         _ => Ok(()),
     }
 }
@@ -229,6 +235,7 @@ pub async fn put_order(
     require_publish(&state, &principal, 1)?;
     order_topic(&order_id)?;
     let customer = UserId::parse(&req.customer_id).map_err(|m| Problem::invalid_field("customer_id", m))?;
+    check_data(&state, req.data.as_ref())?;
     let mut tx = state.outbox.begin().await?;
     let existing = load(&mut tx, &order_id, true).await?;
     let status = match existing {
@@ -347,6 +354,7 @@ pub async fn change_status(
     require_publish(&state, &principal, 1)?;
     order_topic(&order_id)?;
     check_note(req.note.as_deref())?;
+    check_data(&state, req.data.as_ref())?;
     let data = req.data.clone().unwrap_or_else(|| serde_json::json!({}));
     let route = format!("POST /v1/orders/{order_id}/status");
     let key = IdempotencyKey::from_headers(&headers, &principal, &route, &req)?;
@@ -391,7 +399,7 @@ pub async fn change_status(
 }
 
 fn may_see(p: &Principal, order: &Order) -> bool {
-    p.publish || p.admin || p.sub.as_deref() == Some(order.customer_id.as_str())
+    p.publish || p.admin || p.sub == order.customer_id
 }
 
 /// The order's current status and full timeline: for its customer and for
@@ -405,6 +413,7 @@ fn may_see(p: &Principal, order: &Order) -> bool {
         (status = 200, description = "The order", body = Order),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order, or not yours", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The order id is not a valid order id", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -413,6 +422,7 @@ pub async fn get_order(
     Authenticated(principal): Authenticated,
     Path(order_id): Path<String>,
 ) -> ApiResult<Json<Order>> {
+    order_topic(&order_id)?;
     let not_found = || Problem::not_found(format!("no order `{order_id}`"));
     let mut conn = state.pool.acquire().await?;
     let order = load(&mut conn, &order_id, false).await?.ok_or_else(not_found)?;

@@ -63,9 +63,9 @@ pub async fn create_stream_token(
 ) -> ApiResult<(StatusCode, Json<StreamToken>)> {
     let topics = match req.topics {
         Some(t) if !t.is_empty() => t,
-        _ => vec![principal
-            .user_topic()
-            .ok_or_else(|| Problem::invalid_field("topics", "required when the token has no `sub`"))?],
+        _ => vec![principal.user_topic().ok_or_else(|| {
+            Problem::invalid_field("topics", "required when the token's `sub` is not a user id")
+        })?],
     };
     let max = state.settings.max_topics_per_stream;
     if topics.len() > max {
@@ -76,7 +76,7 @@ pub async fn create_stream_token(
     }
     let (token, expires_at) = state
         .verifier
-        .mint_stream_token(principal.sub.as_deref(), &topics)
+        .mint_stream_token(&principal.sub, &topics)
         .map_err(|e| crate::error::ApiError::Internal(e.to_string()))?;
     Ok((
         StatusCode::CREATED,

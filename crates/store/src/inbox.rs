@@ -111,8 +111,62 @@ pub async fn insert(
     )
     .fetch_one(&mut **tx)
     .await?;
+    if let Some(at) = row.expires_at {
+        crate::due::schedule(tx, at, crate::due::DueKind::ExpireNotification, row.id).await?;
+    }
     announce(tx, user.as_str(), "notification.created", Some(&row)).await?;
     Ok(row)
+}
+
+/// Announces the expiry of the notifications `ids` (due work: their
+/// `expires_at` has passed, so lists and counts already leave them out):
+/// one `notification.expired` (`{notification, counts}`) each on its user's
+/// topic, with the counts after it. Archived entries, which no list or count
+/// showed, announce nothing. Takes the users' inbox locks in sorted order
+/// (as multi-recipient sends do), so it cannot deadlock with them.
+pub async fn announce_expired(tx: &mut OutboxTx, ids: &[Uuid]) -> Result<usize, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let mut users: Vec<String> = sqlx::query_scalar!(
+        "SELECT DISTINCT user_id FROM notifications WHERE id = ANY($1) AND archived_at IS NULL",
+        ids
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    users.sort();
+    for user in &users {
+        lock_user(tx, user).await?;
+    }
+    // Read after the locks: an entry archived meanwhile is left out.
+    let expired = sqlx::query!(
+        r#"SELECT user_id, id, category, title, body, data, action_url, created_at, expires_at,
+                  read_at, seen_at, archived_at
+             FROM notifications
+            WHERE id = ANY($1) AND archived_at IS NULL AND expires_at <= now()
+            ORDER BY user_id, expires_at, id"#,
+        ids
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let n = expired.len();
+    for r in expired {
+        let row = Notification {
+            id: r.id,
+            category: r.category,
+            title: r.title,
+            body: r.body,
+            data: r.data,
+            action_url: r.action_url,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            read_at: r.read_at,
+            seen_at: r.seen_at,
+            archived_at: r.archived_at,
+        };
+        announce(tx, &r.user_id, "notification.expired", Some(&row)).await?;
+    }
+    Ok(n)
 }
 
 /// Publishes an inbox event on `user:{user}` carrying the current counts

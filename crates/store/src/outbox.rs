@@ -126,8 +126,10 @@ pub async fn append(
     Ok(appended)
 }
 
-/// Appends `events` in `tx`, in order (consecutive insertion positions, so
-/// consecutive `seq`), with one statement. Returns them in the same order.
+/// Appends `events` in `tx`, in order, with one statement, as one batch:
+/// they share one insertion number and are ordered by their place in it, so
+/// the sequencer gives them consecutive `seq` (see the migration
+/// `…02_batch_positions.sql`). Returns them in the same order.
 pub async fn append_many(
     tx: &mut OutboxTx,
     events: &[(&Topic, &EventType, &serde_json::Value)],
@@ -136,15 +138,16 @@ pub async fn append_many(
     let topics: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
     let types: Vec<&str> = events.iter().map(|e| e.1.as_str()).collect();
     let data: Vec<&serde_json::Value> = events.iter().map(|e| e.2).collect();
-    // Rows are inserted in `ord` order, so `pending_no` (the sequencer's
-    // order) follows the batch.
+    // One insertion number for the whole batch (the CTE runs once), and
+    // each event's place in it.
     let rows = sqlx::query!(
         r#"
-        INSERT INTO events (id, topic, type, data)
-        SELECT id, topic, type, data
-          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[])
-               WITH ORDINALITY AS b(id, topic, type, data, ord)
-         ORDER BY ord
+        WITH n AS (SELECT nextval(pg_get_serial_sequence('events', 'pending_no')) AS no)
+        INSERT INTO events (id, pending_no, batch_pos, topic, type, data)
+        OVERRIDING SYSTEM VALUE
+        SELECT b.id, n.no, b.ord::int, b.topic, b.type, b.data
+          FROM n, unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[])
+                  WITH ORDINALITY AS b(id, topic, type, data, ord)
         RETURNING id, created_at
         "#,
         &ids,

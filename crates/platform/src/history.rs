@@ -1,0 +1,115 @@
+//! Reads of the event log that prove their own completeness.
+//!
+//! Retention deletes a prefix of the log and raises `sequencer.pruned_seq`
+//! in the same transaction (`herald_worker::retention`), so in any one
+//! snapshot the deleted events are exactly those at or below `pruned_seq`.
+//! A page read in the same statement as `pruned_seq` can therefore say
+//! whether it is complete: it is when `pruned_seq <= after`. A reader that
+//! checked `pruned_seq` once and then read page after page could step over
+//! events pruned between two pages without knowing; every reader of history
+//! goes through [`events_after`] instead, and checks every page.
+
+use herald_domain::{Envelope, Seq};
+use sqlx::PgPool;
+
+/// The head (highest visible seq) and the retention floor (history at or
+/// below `pruned` is gone), read in one snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Positions {
+    pub head: Seq,
+    pub pruned: Seq,
+}
+
+impl Positions {
+    /// Whether every event after `after` is still in the log.
+    pub fn complete_after(&self, after: Seq) -> bool {
+        self.pruned <= after
+    }
+}
+
+/// Events after a position, with the positions read in the same snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// In `seq` order, at most the limit asked for.
+    pub events: Vec<Envelope>,
+    pub positions: Positions,
+}
+
+impl Page {
+    /// Whether this page holds every event of its topics after `after` (up to
+    /// its limit): nothing after `after` had been pruned when it was read.
+    pub fn complete_after(&self, after: Seq) -> bool {
+        self.positions.complete_after(after)
+    }
+}
+
+/// The sequencer's positions now.
+pub async fn positions(pool: &PgPool) -> Result<Positions, sqlx::Error> {
+    let r = sqlx::query!("SELECT last_seq, pruned_seq FROM sequencer")
+        .fetch_one(pool)
+        .await?;
+    Ok(Positions {
+        head: r.last_seq,
+        pruned: r.pruned_seq,
+    })
+}
+
+/// Events of `topics` after `after`, in `seq` order, at most `limit`, and the
+/// positions of the same snapshot (one statement).
+pub async fn events_after(
+    pool: &PgPool,
+    topics: &[String],
+    after: Seq,
+    limit: i64,
+) -> Result<Page, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT s.last_seq AS "head!", s.pruned_seq AS "pruned!",
+                  e.id AS "id?", e.seq AS "seq?", e.topic AS "topic?", e.type AS "event_type?",
+                  e.data AS "data?", e.created_at AS "created_at?"
+             FROM sequencer s
+             LEFT JOIN LATERAL (
+                   SELECT id, seq, topic, type, data, created_at
+                     FROM events
+                    WHERE topic = ANY($1) AND seq > $2
+                    ORDER BY seq
+                    LIMIT $3
+             ) e ON true
+            ORDER BY e.seq"#,
+        topics,
+        after,
+        limit,
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut positions = Positions { head: 0, pruned: 0 };
+    let mut events = Vec::with_capacity(rows.len());
+    for r in rows {
+        positions = Positions {
+            head: r.head,
+            pruned: r.pruned,
+        };
+        if let Some(e) = envelope(r.id, r.seq, r.topic, r.event_type, r.data, r.created_at) {
+            events.push(e);
+        }
+    }
+    Ok(Page { events, positions })
+}
+
+/// An envelope from the nullable columns of an outer join (`None`: no row).
+pub fn envelope(
+    id: Option<uuid::Uuid>,
+    seq: Option<Seq>,
+    topic: Option<String>,
+    event_type: Option<String>,
+    data: Option<serde_json::Value>,
+    created_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Option<Envelope> {
+    Some(Envelope {
+        id: id?,
+        seq: seq?,
+        topic: topic?,
+        event_type: event_type?,
+        data: data?,
+        created_at: created_at?,
+    })
+}

@@ -1,0 +1,16 @@
+//! `herald-store`: the write rules of Herald's tables, shared by every
+//! service that changes them.
+//!
+//! - [`outbox`]: an event is appended in the same transaction as the state it
+//!   announces ([`outbox::OutboxTx`]), and the worker is woken after commit.
+//! - [`inbox`]: notification rows, their per-user lock and exact counts, and
+//!   the events that announce every change on `user:{id}`.
+//! - [`due`]: work that falls due at a time (a notification's expiry), kept
+//!   in one table and claimed exactly once by whichever worker gets to it.
+//!
+//! The API writes through these on requests, the worker on time (due work);
+//! neither has its own copy of the rules.
+
+pub mod due;
+pub mod inbox;
+pub mod outbox;
