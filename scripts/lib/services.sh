@@ -312,6 +312,74 @@ recreate_database() {
 }
 
 # ---------------------------------------------------------------------------------
+# A private PostgreSQL cluster: its own data directory and port, created, faulted and
+# removed by the script that needs it. Faults against Postgres never touch a server the
+# script did not create (the machine's may serve other projects).
+# ---------------------------------------------------------------------------------
+
+# pg_bin_dir — the newest installed PostgreSQL server binaries (installs them if none).
+pg_bin_dir() {
+    local dir
+    dir=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
+    if [[ -z "$dir" ]]; then
+        apt_install postgresql
+        dir=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
+    fi
+    [[ -x "$dir/initdb" && -x "$dir/pg_ctl" ]] || die "PostgreSQL server binaries not found under /usr/lib/postgresql"
+    printf '%s\n' "$dir"
+}
+
+# as_pg_owner CMD... — run CMD as the owner of private clusters: `postgres` when we are
+# root (initdb and the server refuse to run as root), ourselves otherwise.
+as_pg_owner() {
+    if ((EUID == 0)); then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# pg_private_init DIR — a new cluster in DIR/data: trust authentication, UTF-8, owned
+# by the cluster owner. DIR (and its parents) must be traversable by that owner.
+pg_private_init() {
+    local dir=${1:?usage: pg_private_init DIR} bin
+    bin=$(pg_bin_dir)
+    mkdir -p "$dir"
+    if ((EUID == 0)); then
+        chown postgres:postgres "$dir"
+    fi
+    as_pg_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 >"$dir/initdb.log" 2>&1 || {
+        cat "$dir/initdb.log" >&2
+        die "initdb of a private Postgres cluster in $dir failed"
+    }
+}
+
+# pg_private_ctl DIR PORT start|stop|restart|kill — control the private cluster in DIR,
+# listening on 127.0.0.1:PORT (its socket in DIR). `kill` is an immediate shutdown (no
+# checkpoint, as after a crash). Waits until the action is done.
+pg_private_ctl() {
+    local dir=${1:?} port=${2:?} action=${3:?} bin
+    bin=$(pg_bin_dir)
+    local opts="-p $port -k $dir -c listen_addresses=127.0.0.1"
+    case "$action" in
+    start | restart)
+        as_pg_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -o "$opts" -w -t 60 "$action" >/dev/null
+        ;;
+    stop) as_pg_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null ;;
+    kill) as_pg_owner "$bin/pg_ctl" -D "$dir/data" -m immediate -w -t 60 stop >/dev/null ;;
+    *) die "pg_private_ctl: unknown action '$action'" ;;
+    esac
+}
+
+# pg_private_remove DIR PORT — stop the private cluster in DIR (if it runs) and delete it.
+pg_private_remove() {
+    local dir=${1:?} port=${2:?}
+    [[ -d "$dir/data" ]] || return 0
+    pg_private_ctl "$dir" "$port" kill 2>/dev/null || true
+    rm -rf -- "$dir"
+}
+
+# ---------------------------------------------------------------------------------
 # Redis
 # ---------------------------------------------------------------------------------
 

@@ -21,6 +21,11 @@ usage: herald-faults --api URL --gateway URL [options] (--fault NAME [fault opti
   --mode NAME               a label for the report (e.g. short, long)
   --gateway-name ADDR=NAME  name an upstream address in the report (repeatable)
   --report PREFIX           write PREFIX.json and PREFIX.txt (test-artifacts/fault-report)
+  --direct NAME=URL         a service's own address, for the hostile stage (repeatable:
+                            api, gateway1, gateway2)
+  --http-bounds H,I,B       the services' HERALD_HTTP_HEADER_TIMEOUT, _IDLE_TIMEOUT and
+                            _BODY_TIMEOUT, in seconds (10,60,30)
+  --retention SECS          the worker's HERALD_RETENTION, in seconds (604800)
 
   --fault NAME              start a fault; the options below apply to the last --fault
   --inject CMD              shell command that applies the fault
@@ -38,6 +43,10 @@ usage: herald-faults --api URL --gateway URL [options] (--fault NAME [fault opti
   --stop CMD                sends SIGTERM to {gateway} and returns once it exited
   --start CMD               starts {gateway} and returns once it is ready
   --exit-bound SECS         SIGTERM → exit, at most (5)
+  --hostile                 the hostile-client stage: attack every --direct service
+                            (slow and oversized heads, idle keep-alive, slow bodies, made-up
+                            methods, odd headers, NUL strings, a consumer paused while
+                            retention prunes its replay); each attack has its bound
 
 environment: HERALD_JWT_SECRET (required), HERALD_JWT_AUDIENCE (herald), HERALD_JWT_ISSUER";
 
@@ -53,6 +62,16 @@ pub struct FaultSpec {
     pub stop: Option<String>,
     pub start: Option<String>,
     pub exit_bound: f64,
+    /// The hostile-client stage (see `hostile`).
+    pub hostile: bool,
+}
+
+/// The HTTP timeouts the services run with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HttpBounds {
+    pub header: std::time::Duration,
+    pub idle: std::time::Duration,
+    pub body: std::time::Duration,
 }
 
 impl FaultSpec {
@@ -83,6 +102,21 @@ pub struct Config {
     pub gateway_names: HashMap<String, String>,
     pub report: String,
     pub faults: Vec<FaultSpec>,
+    /// Services by name at their own addresses.
+    pub direct: Vec<(String, String)>,
+    pub http_bounds: HttpBounds,
+    /// The worker's retention, in seconds.
+    pub retention: f64,
+}
+
+impl Config {
+    /// The direct URL of the service `name`.
+    pub fn direct_url(&self, name: &str) -> Option<String> {
+        self.direct
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, u)| u.clone())
+    }
 }
 
 impl Config {
@@ -104,6 +138,13 @@ impl Config {
             gateway_names: HashMap::new(),
             report: "test-artifacts/fault-report".into(),
             faults: Vec::new(),
+            direct: Vec::new(),
+            http_bounds: HttpBounds {
+                header: std::time::Duration::from_secs(10),
+                idle: std::time::Duration::from_secs(60),
+                body: std::time::Duration::from_secs(30),
+            },
+            retention: 7.0 * 86_400.0,
         };
         let mut args = args;
         while let Some(flag) = args.next() {
@@ -130,6 +171,37 @@ impl Config {
                     c.gateway_names.insert(addr.to_owned(), name.to_owned());
                 }
                 "--report" => c.report = value()?,
+                "--direct" => {
+                    let v = value()?;
+                    let (name, url) = v
+                        .split_once('=')
+                        .ok_or_else(|| format!("--direct takes NAME=URL, got {v}"))?;
+                    c.direct
+                        .push((name.to_owned(), url.trim_end_matches('/').to_owned()));
+                }
+                "--http-bounds" => {
+                    let v = value()?;
+                    let parts: Vec<f64> = v
+                        .split(',')
+                        .map(|s| seconds(&flag, s.trim()))
+                        .collect::<Result<_, _>>()?;
+                    let [h, i, b] = parts[..] else {
+                        return Err(format!("--http-bounds takes HEADER,IDLE,BODY seconds, got {v}"));
+                    };
+                    let d = std::time::Duration::from_secs_f64;
+                    c.http_bounds = HttpBounds {
+                        header: d(h),
+                        idle: d(i),
+                        body: d(b),
+                    };
+                }
+                "--retention" => c.retention = seconds(&flag, &value()?)?,
+                "--hostile" => {
+                    c.faults
+                        .last_mut()
+                        .ok_or_else(|| "--hostile must follow a --fault NAME".to_owned())?
+                        .hostile = true;
+                }
                 "--fault" => c.faults.push(FaultSpec::new(value()?)),
                 "--inject" | "--hold" | "--heal" | "--expect-503" | "--drain" | "--stop" | "--start"
                 | "--exit-bound" => {
@@ -178,6 +250,12 @@ impl Config {
         for f in &c.faults {
             if !f.drain.is_empty() && (f.stop.is_none() || f.start.is_none()) {
                 return Err(format!("{}: --drain needs --stop and --start", f.name));
+            }
+            if f.hostile && (c.direct_url("api").is_none() || c.direct_url("gateway1").is_none()) {
+                return Err(format!(
+                    "{}: --hostile needs --direct api=URL and --direct gateway1=URL",
+                    f.name
+                ));
             }
         }
         Ok(c)

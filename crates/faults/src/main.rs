@@ -22,6 +22,7 @@
 
 mod client;
 mod config;
+mod hostile;
 mod publisher;
 mod report;
 mod rolling;
@@ -106,6 +107,8 @@ pub struct PhaseRun {
     pub upstreams_after: BTreeMap<String, usize>,
     /// A rolling restart: each gateway's turn.
     pub drains: Vec<rolling::DrainStep>,
+    /// The hostile-client stage: one result per attack and target.
+    pub attacks: Vec<hostile::AttackResult>,
 }
 
 fn main() {
@@ -224,6 +227,12 @@ async fn run(config: Config) -> Result<bool> {
 
     // Opens streams through the load balancer while a gateway drains.
     let probe_token = keys.user_token("fault-probe", &["fault:*"])?;
+    let hostile_targets = hostile::Targets {
+        config: &config,
+        service_token: keys.service_token("fault-hostile")?,
+        user_token: keys.user_token("fault-hostile", &["fault:*", "hostile:*"])?,
+        run_id: run_id.clone(),
+    };
     let mut phases = Vec::new();
     let mut baseline = PhaseRun {
         name: "baseline".into(),
@@ -245,7 +254,7 @@ async fn run(config: Config) -> Result<bool> {
             prev.end = now;
         }
         shared.phase.store(i + 1, Ordering::Relaxed);
-        let run = run_fault(&shared, &config, fault, now, &probe_token).await;
+        let run = run_fault(&shared, &config, fault, now, &probe_token, &hostile_targets).await;
         phases.push(run);
     }
 
@@ -307,6 +316,7 @@ async fn run_fault(
     fault: &FaultSpec,
     start: f64,
     probe_token: &str,
+    hostile_targets: &hostile::Targets<'_>,
 ) -> PhaseRun {
     let mut run = PhaseRun {
         name: fault.name.clone(),
@@ -324,6 +334,21 @@ async fn run_fault(
     run.fault_start = Some(shared.now());
     if !fault.drain.is_empty() {
         run.drains = rolling::run(shared, config, fault, probe_token).await;
+    }
+    if fault.hostile {
+        say(
+            shared,
+            format!("{}: attacking every service directly", fault.name),
+        );
+        run.attacks = hostile::run(hostile_targets).await;
+        for a in &run.attacks {
+            let verdict = a.failure.as_deref().unwrap_or(&a.detail);
+            let mark = if a.failure.is_some() { "FAILED" } else { "ok" };
+            say(
+                shared,
+                format!("{}: {} on {}: {mark}: {verdict}", fault.name, a.attack, a.target),
+            );
+        }
     }
     if let Some(cmd) = &fault.inject {
         say(shared, format!("{}: inject: {cmd}", fault.name));

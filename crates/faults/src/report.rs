@@ -62,6 +62,8 @@ struct Row {
     upstreams_after: BTreeMap<String, usize>,
     /// A rolling restart: one line per gateway, the order of events.
     drains: Vec<String>,
+    /// The hostile-client stage: one line per attack and target.
+    attacks: Vec<String>,
     failures: Vec<String>,
 }
 
@@ -89,6 +91,14 @@ pub fn build(
             upstreams_before: p.upstreams_before.clone(),
             upstreams_after: p.upstreams_after.clone(),
             drains: p.drains.iter().map(crate::rolling::summary).collect(),
+            attacks: p
+                .attacks
+                .iter()
+                .map(|a| match &a.failure {
+                    None => format!("{} on {}: ok: {}", a.attack, a.target, a.detail),
+                    Some(e) => format!("{} on {}: FAILED: {e}", a.attack, a.target),
+                })
+                .collect(),
             expected_min: u64::MAX,
             received_min: u64::MAX,
             ..Row::default()
@@ -266,8 +276,20 @@ pub fn build(
                 f.extend(step.failures.iter().cloned());
             }
         }
+        for a in &run.attacks {
+            if let Some(e) = &a.failure {
+                f.push(format!("{} on {}: {e}", a.attack, a.target));
+            }
+        }
         if row.is_fault {
-            match row.recovery {
+            // An attack stage lasts as long as its attacks: its bound is on the
+            // recovery once they are over.
+            let measured = if run.attacks.is_empty() {
+                row.recovery
+            } else {
+                row.catch_up
+            };
+            match measured {
                 None => f.push(format!(
                     "did not recover within {}s of the fault's end",
                     config.recovery_timeout
@@ -510,6 +532,12 @@ fn row_json(r: &Row, p: &PhaseRun) -> Value {
         "upstreams_before": r.upstreams_before,
         "upstreams_after": r.upstreams_after,
         "rolling_restart": p.drains.iter().map(crate::rolling::to_json).collect::<Vec<_>>(),
+        "attacks": p.attacks.iter().map(|a| json!({
+            "attack": a.attack,
+            "target": a.target,
+            "passed": a.failure.is_none(),
+            "detail": a.failure.as_deref().unwrap_or(&a.detail),
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -606,7 +634,7 @@ pub fn render_text(r: &Report) -> String {
         for f in &row.failures {
             notes.push(format!("FAIL: {f}"));
         }
-        for d in &row.drains {
+        for d in row.drains.iter().chain(&row.attacks) {
             let _ = writeln!(out, "{}: {d}", row.name);
         }
         if !notes.is_empty() {

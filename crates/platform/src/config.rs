@@ -288,7 +288,7 @@ impl Settings {
             public_gateway_url: String::new(),
             http: crate::http::HttpLimits {
                 header_timeout: get_duration(lookup, "HERALD_HTTP_HEADER_TIMEOUT", Duration::from_secs(10))?,
-                idle_timeout: get_duration(lookup, "HERALD_HTTP_IDLE_TIMEOUT", Duration::from_secs(60))?,
+                idle_timeout: get_duration(lookup, "HERALD_HTTP_IDLE_TIMEOUT", Duration::from_secs(75))?,
                 body_timeout: get_duration(lookup, "HERALD_HTTP_BODY_TIMEOUT", Duration::from_secs(30))?,
                 max_head_bytes: get(lookup, "HERALD_HTTP_MAX_HEAD_BYTES", 32 * 1024)?,
             },

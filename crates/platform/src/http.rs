@@ -56,7 +56,7 @@ impl Default for HttpLimits {
     fn default() -> Self {
         Self {
             header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(75),
             body_timeout: Duration::from_secs(30),
             max_head_bytes: 32 * 1024,
         }

@@ -166,6 +166,7 @@ macro_rules! change_route {
                 (status = 200, description = "The notification after the change (idempotent)", body = Notification),
                 (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
                 (status = 404, description = "Not in the caller's inbox", body = Problem, content_type = "application/problem+json"),
+                (status = 422, description = "The id holds a character that cannot be stored (NUL)", body = Problem, content_type = "application/problem+json"),
             ),
             security(("bearer" = []))
         )]

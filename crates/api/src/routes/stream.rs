@@ -58,6 +58,7 @@ pub struct ControlEvent {
     responses(
         (status = 200, description = "An endless `text/event-stream` body; each `data:` line is an `Envelope` (JSON). Consume it with `EventSource` or an SSE parser, not a request/response client.", body = String, content_type = "text/event-stream"),
         (status = 400, description = "Invalid topics or too many topics", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A query parameter holds a NUL, which no topic, token or position contains", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or expired token; a long-lived token in the URL", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A topic the token may not read", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The gateway is draining or its dependencies are down", body = Problem, content_type = "application/problem+json"),
