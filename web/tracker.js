@@ -425,7 +425,7 @@
     // No ?order= in the URL: explain how to get one.
     const sub = H.sub || 'alice';
     const id = EXAMPLE_ID;
-    const auth = '  -H "Authorization: Bearer $HERALD_DEMO_SERVICE_TOKEN" \\\n' +
+    const auth = '  -H "Authorization: Bearer $SVC_TOKEN" \\\n' +
       '  -H \'content-type: application/json\' \\\n';
     const code = 'curl -X PUT ' + H.API + '/v1/orders/' + id + ' \\\n' + auth +
       '  -d \'{"customer_id":' + JSON.stringify(sub) + ',"data":{"total":"42.00","currency":"USD"}}\'\n\n' +

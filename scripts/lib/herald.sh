@@ -178,6 +178,11 @@ herald_prepare_env() {
     # The local stack is a development stack: serve the demo bell page.
     export HERALD_DEMO="${HERALD_DEMO:-true}"
     export HERALD_WEB_DIR="${HERALD_WEB_DIR:-$HS_ROOT/web}"
+    # Development pages on other origins may embed Herald: the demo page (served by the
+    # API, streaming from the gateway's port) and the examples in clients/js/examples
+    # (Vite's dev server on :5173, a static server on :8000). Set it (even empty) to
+    # override.
+    export HERALD_CORS_ORIGINS="${HERALD_CORS_ORIGINS-http://$HERALD_API_ADDR,http://localhost:${HERALD_API_ADDR##*:},http://localhost:5173,http://127.0.0.1:5173,http://localhost:8000,http://127.0.0.1:8000}"
 
     if [[ -z "${HERALD_JWT_SECRET:-}" ]]; then
         mkdir -p "$HS_STATE_DIR"

@@ -42,7 +42,8 @@
 #   STACK_BIN_DIR                 where the binaries are taken from
 #   HERALD_DATABASE_URL, HERALD_REDIS_URL, HERALD_REDIS_PREFIX, HERALD_JWT_SECRET,
 #   HERALD_JWT_AUDIENCE, HERALD_API_ADDR, HERALD_GATEWAY_ADDR, HERALD_WORKER_ADDR,
-#   HERALD_DEMO=true, HERALD_WEB_DIR, HERALD_PUBLIC_GATEWAY_URL
+#   HERALD_DEMO=true, HERALD_WEB_DIR, HERALD_PUBLIC_GATEWAY_URL, and
+#   HERALD_CORS_ORIGINS (the API's own origin, for the demo page) unless already set
 #
 # Knobs:
 #   STACK_BIN_DIR        binaries (default: $CARGO_TARGET_DIR/debug, else target/debug)
@@ -257,6 +258,9 @@ stack_start() {
     export HERALD_DEMO=true
     export HERALD_WEB_DIR="$HS_ROOT/web"
     export HERALD_PUBLIC_GATEWAY_URL="http://127.0.0.1:$gateway_port"
+    # The demo page is served by the API and streams from the gateway, another origin:
+    # allow it, unless the caller chose the origins (set, even empty).
+    export HERALD_CORS_ORIGINS="${HERALD_CORS_ORIGINS-http://127.0.0.1:$api_port}"
 
     export STACK_API_URL="http://127.0.0.1:$api_port"
     export STACK_GATEWAY_URL="http://127.0.0.1:$gateway_port"

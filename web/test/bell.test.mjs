@@ -3,7 +3,8 @@
 //   cd web/test && npm ci && node bell.test.mjs
 //
 // Environment (all required unless noted):
-//   HERALD_API_URL              e.g. http://127.0.0.1:8080 (serves the page at /demo)
+//   HERALD_API_URL              e.g. http://127.0.0.1:8080 (serves the page at /demo; the
+//                               page's <herald-bell> is the @herald/client package's)
 //   HERALD_GATEWAY_URL          e.g. http://127.0.0.1:8081
 //   HERALD_USER_TOKEN           user JWT for alice (sub = the recipient)
 //   HERALD_SERVICE_TOKEN        service JWT with the `publish` scope
@@ -123,9 +124,9 @@ function publish(i) {
   }, { 'idempotency-key': randomUUID() });
 }
 
-/** The badge text ('' when hidden, i.e. 0 unread). */
+/** The badge text ('' when hidden, i.e. 0 unread), inside <herald-bell>'s shadow DOM. */
 const badge = (page) => page.evaluate(() => {
-  const b = document.querySelector('[data-testid="badge"]');
+  const b = document.querySelector('herald-bell')?.shadowRoot?.querySelector('[data-testid="badge"]');
   if (!b || b.hidden || getComputedStyle(b).display === 'none') return '';
   return b.textContent.trim();
 });
@@ -141,7 +142,7 @@ async function openDropdown(page) {
 
 /** Every rendered notification: {id, title, unread}. */
 const listed = (page) => page.evaluate(() =>
-  Array.from(document.querySelectorAll('[data-testid="dropdown"] [data-testid="notification"]'), (li) => ({
+  Array.from(document.querySelector('herald-bell').shadowRoot.querySelectorAll('[data-testid="dropdown"] [data-testid="notification"]'), (li) => ({
     id: li.dataset.id,
     title: li.querySelector('[data-testid="title"]')?.textContent ?? '',
     unread: li.dataset.unread === 'true',
@@ -249,11 +250,13 @@ step('two tabs open the demo page and go live with a zero badge', 30_000, async 
     log(`note: the page streams from ${cfg.gateway_url}, HERALD_GATEWAY_URL is ${GATEWAY}`);
   }
 
-  const url = `${API}/demo?token=${encodeURIComponent(USER_TOKEN)}`;
+  // The token rides in the fragment (never sent to the server), read once by the page.
+  const url = `${API}/demo#token=${encodeURIComponent(USER_TOKEN)}`;
   await Promise.all([tab1.goto(url), tab2.goto(url)]);
   for (const [name, page] of [['tab 1', tab1], ['tab 2', tab2]]) {
     await eventually(`${name} status is "live"`, () => status(page), (s) => s === 'live', 15_000);
     await eventually(`${name} badge is hidden (0 unread)`, () => badge(page), (b) => b === '', 5_000);
+    assert.ok(!page.url().includes('token='), `${name}: the token left the address bar`);
   }
 });
 
@@ -322,7 +325,7 @@ step('screenshot: tab 1 with the dropdown open', 20_000, async () => {
   await openDropdown(tab1);
   await tab1.evaluate(() => {
     document.activeElement?.blur();
-    document.querySelector('[data-testid="list"]').scrollTop = 0;
+    document.querySelector('herald-bell').shadowRoot.querySelector('[data-testid="list"]').scrollTop = 0;
   });
   await tab1.mouse.move(200, 700); // no hover state in the picture
   await sleep(300);

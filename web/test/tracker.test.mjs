@@ -217,7 +217,7 @@ step('the page opens on a new order and feed: tracker at "placed", one live stre
   });
   assert.equal(order.status, 'placed');
 
-  await page.goto(`${API}/demo?token=${encodeURIComponent(USER_TOKEN)}&order=${encodeURIComponent(ORDER_ID)}&feed=${encodeURIComponent(FEED)}`);
+  await page.goto(`${API}/demo?order=${encodeURIComponent(ORDER_ID)}&feed=${encodeURIComponent(FEED)}#token=${encodeURIComponent(USER_TOKEN)}`);
   const { value, ms } = await eventually('tracker shows "placed" and both panels are live',
     () => snapshot(page),
     (s) => s.connection === 'live' && s.trackerLive && s.feedLive && s.statusKey === 'placed',

@@ -342,9 +342,12 @@ pub fn router(state: AppState) -> Router {
         .route("/docs/swagger-ui.css", get(routes::ops::docs_css))
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::Extension(http::BodyLimit(body_limit)))
         .layer(axum::middleware::from_fn(http::refuse_unstorable_url))
         .layer(axum::middleware::map_response(http::problem_for_every_error))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::middleware::from_fn(http::limit_request_head))
+        // Outermost: every answer, refusals and preflights included.
+        .layer(http::cors(&state.settings.cors_origins))
         .with_state(state)
 }

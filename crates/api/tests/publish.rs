@@ -90,8 +90,13 @@ async fn bad_publish_bodies_are_4xx_problems_naming_the_field_and_write_nothing(
         "{{\"topic\":\"user:a\",\"type\":\"a\",\"data\":\"{}\"}}",
         "x".repeat(300 * 1024)
     );
-    let (got, _) = post(&app, &svc, huge.into(), "application/json").await;
+    let (got, problem) = post(&app, &svc, huge.into(), "application/json").await;
     assert_eq!(got, 413, "request body limit");
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("262144 bytes") && detail.contains("HERALD_MAX_BODY_BYTES"),
+        "a 413 names the limit and its variable: {problem}"
+    );
 
     assert_eq!(event_count(&pool).await, 0, "nothing written");
 }

@@ -119,10 +119,12 @@ impl Gateway {
     }
 
     /// The stream endpoint alone, for mounting on another server (the
-    /// single-node binary serves it on the API address too).
+    /// single-node binary serves it on the API address too), with the same
+    /// CORS answers as the gateway's own.
     pub fn stream_router(&self) -> Router {
         Router::new()
             .route("/v1/stream", get(stream::stream))
+            .layer(http::cors(&self.state.settings.cors_origins))
             .with_state(self.state.clone())
     }
 
@@ -161,6 +163,8 @@ impl Gateway {
             .layer(axum::middleware::from_fn(http::refuse_unstorable_url))
             .layer(axum::middleware::map_response(http::problem_for_every_error))
             .layer(axum::middleware::from_fn(http::limit_request_head))
+            // Outermost: refusals (401, 403, …) carry it too, for allowed origins only.
+            .layer(http::cors(&state.settings.cors_origins))
             .with_state(state.clone());
         let stop_serving = CancellationToken::new();
         let serve = tokio::spawn(http::serve_streams(

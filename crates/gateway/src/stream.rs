@@ -126,10 +126,7 @@ pub async fn stream(
         Ok(r) => r,
         Err(p) => {
             state.metrics.refused.inc();
-            let mut res = p.into_response();
-            res.headers_mut()
-                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-            res
+            p.into_response()
         }
     }
 }
@@ -245,9 +242,8 @@ async fn open(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    // Pages on any origin may open streams: credentials travel in the URL
-    // (stream tokens) or the Authorization header, never in cookies.
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    // CORS headers, for the origins in HERALD_CORS_ORIGINS only, come from
+    // the router's `platform::http::cors` layer.
     Ok(res)
 }
 

@@ -18,6 +18,9 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A page origin the single node allows (HERALD_CORS_ORIGINS).
+const APP_ORIGIN: &str = "http://app.example.test:5173";
+
 struct Herald(Child);
 
 impl Drop for Herald {
@@ -37,6 +40,7 @@ fn start(db_url: &str, api: u16, gw: u16, worker: u16) -> Herald {
             .env("HERALD_API_ADDR", format!("127.0.0.1:{api}"))
             .env("HERALD_GATEWAY_ADDR", format!("127.0.0.1:{gw}"))
             .env("HERALD_WORKER_ADDR", format!("127.0.0.1:{worker}"))
+            .env("HERALD_CORS_ORIGINS", APP_ORIGIN)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -107,5 +111,59 @@ async fn one_binary_on_postgres_alone_publishes_streams_and_survives_kill_9(pool
             .collect::<Vec<_>>(),
         [4, 5]
     );
+    drop(herald);
+}
+
+/// The stream served on the API address follows HERALD_CORS_ORIGINS like the
+/// gateway's: answers and refusals carry CORS headers for allowed origins only.
+#[sqlx::test(migrations = false)]
+async fn the_api_address_stream_follows_cors_origins(pool: PgPool) {
+    let db = pool.connect_options().get_database().unwrap().to_owned();
+    let base = std::env::var("DATABASE_URL").unwrap();
+    let db_url = format!("{}/{db}", base.rsplit_once('/').unwrap().0);
+    let (api, gw, worker) = (free_port(), free_port(), free_port());
+    let herald = start(&db_url, api, gw, worker);
+    let api_url = format!("http://127.0.0.1:{api}");
+    wait_ready(&api_url).await;
+    let http = reqwest::Client::new();
+    let get = |origin: &'static str, query: &'static str, token: Option<String>| {
+        let mut req = http
+            .get(format!("{api_url}/v1/stream?{query}"))
+            .header("origin", origin);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    for (origin, expected) in [(APP_ORIGIN, Some(APP_ORIGIN)), ("http://evil.example.test", None)] {
+        let allow = |r: &reqwest::Response| {
+            r.headers()
+                .get("access-control-allow-origin")
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        let ok = get(origin, "topics=user:alice", Some(user_token("alice")))
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200, "{origin}");
+        assert_eq!(allow(&ok).as_deref(), expected, "{origin}: open stream");
+        drop(ok);
+        let unauthorized = get(origin, "topics=user:alice", None).await.unwrap();
+        assert_eq!(unauthorized.status(), 401, "{origin}");
+        assert_eq!(allow(&unauthorized).as_deref(), expected, "{origin}: 401");
+        let forbidden = get(origin, "topics=user:bob", Some(user_token("alice")))
+            .await
+            .unwrap();
+        assert_eq!(forbidden.status(), 403, "{origin}");
+        assert_eq!(allow(&forbidden).as_deref(), expected, "{origin}: 403");
+        let counts = http
+            .get(format!("{api_url}/v1/me/notifications/counts"))
+            .header("origin", origin)
+            .bearer_auth(user_token("alice"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(counts.status(), 200);
+        assert_eq!(allow(&counts).as_deref(), expected, "{origin}: REST");
+    }
     drop(herald);
 }

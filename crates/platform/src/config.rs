@@ -28,6 +28,102 @@ pub enum LogFormat {
     Json,
 }
 
+/// The browser origins allowed to call the API and open streams
+/// (`HERALD_CORS_ORIGINS`). Tokens travel in the `Authorization` header or a
+/// stream token in the URL, never in cookies, so no answer ever allows
+/// credentials and `*` is safe where an operator wants it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CorsOrigins {
+    /// No cross-origin access (the default): no `Access-Control-Allow-Origin`.
+    #[default]
+    None,
+    /// `*`: any origin.
+    Any,
+    /// Exact origins (`https://app.example.com`), lowercased, without a path.
+    List(Vec<String>),
+}
+
+impl CorsOrigins {
+    /// Parses a comma-separated list of origins, or `*` alone.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let entries: Vec<&str> = raw.split(',').map(str::trim).filter(|e| !e.is_empty()).collect();
+        if entries.is_empty() {
+            return Ok(Self::None);
+        }
+        if entries.contains(&"*") {
+            return if entries.len() == 1 {
+                Ok(Self::Any)
+            } else {
+                Err("`*` allows every origin and cannot be combined with others".into())
+            };
+        }
+        let mut origins = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let origin = parse_origin(entry)?;
+            if !origins.contains(&origin) {
+                origins.push(origin);
+            }
+        }
+        Ok(Self::List(origins))
+    }
+
+    /// True when a browser page on `origin` may read the answers.
+    pub fn allows(&self, origin: &str) -> bool {
+        match self {
+            Self::None => false,
+            Self::Any => true,
+            Self::List(list) => list.iter().any(|o| o == origin),
+        }
+    }
+}
+
+/// An origin as browsers send it: `http(s)://host[:port]`, nothing after.
+fn parse_origin(entry: &str) -> Result<String, String> {
+    let bad =
+        |why: &str| format!("`{entry}` is not an origin ({why}); write it like https://app.example.com:8443");
+    let (scheme, rest) = entry.split_once("://").ok_or_else(|| bad("no scheme"))?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return Err(bad("the scheme must be http or https"));
+    }
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
+        return Err(bad(
+            "only scheme, host and port: no path, not even a trailing `/`",
+        ));
+    }
+    let (host, port) = match rest.strip_prefix('[') {
+        Some(v6) => {
+            let (addr, after) = v6.split_once(']').ok_or_else(|| bad("unclosed `[`"))?;
+            let port = match after {
+                "" => None,
+                p => Some(p.strip_prefix(':').ok_or_else(|| bad("junk after the address"))?),
+            };
+            (format!("[{addr}]"), port)
+        }
+        None => match rest.rsplit_once(':') {
+            Some((h, p)) => (h.to_owned(), Some(p)),
+            None => (rest.to_owned(), None),
+        },
+    };
+    let host_ok = !host.is_empty()
+        && (host.starts_with('[')
+            || host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-')));
+    if !host_ok {
+        return Err(bad("a bad host"));
+    }
+    if let Some(p) = port {
+        if p.is_empty() || p.parse::<u16>().map_or(true, |n| n == 0) {
+            return Err(bad("a bad port"));
+        }
+    }
+    Ok(match port {
+        Some(p) => format!("{scheme}://{}:{p}", host.to_ascii_lowercase()),
+        None => format!("{scheme}://{}", host.to_ascii_lowercase()),
+    })
+}
+
 /// JWT verification settings shared by the API and the gateway.
 #[derive(Clone)]
 pub struct JwtSettings {
@@ -112,6 +208,8 @@ pub struct Settings {
     pub public_gateway_url: String,
     /// Timeouts and size bounds of every HTTP listener.
     pub http: crate::http::HttpLimits,
+    /// Origins whose pages may call the API and open streams (CORS).
+    pub cors_origins: CorsOrigins,
 }
 
 type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -292,6 +390,14 @@ impl Settings {
                 body_timeout: get_duration(lookup, "HERALD_HTTP_BODY_TIMEOUT", Duration::from_secs(30))?,
                 max_head_bytes: get(lookup, "HERALD_HTTP_MAX_HEAD_BYTES", 32 * 1024)?,
             },
+            cors_origins: match lookup("HERALD_CORS_ORIGINS") {
+                None => CorsOrigins::None,
+                Some(raw) => CorsOrigins::parse(&raw).map_err(|message| ConfigError::Invalid {
+                    var: "HERALD_CORS_ORIGINS",
+                    value: raw.clone(),
+                    message,
+                })?,
+            },
         };
         let mut settings = settings;
         settings.public_gateway_url = non_empty(lookup, "HERALD_PUBLIC_GATEWAY_URL")
@@ -446,6 +552,55 @@ mod tests {
         .to_string();
         assert!(e.starts_with("HERALD_REDIS_URL"), "{e}");
         assert!(!with(&[]).unwrap().redis_cluster);
+    }
+
+    #[test]
+    fn cors_origins_are_exact_origins_or_a_lone_star() {
+        assert_eq!(
+            with(&[]).unwrap().cors_origins,
+            CorsOrigins::None,
+            "empty by default"
+        );
+        assert_eq!(
+            with(&[("HERALD_CORS_ORIGINS", " ")]).unwrap().cors_origins,
+            CorsOrigins::None
+        );
+        assert_eq!(
+            with(&[("HERALD_CORS_ORIGINS", "*")]).unwrap().cors_origins,
+            CorsOrigins::Any
+        );
+        let s = with(&[(
+            "HERALD_CORS_ORIGINS",
+            "https://App.Example.com, http://127.0.0.1:5173,http://[::1]:8000,https://app.example.com",
+        )])
+        .unwrap();
+        assert_eq!(
+            s.cors_origins,
+            CorsOrigins::List(vec![
+                "https://app.example.com".into(),
+                "http://127.0.0.1:5173".into(),
+                "http://[::1]:8000".into(),
+            ])
+        );
+        assert!(s.cors_origins.allows("http://127.0.0.1:5173"));
+        assert!(!s.cors_origins.allows("http://127.0.0.1:5174"));
+        assert!(!CorsOrigins::None.allows("https://app.example.com"));
+        for bad in [
+            "*, https://a.example",
+            "app.example.com",
+            "https://app.example.com/",
+            "https://app.example.com/path",
+            "ftp://app.example.com",
+            "https://user@app.example.com",
+            "https://app.example.com:0",
+            "https://app.example.com:99999",
+            "https://app.example.com:",
+            "https://app_example.com",
+            "null",
+        ] {
+            let e = with(&[("HERALD_CORS_ORIGINS", bad)]).unwrap_err().to_string();
+            assert!(e.starts_with("HERALD_CORS_ORIGINS"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::CorsOrigins;
 use crate::problem::{FieldError, Problem};
 
 /// The accept queue length asked of the kernel (capped by
@@ -81,9 +82,54 @@ pub async fn serve(
     serve_with_connection_handles(listener, router, limits, shutdown).await
 }
 
-/// A JSON request body. Rejections: 413 over the body limit, 415 without a
-/// JSON content type, 400 for malformed JSON, 422 naming the field for
-/// well-formed JSON of the wrong shape.
+/// The CORS layer every service puts outermost, from `HERALD_CORS_ORIGINS`.
+///
+/// Allowed origins get `Access-Control-Allow-Origin` (their own origin, or `*`
+/// with [`CorsOrigins::Any`]) on every answer, refusals included, so a page can
+/// read a 401 or a 403. Preflights are answered for `Authorization`,
+/// `Content-Type`, `Idempotency-Key` and `Last-Event-ID` (a browser's
+/// `EventSource` sends it on reconnect), cached 10 minutes; `Retry-After` and
+/// `Idempotent-Replayed` are exposed to scripts. Every answer carries
+/// `Vary: Origin` (a shared cache must not hand one origin's answer to
+/// another). A disallowed origin gets no `Access-Control-Allow-Origin`: the
+/// browser then keeps the answer from the page (the request is still served
+/// as usual, so a misconfigured origin logs no error). Credentials (cookies)
+/// are never allowed: Herald reads none. Any `OPTIONS` request is answered
+/// here as a preflight.
+pub fn cors(origins: &CorsOrigins) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([
+            header::RETRY_AFTER,
+            HeaderName::from_static("idempotent-replayed"),
+        ])
+        .max_age(std::time::Duration::from_secs(600));
+    match origins {
+        CorsOrigins::None => layer.allow_origin(AllowOrigin::list(std::iter::empty())),
+        CorsOrigins::Any => layer.allow_origin(AllowOrigin::any()),
+        CorsOrigins::List(list) => layer.allow_origin(AllowOrigin::list(
+            list.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
+        )),
+    }
+}
+
+/// The request body limit (`HERALD_MAX_BODY_BYTES`) as a request extension,
+/// so that [`JsonBody`]'s 413 can name it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// A JSON request body. Rejections: 413 over the body limit (naming it, when
+/// a [`BodyLimit`] extension is present), 415 without a JSON content type,
+/// 400 for malformed JSON, 422 naming the field for well-formed JSON of the
+/// wrong shape.
 #[derive(Debug, Clone)]
 pub struct JsonBody<T>(pub T);
 
@@ -112,6 +158,7 @@ where
             )
             .detail("send `Content-Type: application/json`"));
         }
+        let size_limit = req.extensions().get::<BodyLimit>().copied();
         // The whole body within the listener's body timeout: a client
         // trickling a byte at a time must not hold the request forever.
         let limit = req
@@ -138,7 +185,12 @@ where
                     "payload-too-large",
                     "The request body is too large",
                 )
-                .detail(rejection.body_text())
+                .detail(match size_limit {
+                    Some(BodyLimit(max)) => format!(
+                        "the request body is larger than {max} bytes, the limit set by HERALD_MAX_BODY_BYTES"
+                    ),
+                    None => rejection.body_text(),
+                })
             } else {
                 Problem::bad_request(rejection.body_text())
             }

@@ -1,0 +1,46 @@
+/**
+ * `@herald/client`: Herald in the browser.
+ *
+ * - `HeraldClient`: the REST API, typed from Herald's OpenAPI document.
+ * - `HeraldStream`: live events over one `EventSource` per browser, shared by
+ *   every tab of the origin, resumed without loss or duplicates.
+ * - `Inbox`: notifications and exact counts kept current from both.
+ * - `<herald-bell>`: import `@herald/client/bell` (or load the single-file
+ *   `dist/browser/herald-bell.js`) to define it.
+ */
+export {
+  HeraldClient,
+  HeraldError,
+  type Activity,
+  type ActivityPage,
+  type BodyOf,
+  type Counts,
+  type Envelope,
+  type EventPage,
+  type HeraldClientOptions,
+  type Method,
+  type Notification,
+  type NotificationPage,
+  type NotificationStatus,
+  type Order,
+  type OrderStatus,
+  type PathsWith,
+  type Problem,
+  type RequestOptions,
+  type Schemas,
+  type StreamToken,
+  type SuccessOf,
+  type TokenSource,
+  type components,
+  type paths,
+} from './client.js';
+export {
+  HeraldStream,
+  type HeraldStreamOptions,
+  type ResyncReason,
+  type StreamRole,
+  type StreamStatus,
+  type StreamTokenAnswer,
+  type StreamTokenSource,
+} from './stream.js';
+export { Inbox, INBOX_EVENTS, compareNotifications, type InboxChange } from './inbox.js';

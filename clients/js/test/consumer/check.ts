@@ -1,0 +1,64 @@
+// Type-checked (never run) by scripts/js-test in a scratch project that installed the
+// `npm pack` tarball of @herald/client: the published types must match Herald's spec.
+// Each `@ts-expect-error` asserts the generated types REJECT a wrong call; if one stopped
+// rejecting, tsc fails on the unused directive.
+import {
+  HeraldClient,
+  HeraldError,
+  HeraldStream,
+  Inbox,
+  type Counts,
+  type Envelope,
+  type Notification,
+  type NotificationPage,
+  type paths,
+} from '@herald/client';
+import { HeraldBell, defineHeraldBell } from '@herald/client/bell';
+import type { components } from '@herald/client/schema';
+
+const client = new HeraldClient({ baseUrl: 'https://notify.example.com', token: async () => 'jwt' });
+
+async function typed(): Promise<void> {
+  const page: NotificationPage = await client.request('get', '/v1/me/notifications', { query: { status: 'unread', limit: 20 } });
+  const first: Notification | undefined = page.items[0];
+  const title: string | undefined = first?.title;
+  const counts: Counts = await client.counts();
+  const unread: number = counts.unread;
+  const token = await client.request('post', '/v1/stream-tokens', { body: { topics: ['user:alice'] } });
+  const expires: number = token.expires_in;
+  const n: Notification = await client.request('post', '/v1/me/notifications/{id}/read', { path: { id: 'x' } });
+  const order = await client.getOrder('A-1001');
+  const status: components['schemas']['OrderStatus'] = order.status;
+  void [title, unread, expires, n, status];
+
+  // @ts-expect-error: no such path in the spec
+  await client.request('get', '/v1/me/notifs');
+  // @ts-expect-error: the inbox cannot be DELETEd
+  await client.request('delete', '/v1/me/notifications');
+  // @ts-expect-error: `limit` is a number
+  await client.request('get', '/v1/me/notifications', { query: { limit: 'ten' } });
+  // @ts-expect-error: the path parameter is required
+  await client.request('post', '/v1/me/notifications/{id}/read', {});
+  // @ts-expect-error: a stream-token body's topics are strings
+  await client.request('post', '/v1/stream-tokens', { body: { topics: [42] } });
+  // @ts-expect-error: Counts has no `count`
+  const wrong: number = counts.count;
+  void wrong;
+}
+
+const stream = new HeraldStream({ url: 'https://stream.example.com', getToken: (topics) => client.createStreamToken(topics) });
+stream.on('notification.created', (env: Envelope) => console.log(env.seq, env.topic));
+stream.onResync(null, (reason: 'open' | 'reset') => console.log(reason));
+stream.onState((s) => console.log(s === 'live'));
+const inbox = new Inbox(client, stream);
+inbox.onChange(() => console.log(inbox.unread));
+
+defineHeraldBell();
+const bell = document.createElement('herald-bell');
+const isBell: HeraldBell = bell;
+bell.getToken = async () => 'jwt';
+bell.stream = stream;
+const unreadNow: number | null = bell.unread;
+void [typed, isBell, unreadNow, HeraldError];
+type StreamOp = paths['/v1/stream']['get'];
+void (null as unknown as StreamOp);
