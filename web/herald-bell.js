@@ -237,7 +237,13 @@ button { font: inherit; }
 `;
 
 // dist/inbox.js
-var INBOX_EVENTS = ["notification.created", "notification.updated", "inbox.read_all", "inbox.seen"];
+var INBOX_EVENTS = [
+  "notification.created",
+  "notification.updated",
+  "notification.expired",
+  "inbox.read_all",
+  "inbox.seen"
+];
 var PAGE_SIZE = 20;
 var time = (iso) => {
   const t = iso ? Date.parse(iso) : NaN;
@@ -342,6 +348,10 @@ var Inbox = class {
       this.upsert(n);
       if (type === "notification.created" && n && isNew && this.items.has(n.id))
         arrived.push(n.id);
+    } else if (type === "notification.expired") {
+      const n = data?.notification;
+      if (n && typeof n.id === "string")
+        this.items.delete(n.id);
     } else {
       const field = type === "inbox.read_all" ? "read_at" : "seen_at";
       const when = at || (/* @__PURE__ */ new Date()).toISOString();

@@ -15,7 +15,13 @@
 import type { Counts, HeraldClient, Notification, NotificationPage } from './client.js';
 import type { HeraldStream } from './stream.js';
 
-export const INBOX_EVENTS = ['notification.created', 'notification.updated', 'inbox.read_all', 'inbox.seen'] as const;
+export const INBOX_EVENTS = [
+  'notification.created',
+  'notification.updated',
+  'notification.expired',
+  'inbox.read_all',
+  'inbox.seen',
+] as const;
 
 const PAGE_SIZE = 20;
 const time = (iso: string | null | undefined): number => {
@@ -129,6 +135,10 @@ export class Inbox {
       const isNew = !!n && !this.items.has(n.id);
       this.upsert(n);
       if (type === 'notification.created' && n && isNew && this.items.has(n.id)) arrived.push(n.id);
+    } else if (type === 'notification.expired') {
+      // Its `expires_at` passed: it has left lists and counts.
+      const n = data?.notification as Notification | undefined;
+      if (n && typeof n.id === 'string') this.items.delete(n.id);
     } else {
       // Only counts travel; apply the change to what we hold, up to the event's time.
       const field = type === 'inbox.read_all' ? 'read_at' : 'seen_at';

@@ -1232,6 +1232,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The id holds a character that cannot be stored (NUL) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The database is unavailable; retry after `Retry-After` seconds */
             503: {
                 headers: {
@@ -1282,6 +1291,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The id holds a character that cannot be stored (NUL) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The database is unavailable; retry after `Retry-After` seconds */
             503: {
                 headers: {
@@ -1325,6 +1343,15 @@ export interface operations {
             };
             /** @description Not in the caller's inbox */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The id holds a character that cannot be stored (NUL) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1474,6 +1501,15 @@ export interface operations {
             };
             /** @description No such order, or not yours */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The order id is not a valid order id */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1783,6 +1819,15 @@ export interface operations {
             };
             /** @description A topic the token may not read */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A query parameter holds a NUL, which no topic, token or position contains */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
