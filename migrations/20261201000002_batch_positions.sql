@@ -9,7 +9,8 @@ DROP INDEX events_outbox;
 CREATE INDEX events_outbox ON events (pending_no, batch_pos) WHERE seq IS NULL;
 
 -- As before (see 20261125000004_sequence_function.sql), and: the pick is
--- extended to the end of the last insertion number it reaches, so a batch is
+-- extended to the rest of the last insertion number it reaches (an equality
+-- lookup in the outbox index, not a second scan from its start), so a batch is
 -- sequenced whole (at most batch_limit + 499 rows in one step).
 CREATE OR REPLACE FUNCTION herald_sequence(batch_limit bigint)
 RETURNS TABLE (id uuid, seq bigint, topic text, type text, data jsonb, created_at timestamptz)
@@ -17,25 +18,27 @@ LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 DECLARE
     base bigint;
-    upto bigint;
     n bigint;
 BEGIN
     -- Serializes sequencers: the next block starts after the last one.
     SELECT s.last_seq INTO base FROM sequencer s FOR UPDATE;
-    SELECT max(c.pending_no) INTO upto
-      FROM (SELECT e.pending_no
-              FROM events e
-             WHERE e.seq IS NULL
-             ORDER BY e.pending_no, e.batch_pos
-             LIMIT batch_limit) c;
-    IF upto IS NULL THEN
-        RETURN;
-    END IF;
     RETURN QUERY
-    WITH picked AS (
-        SELECT e.id, row_number() OVER (ORDER BY e.pending_no, e.batch_pos) AS ord
+    WITH cand AS (
+        SELECT e.id, e.pending_no, e.batch_pos
           FROM events e
-         WHERE e.seq IS NULL AND e.pending_no <= upto
+         WHERE e.seq IS NULL
+         ORDER BY e.pending_no, e.batch_pos
+         LIMIT batch_limit
+    ), edge AS (
+        SELECT max(c.pending_no) AS last_no, max(c.batch_pos) FILTER (WHERE c.pending_no = (SELECT max(pending_no) FROM cand)) AS last_pos
+          FROM cand c
+    ), rest AS (
+        SELECT e.id, e.pending_no, e.batch_pos
+          FROM events e, edge
+         WHERE e.seq IS NULL AND e.pending_no = edge.last_no AND e.batch_pos > edge.last_pos
+    ), picked AS (
+        SELECT x.id, row_number() OVER (ORDER BY x.pending_no, x.batch_pos) AS ord
+          FROM (SELECT * FROM cand UNION ALL SELECT * FROM rest) x
     )
     UPDATE events e
        SET seq = base + p.ord, sequenced_at = now()

@@ -43,6 +43,8 @@ pub struct AppState {
     pub publish_rate: Arc<rate::PublishRate>,
     /// Begins the transactions that append events (and wakes the worker).
     pub outbox: outbox::Outbox,
+    /// Web Push, when a VAPID key is configured.
+    pub push: Option<Arc<herald_push::WebPush>>,
 }
 
 impl AppState {
@@ -100,6 +102,8 @@ impl FromRef<AppState> for Arc<Verifier> {
         (name = "feeds", description = "Activity feeds."),
         (name = "orders", description = "Order status tracking."),
         (name = "streaming", description = "Live streams and stream tokens."),
+        (name = "preferences", description = "What reaches each user, per category and channel."),
+        (name = "push", description = "Web Push subscriptions (RFC 8030, 8291, 8292)."),
     )
 )]
 struct ApiDoc;
@@ -146,6 +150,20 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(routes::orders::put_order, routes::orders::get_order))
         .routes(routes!(routes::orders::change_status))
+        .routes(routes!(
+            routes::preferences::get_preferences,
+            routes::preferences::put_preferences
+        ))
+        .routes(routes!(
+            routes::preferences::put_category,
+            routes::preferences::get_category
+        ))
+        .routes(routes!(routes::push::vapid_public_key))
+        .routes(routes!(
+            routes::push::subscribe,
+            routes::push::list,
+            routes::push::unsubscribe
+        ))
         .split_for_parts()
 }
 
@@ -217,6 +235,24 @@ pub fn openapi_json() -> String {
     s
 }
 
+/// Web Push from its settings: `None` without a VAPID key; a bad key,
+/// subject or host list stops start-up naming its variable.
+pub fn web_push(
+    s: &herald_platform::config::PushSettings,
+) -> Result<Option<herald_push::WebPush>, ConfigError> {
+    herald_push::WebPush::from_settings(
+        s.vapid_private_key.as_ref().map(|k| k.expose()),
+        s.vapid_subject.as_deref(),
+        &s.allowed_hosts,
+        s.allow_insecure,
+    )
+    .map_err(|e| ConfigError::Invalid {
+        var: e.var,
+        value: "<redacted>".into(),
+        message: e.message,
+    })
+}
+
 pub struct Application {
     listener: TcpListener,
     router: Router,
@@ -247,9 +283,11 @@ impl Application {
             .await
             .map_err(|source| BuildError::Bind { addr, source })?;
         let openapi_json = axum::body::Bytes::from(openapi_json());
+        let push = web_push(&settings.push)?.map(Arc::new);
         let state = AppState {
             publish_rate: Arc::new(rate::PublishRate::new(settings.publish_rate)),
             outbox: outbox::Outbox::start(pool.clone()),
+            push,
             pool,
             verifier,
             metrics: Arc::new(ApiMetrics::default()),

@@ -6,10 +6,12 @@
 //! type grammar, and so on. Services parse raw input at the edge and pass the
 //! parsed types inward.
 
+pub mod duration;
 pub mod event;
 pub mod feed;
 pub mod notification;
 pub mod order;
+pub mod preference;
 pub mod sse;
 pub mod text;
 pub mod topic;

@@ -162,6 +162,54 @@ impl std::fmt::Debug for JwtSettings {
     }
 }
 
+/// A secret setting: its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Web Push (api, worker). Without a VAPID key nothing is pushed.
+#[derive(Debug, Clone)]
+pub struct PushSettings {
+    /// `HERALD_VAPID_PRIVATE_KEY`: PEM, or the base64url P-256 scalar.
+    pub vapid_private_key: Option<Secret>,
+    /// `HERALD_VAPID_SUBJECT`: `mailto:` or `https:` contact for push services.
+    pub vapid_subject: Option<String>,
+    /// `HERALD_PUSH_ALLOWED_HOSTS`: hosts (or `*.domain`) endpoints may have.
+    pub allowed_hosts: String,
+    /// `HERALD_PUSH_ALLOW_INSECURE`: also `http` and non-public addresses
+    /// (tests with a local push service only).
+    pub allow_insecure: bool,
+    /// `HERALD_PUSH_TTL`: how long a push service keeps a push for an offline device.
+    pub ttl: Duration,
+    /// `HERALD_PUSH_CONCURRENCY`: pushes one worker sends at once.
+    pub concurrency: usize,
+    /// `HERALD_PUSH_LEASE`: how long a worker holds a claimed push before
+    /// another may send it (a worker that died meanwhile).
+    pub lease: Duration,
+}
+
+impl PushSettings {
+    /// Whether Web Push is configured.
+    pub fn enabled(&self) -> bool {
+        self.vapid_private_key.is_some()
+    }
+}
+
 /// Every setting of every service. Each service reads what it needs.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -210,7 +258,13 @@ pub struct Settings {
     pub http: crate::http::HttpLimits,
     /// Origins whose pages may call the API and open streams (CORS).
     pub cors_origins: CorsOrigins,
+    pub push: PushSettings,
 }
+
+/// The push services of Chrome (FCM), Firefox (Mozilla), Edge (WNS) and
+/// Safari (Apple).
+pub const DEFAULT_PUSH_HOSTS: &str =
+    "fcm.googleapis.com,updates.push.services.mozilla.com,*.push.services.mozilla.com,*.notify.windows.com,web.push.apple.com";
 
 type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -244,21 +298,7 @@ fn non_empty(lookup: Lookup<'_>, var: &str) -> Option<String> {
 }
 
 /// Parses `250ms`, `30s`, `5m`, `12h`, `7d` (a bare number is seconds).
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let ms = match unit {
-        "ms" => n,
-        "" | "s" => n.checked_mul(1_000)?,
-        "m" => n.checked_mul(60_000)?,
-        "h" => n.checked_mul(3_600_000)?,
-        "d" => n.checked_mul(86_400_000)?,
-        _ => return None,
-    };
-    Some(Duration::from_millis(ms))
-}
+pub use herald_domain::duration::parse as parse_duration;
 
 impl Settings {
     /// Reads the process environment (and `HERALD_CONFIG_FILE` when set).
@@ -390,6 +430,16 @@ impl Settings {
                 body_timeout: get_duration(lookup, "HERALD_HTTP_BODY_TIMEOUT", Duration::from_secs(30))?,
                 max_head_bytes: get(lookup, "HERALD_HTTP_MAX_HEAD_BYTES", 32 * 1024)?,
             },
+            push: PushSettings {
+                vapid_private_key: non_empty(lookup, "HERALD_VAPID_PRIVATE_KEY").map(Secret),
+                vapid_subject: non_empty(lookup, "HERALD_VAPID_SUBJECT"),
+                allowed_hosts: non_empty(lookup, "HERALD_PUSH_ALLOWED_HOSTS")
+                    .unwrap_or_else(|| DEFAULT_PUSH_HOSTS.into()),
+                allow_insecure: get(lookup, "HERALD_PUSH_ALLOW_INSECURE", false)?,
+                ttl: get_duration(lookup, "HERALD_PUSH_TTL", Duration::from_secs(86_400))?,
+                concurrency: get(lookup, "HERALD_PUSH_CONCURRENCY", 32)?,
+                lease: get_duration(lookup, "HERALD_PUSH_LEASE", Duration::from_secs(60))?,
+            },
             cors_origins: match lookup("HERALD_CORS_ORIGINS") {
                 None => CorsOrigins::None,
                 Some(raw) => CorsOrigins::parse(&raw).map_err(|message| ConfigError::Invalid {
@@ -437,6 +487,39 @@ impl Settings {
             if v.is_zero() {
                 return Err(invalid(var, "0".into(), "must be positive"));
             }
+        }
+        match (&self.push.vapid_private_key, &self.push.vapid_subject) {
+            (Some(_), None) => {
+                return Err(ConfigError::Missing {
+                    var: "HERALD_VAPID_SUBJECT",
+                    why: "push services need a contact (mailto: or https:) with the VAPID key",
+                })
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Missing {
+                    var: "HERALD_VAPID_PRIVATE_KEY",
+                    why: "HERALD_VAPID_SUBJECT is set, but pushes are signed with a VAPID key",
+                })
+            }
+            _ => {}
+        }
+        if self.push.lease < Duration::from_secs(1) {
+            return Err(invalid(
+                "HERALD_PUSH_LEASE",
+                format!("{:?}", self.push.lease),
+                "must be at least 1s (longer than a push takes to send)",
+            ));
+        }
+        if self.push.concurrency == 0
+            || self.push.ttl.is_zero()
+            || self.push.ttl > Duration::from_secs(28 * 86_400)
+        {
+            let (var, value) = if self.push.concurrency == 0 {
+                ("HERALD_PUSH_CONCURRENCY", "0".to_owned())
+            } else {
+                ("HERALD_PUSH_TTL", format!("{:?}", self.push.ttl))
+            };
+            return Err(invalid(var, value, "must be positive (a TTL at most 28d)"));
         }
         let head = self.http.max_head_bytes;
         if !(crate::http::MIN_HEAD_BYTES..=crate::http::MAX_HEAD_BYTES_LIMIT).contains(&head) {
@@ -601,17 +684,6 @@ mod tests {
             let e = with(&[("HERALD_CORS_ORIGINS", bad)]).unwrap_err().to_string();
             assert!(e.starts_with("HERALD_CORS_ORIGINS"), "{bad}: {e}");
         }
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
-        assert_eq!(parse_duration("12h"), Some(Duration::from_secs(43_200)));
-        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
-        assert_eq!(parse_duration("5"), Some(Duration::from_secs(5)));
-        assert_eq!(parse_duration("x"), None);
-        assert_eq!(parse_duration("5w"), None);
     }
 
     #[test]

@@ -77,6 +77,41 @@ impl Exposition {
     }
 }
 
+/// One latency histogram (seconds), with the buckets of the HTTP metrics.
+#[derive(Debug, Default)]
+pub struct LatencyHistogram(std::sync::Mutex<Histogram>);
+
+impl LatencyHistogram {
+    pub fn observe(&self, seconds: f64) {
+        let mut h = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        h.record(seconds);
+    }
+
+    /// Appends the histogram as `name` in the Prometheus text format.
+    pub fn render(&self, out: &mut String, name: &str, help: &str) {
+        let h = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", h.counts[i]);
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
+        let _ = writeln!(out, "{name}_sum {}", h.sum);
+        let _ = writeln!(out, "{name}_count {}", h.count);
+    }
+}
+
+impl Histogram {
+    fn record(&mut self, seconds: f64) {
+        self.count += 1;
+        self.sum += seconds;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                self.counts[i] += 1;
+            }
+        }
+    }
+}
+
 /// Request counts and latency histograms by route, method and status:
 /// `herald_http_requests_total` and `herald_http_request_duration_seconds`.
 ///
@@ -126,14 +161,7 @@ impl HttpMetrics {
     pub fn observe(&self, route: &str, method: &axum::http::Method, status: u16, seconds: f64) {
         let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
         let key = (route.to_owned(), method_label(method), status);
-        let h = series.entry(key).or_default();
-        h.count += 1;
-        h.sum += seconds;
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if seconds <= *bound {
-                h.counts[i] += 1;
-            }
-        }
+        series.entry(key).or_default().record(seconds);
     }
 
     pub fn render(&self, out: &mut String) {

@@ -7,6 +7,10 @@
 //!   the events that announce every change on `user:{id}`.
 //! - [`due`]: work that falls due at a time (a notification's expiry), kept
 //!   in one table and claimed exactly once by whichever worker gets to it.
+//! - [`preferences`]: category defaults and users' choices per channel.
+//! - [`push`]: push subscriptions and the push queue.
+//! - [`send`]: one notification to its recipients, each reached the way they
+//!   chose.
 //!
 //! The API writes through these on requests, the worker on time (due work);
 //! neither has its own copy of the rules.
@@ -14,3 +18,6 @@
 pub mod due;
 pub mod inbox;
 pub mod outbox;
+pub mod preferences;
+pub mod push;
+pub mod send;

@@ -4,6 +4,7 @@
 //! Each test gets its own database (from `#[sqlx::test]`) and its own Redis
 //! channel prefix, so tests run in parallel and never see each other.
 
+pub mod push;
 pub mod raw;
 
 use std::collections::HashMap;

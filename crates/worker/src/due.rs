@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use herald_store::due::{self, DueKind};
 use herald_store::inbox;
 use herald_store::outbox::Outbox;
@@ -22,19 +23,63 @@ const MAX_SLEEP: Duration = Duration::from_secs(1);
 
 /// Runs due work until `shutdown`.
 pub async fn run(pool: PgPool, outbox: Outbox, shutdown: CancellationToken) {
+    poll(&DueWork { pool, outbox }, &shutdown).await
+}
+
+struct DueWork {
+    pool: PgPool,
+    outbox: Outbox,
+}
+
+impl Queue for DueWork {
+    const WHAT: &'static str = "due work";
+
+    fn full(&self) -> usize {
+        BATCH as usize
+    }
+
+    fn step(&self) -> impl std::future::Future<Output = Result<usize, sqlx::Error>> + Send {
+        run_batch(&self.outbox)
+    }
+
+    fn next_due(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Option<DateTime<Utc>>, sqlx::Error>> + Send {
+        due::next_due(&self.pool)
+    }
+}
+
+/// A queue of timed work the worker runs (due work, pushes).
+pub trait Queue {
+    /// What it is, for the log.
+    const WHAT: &'static str;
+    /// A step that took this many items may have left more.
+    fn full(&self) -> usize;
+    /// Does one batch; how many items it took.
+    fn step(&self) -> impl std::future::Future<Output = Result<usize, sqlx::Error>> + Send;
+    /// When the next item comes due, if any.
+    fn next_due(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Option<DateTime<Utc>>, sqlx::Error>> + Send;
+}
+
+/// Runs `queue` until `shutdown`: steps until one is not full, then sleeps
+/// until the next item is due (at most [`MAX_SLEEP`], at least 10 ms). An
+/// error is logged and retried after the sleep.
+pub async fn poll<Q: Queue>(queue: &Q, shutdown: &CancellationToken) {
     loop {
         loop {
-            match run_batch(&outbox).await {
-                Ok(n) if n as i64 == BATCH && !shutdown.is_cancelled() => continue,
+            match queue.step().await {
+                Ok(n) if n >= queue.full() && !shutdown.is_cancelled() => continue,
                 Ok(_) => break,
                 Err(e) => {
-                    tracing::warn!(error = %e, "due work failed; retrying");
+                    tracing::warn!(error = %e, "{} failed; retrying", Q::WHAT);
                     break;
                 }
             }
         }
-        let wait = match due::next_due(&pool).await {
-            Ok(Some(at)) => (at - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO),
+        let wait = match queue.next_due().await {
+            Ok(Some(at)) => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO),
             Ok(None) | Err(_) => MAX_SLEEP,
         };
         tokio::select! {

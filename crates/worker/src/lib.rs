@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod due;
 pub mod metrics;
+pub mod push;
 pub mod relay;
 pub mod retention;
 pub mod sequencer;
@@ -34,6 +35,8 @@ pub struct Worker {
     pool: PgPool,
     relay: OutboxRelay,
     retention: Duration,
+    /// Delivers the push queue, when Web Push is configured.
+    push: Option<push::PushSender>,
     /// The Redis servers (one, or a cluster's seeds) `/readyz` pings.
     redis: Vec<redis::ConnectionInfo>,
     metrics: Arc<WorkerMetrics>,
@@ -74,9 +77,24 @@ impl Worker {
             }
             Bus::Local(_) => Vec::new(),
         };
+        let web_push = herald_push::WebPush::from_settings(
+            settings.push.vapid_private_key.as_ref().map(|k| k.expose()),
+            settings.push.vapid_subject.as_deref(),
+            &settings.push.allowed_hosts,
+            settings.push.allow_insecure,
+        )
+        .map_err(|e| BuildError::Push(e.to_string()))?;
+        let push = match web_push {
+            None => None,
+            Some(w) => Some(
+                push::PushSender::new(pool.clone(), w, &settings.push, metrics.clone())
+                    .map_err(|e| BuildError::Push(e.to_string()))?,
+            ),
+        };
         Ok(Self {
             listener,
             limits: settings.http,
+            push,
             pool,
             relay,
             retention: settings.retention,
@@ -106,6 +124,7 @@ impl Worker {
             herald_store::outbox::Outbox::start(self.pool.clone()),
             shutdown.clone(),
         ));
+        let pusher = self.push.map(|p| tokio::spawn(p.run(shutdown.clone())));
         let pruner = tokio::spawn(prune_forever(
             self.pool,
             self.retention,
@@ -116,6 +135,9 @@ impl Worker {
         shutdown.cancel();
         let _ = relay.await;
         let _ = due.await;
+        if let Some(p) = pusher {
+            let _ = p.await;
+        }
         let _ = pruner.await;
         served
     }
@@ -169,4 +191,6 @@ pub enum BuildError {
     Bind(#[from] std::io::Error),
     #[error(transparent)]
     Relay(#[from] RelayError),
+    #[error("web push: {0}")]
+    Push(String),
 }

@@ -1,6 +1,6 @@
 //! The worker's Prometheus metrics.
 
-use herald_platform::metrics::{Counter, Exposition, Gauge};
+use herald_platform::metrics::{Counter, Exposition, Gauge, LatencyHistogram};
 
 #[derive(Debug, Default)]
 pub struct WorkerMetrics {
@@ -12,6 +12,12 @@ pub struct WorkerMetrics {
     pub leader: Gauge,
     pub pruned: Counter,
     pub pruned_idempotency_keys: Counter,
+    pub pushes_sent: Counter,
+    pub pushes_skipped: Counter,
+    pub pushes_retried: Counter,
+    pub pushes_gone: Counter,
+    pub pushes_dropped: Counter,
+    pub push_send_seconds: LatencyHistogram,
 }
 
 impl WorkerMetrics {
@@ -67,7 +73,24 @@ impl WorkerMetrics {
             "Idle Postgres connections in the pool.",
             pool_idle as i64,
         );
+        x.counter_vec(
+            "herald_push_deliveries_total",
+            "Push deliveries by outcome: sent (2xx), skipped (read, seen or muted meanwhile), retried (429, 5xx, no answer), gone (404/410: the subscription is deleted), dropped (can never succeed).",
+            "outcome",
+            &[
+                ("sent", self.pushes_sent.get()),
+                ("skipped", self.pushes_skipped.get()),
+                ("retried", self.pushes_retried.get()),
+                ("gone", self.pushes_gone.get()),
+                ("dropped", self.pushes_dropped.get()),
+            ],
+        );
         let mut s = x.finish();
+        self.push_send_seconds.render(
+            &mut s,
+            "herald_push_send_seconds",
+            "Time from a push's POST to the push service's answer.",
+        );
         s.push_str(&format!(
             "# HELP herald_outbox_lag_seconds Age of the oldest unsequenced event.\n# TYPE herald_outbox_lag_seconds gauge\nherald_outbox_lag_seconds {outbox_lag_seconds}\n"
         ));

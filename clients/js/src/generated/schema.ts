@@ -4,6 +4,24 @@
  */
 
 export interface paths {
+    "/v1/categories/{category}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A category's defaults (the built-in ones, if no service set any). */
+        get: operations["get_category"];
+        /** Sets a category's defaults (replacing what was set). */
+        put: operations["put_category"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/events": {
         parameters: {
             query?: never;
@@ -183,6 +201,59 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/me/preferences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's preferences: every category with defaults or a choice of
+         *     theirs, with what reaches them. Any other category reaches them on every
+         *     channel.
+         */
+        get: operations["get_preferences"];
+        /**
+         * Changes the caller's preferences for the categories listed, and announces
+         *     the result on `user:{sub}` as `preferences.updated` (`{preferences}`), so
+         *     every open tab's settings panel stays current. A required category cannot
+         *     be muted: the change is a 422 naming it, and nothing is changed.
+         */
+        put: operations["put_preferences"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/push-subscriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's push subscriptions. */
+        get: operations["list"];
+        put?: never;
+        /**
+         * Registers this browser's push subscription for the caller.
+         * @description The endpoint must be an `https` URL of an allowed push service
+         *     (`HERALD_PUSH_ALLOWED_HOSTS`) resolving to public addresses only: it is a
+         *     URL Herald will POST to. The same endpoint again replaces the stored one
+         *     (for the caller, even if another user had it: one browser profile, one
+         *     subscription).
+         */
+        post: operations["subscribe"];
+        /** Removes one of the caller's push subscriptions (idempotent). */
+        delete: operations["unsubscribe"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/notifications": {
         parameters: {
             query?: never;
@@ -232,6 +303,23 @@ export interface paths {
         put?: never;
         /** Moves an order to a new status. */
         post: operations["change_status"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/push/vapid-public-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The VAPID public key pages subscribe with. */
+        get: operations["vapid_public_key"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -366,11 +454,54 @@ export interface components {
              */
             next_cursor?: string | null;
         };
+        /**
+         * @description One category as a user sees it: what reaches them, and whether they may
+         *     change it.
+         */
+        CategoryPreference: {
+            in_app: boolean;
+            /** @description The service made the category required: its channels follow the defaults. */
+            required: boolean;
+            web_push: boolean;
+        };
+        /** @description A category's defaults. */
+        CategorySettings: {
+            /** @description Inbox entries on by default (default `true`). */
+            in_app?: boolean;
+            /**
+             * @description How long a push waits, e.g. `30s` (default `0s`, at most `7d`): a
+             *     notification read or seen meanwhile is not pushed.
+             * @example 30s
+             */
+            push_delay?: string;
+            /** @description Users cannot mute it (default `false`). */
+            required?: boolean;
+            /** @description Web Push on by default (default `true`). */
+            web_push?: boolean;
+        };
         ChangeStatus: {
             data?: unknown;
             /** @description Shown in the timeline, at most 1000 characters. */
             note?: string | null;
             status: components["schemas"]["OrderStatus"];
+        };
+        /**
+         * @description What the caller chooses for one category; a channel left out (or `null`)
+         *     follows the category's default.
+         */
+        ChannelChoice: {
+            in_app?: boolean | null;
+            web_push?: boolean | null;
+        };
+        /**
+         * @description How many recipients one channel reached, and how many it did not because
+         *     of their preferences.
+         */
+        ChannelReport: {
+            /** Format: int64 */
+            reached: number;
+            /** Format: int64 */
+            suppressed: number;
         };
         /** @description The payload of `event: herald.reset`, `event: herald.reauth` and `event: herald.reconnect` frames. */
         ControlEvent: {
@@ -423,8 +554,18 @@ export interface components {
             recipient: string;
         };
         CreatedNotifications: {
-            /** @description One entry per distinct recipient, in request order. */
+            /** @description Per channel: recipients reached, and suppressed by their preferences. */
+            delivery: components["schemas"]["Delivery"];
+            /**
+             * @description One inbox entry per distinct recipient who has `in_app` on for the
+             *     category, in request order.
+             */
             notifications: components["schemas"]["CreatedNotification"][];
+        };
+        /** @description Per channel, what a send came to. */
+        Delivery: {
+            in_app: components["schemas"]["ChannelReport"];
+            web_push: components["schemas"]["PushReport"];
         };
         /**
          * @description The one shape of a delivered event: the same in REST listings, SSE frames
@@ -477,6 +618,17 @@ export interface components {
             field: string;
             /** @description What is wrong with it. */
             message: string;
+        };
+        /** @description Exactly what `PushSubscription.toJSON()` gives. */
+        NewPushSubscription: {
+            /** @description The push service URL to POST to: `https`, on an allowed push service. */
+            endpoint: string;
+            /**
+             * Format: double
+             * @description When the subscription expires (milliseconds since the epoch), or `null`.
+             */
+            expirationTime?: number | null;
+            keys: components["schemas"]["PushKeys"];
         };
         /** @description One inbox entry. */
         Notification: {
@@ -547,6 +699,21 @@ export interface components {
             verb: string;
         };
         /**
+         * @description Every category a user has a say in: those with defaults and those the user
+         *     set; any other category reaches them on every channel.
+         */
+        Preferences: {
+            categories: {
+                [key: string]: components["schemas"]["CategoryPreference"];
+            };
+        };
+        /** @description The caller's choices, by category. Categories not listed keep what they were. */
+        PreferencesChange: {
+            categories: {
+                [key: string]: components["schemas"]["ChannelChoice"];
+            };
+        };
+        /**
          * @description An RFC 9457 problem document.
          * @example {
          *       "detail": "topic: the kind must start with a lowercase letter",
@@ -599,6 +766,41 @@ export interface components {
              */
             type: string;
         };
+        /** @description The subscription's keys, as the browser gives them. */
+        PushKeys: {
+            /** @description base64url 16-byte auth secret. */
+            auth: string;
+            /** @description base64url uncompressed P-256 public key. */
+            p256dh: string;
+        };
+        /**
+         * @description The push channel: recipients reached (at least one push queued) and
+         *     suppressed by preference, recipients with `web_push` on but no
+         *     subscription, and the pushes queued (one per subscription).
+         */
+        PushReport: {
+            /** Format: int64 */
+            queued: number;
+            /** Format: int64 */
+            reached: number;
+            /** Format: int64 */
+            suppressed: number;
+            /** Format: int64 */
+            without_subscription: number;
+        };
+        PushSubscriptionInfo: {
+            /** Format: date-time */
+            created_at: string;
+            endpoint: string;
+            /** Format: int64 */
+            expirationTime?: number | null;
+        };
+        PushSubscriptionList: {
+            subscriptions: components["schemas"]["PushSubscriptionInfo"][];
+        };
+        PushUnsubscribe: {
+            endpoint: string;
+        };
         PutOrder: {
             /** @description The user who placed the order (may read it and stream `order:{id}`). */
             customer_id: string;
@@ -639,6 +841,13 @@ export interface components {
             note?: string | null;
             status: components["schemas"]["OrderStatus"];
         };
+        VapidPublicKey: {
+            /**
+             * @description The base64url uncompressed P-256 point, as `pushManager.subscribe`'s
+             *     `applicationServerKey` takes it.
+             */
+            public_key: string;
+        };
         /** Format: int64 */
         i64: number;
     };
@@ -650,6 +859,146 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    get_category: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `[a-z][a-z0-9_.-]{0,63}` */
+                category: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The category's defaults */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CategorySettings"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An invalid category */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    put_category: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `[a-z][a-z0-9_.-]{0,63}` */
+                category: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CategorySettings"];
+            };
+        };
+        responses: {
+            /** @description The category's defaults */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CategorySettings"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not a service token */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An invalid field (named) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     publish_event: {
         parameters: {
             query?: never;
@@ -1370,6 +1719,377 @@ export interface operations {
             };
         };
     };
+    get_preferences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's preferences */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Preferences"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token's `sub` is not a user id */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    put_preferences: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PreferencesChange"];
+            };
+        };
+        responses: {
+            /** @description The caller's preferences after the change */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Preferences"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token's `sub` is not a user id */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description An invalid category, or a required one muted (named) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's subscriptions, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PushSubscriptionList"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token's `sub` is not a user id */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    subscribe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewPushSubscription"];
+            };
+        };
+        responses: {
+            /** @description Already known; updated */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PushSubscriptionInfo"];
+                };
+            };
+            /** @description Stored */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PushSubscriptionInfo"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token's `sub` is not a user id */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Web Push is not configured */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The endpoint is not allowed, or the keys are invalid (named) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    unsubscribe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PushUnsubscribe"];
+            };
+        };
+        responses: {
+            /** @description Removed (or there was none) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token's `sub` is not a user id */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     create_notifications: {
         parameters: {
             query?: never;
@@ -1386,7 +2106,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Stored and announced on each `user:{id}` as `notification.created` */
+            /** @description Stored and announced on each `user:{id}` as `notification.created` (for recipients with `in_app` on), pushes queued (for those with `web_push` on) */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -1747,6 +2467,44 @@ export interface operations {
             };
             /** @description Publish rate exceeded for this token; retry after `Retry-After` seconds */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    vapid_public_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The application server key */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VapidPublicKey"];
+                };
+            };
+            /** @description Web Push is not configured */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

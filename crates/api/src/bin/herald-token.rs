@@ -2,6 +2,7 @@
 //! `HERALD_JWT_SECRET` for the audience `HERALD_JWT_AUDIENCE` (default herald).
 //!
 //! herald-token --sub alice [--scope publish] [--topics 'feed:*,order:1'] [--ttl 3600]
+//! herald-token vapid-keys   (a new Web Push key pair, as HERALD_VAPID_PRIVATE_KEY lines)
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,6 +16,14 @@ fn main() {
 }
 
 fn run() -> Result<(), String> {
+    if std::env::args().nth(1).as_deref() == Some("vapid-keys") {
+        let (private, public) = herald_push::VapidKey::generate();
+        println!("# A new VAPID key pair (P-256). Keep the private key secret; pages subscribe with the");
+        println!("# public one, which GET /v1/push/vapid-public-key also serves.");
+        println!("HERALD_VAPID_PRIVATE_KEY={private}");
+        println!("# public key: {public}");
+        return Ok(());
+    }
     let settings = Settings::from_env().map_err(|e| e.to_string())?;
     let secret = settings
         .jwt
@@ -44,6 +53,7 @@ fn run() -> Result<(), String> {
             "--ttl" => ttl = value()?.parse().map_err(|_| "--ttl takes seconds")?,
             "-h" | "--help" => {
                 println!("herald-token --sub ID [--scope 'publish admin'] [--topics 'feed:*,order:1'] [--ttl SECONDS]");
+                println!("herald-token vapid-keys");
                 return Ok(());
             }
             other => return Err(format!("unknown argument {other}")),

@@ -15,7 +15,8 @@ use crate::error::ApiResult;
 use crate::inbox::{self, Change, Counts, Notification};
 use crate::AppState;
 
-fn user(p: &Principal) -> Result<String, Problem> {
+/// The caller's user id, or 403 for a token whose `sub` is not one.
+pub(crate) fn user(p: &Principal) -> Result<String, Problem> {
     p.user_topic()
         .map(|t| t.key().to_owned())
         .ok_or_else(|| Problem::forbidden("the inbox needs a user token whose `sub` is a valid user id"))

@@ -7,5 +7,7 @@ pub mod inbox;
 pub mod notifications;
 pub mod ops;
 pub mod orders;
+pub mod preferences;
+pub mod push;
 pub mod stream;
 pub mod stream_tokens;

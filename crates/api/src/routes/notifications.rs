@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::error::ApiResult;
 use crate::idempotency::{Claim, IdempotencyKey};
-use crate::inbox::{self, NewNotification};
+use crate::inbox::NewNotification;
 use crate::routes::events::{replayed, require_publish};
 use crate::AppState;
 
@@ -51,8 +51,11 @@ pub struct CreatedNotification {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreatedNotifications {
-    /// One entry per distinct recipient, in request order.
+    /// One inbox entry per distinct recipient who has `in_app` on for the
+    /// category, in request order.
     pub notifications: Vec<CreatedNotification>,
+    /// Per channel: recipients reached, and suppressed by their preferences.
+    pub delivery: herald_store::send::Delivery,
 }
 
 /// Sends a notification to each recipient's inbox.
@@ -65,7 +68,7 @@ pub struct CreatedNotifications {
     responses(
         (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "Malformed or empty JSON body", body = Problem, content_type = "application/problem+json"),
-        (status = 201, description = "Stored and announced on each `user:{id}` as `notification.created`", body = CreatedNotifications),
+        (status = 201, description = "Stored and announced on each `user:{id}` as `notification.created` (for recipients with `in_app` on), pushes queued (for those with `web_push` on)", body = CreatedNotifications),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks the `publish` scope", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
@@ -120,12 +123,6 @@ pub async fn create_notifications(
             return Ok(replayed(status, body));
         }
     }
-    // Lock inboxes in one global order so concurrent sends cannot deadlock.
-    let mut order: Vec<_> = recipients.iter().collect();
-    order.sort();
-    for user in &order {
-        inbox::lock_user(&mut tx, user.as_str()).await?;
-    }
     let new = NewNotification {
         category: &req.category,
         title: &req.title,
@@ -134,16 +131,17 @@ pub async fn create_notifications(
         action_url: req.action_url.as_deref(),
         expires_at: req.expires_at,
     };
-    let mut created = Vec::with_capacity(recipients.len());
-    for user in &recipients {
-        let n = inbox::insert(&mut tx, user, &new).await?;
-        created.push(CreatedNotification {
-            recipient: user.as_str().to_owned(),
-            id: n.id,
-        });
-    }
+    let sent = herald_store::send::send(&mut tx, &recipients, &new, state.push.is_some()).await?;
     let body = CreatedNotifications {
-        notifications: created,
+        notifications: sent
+            .created
+            .iter()
+            .map(|(user, n)| CreatedNotification {
+                recipient: user.as_str().to_owned(),
+                id: n.id,
+            })
+            .collect(),
+        delivery: sent.delivery,
     };
     if let Some(key) = &key {
         key.record(&mut tx, StatusCode::CREATED, &serde_json::to_value(&body)?)

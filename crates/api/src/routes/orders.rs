@@ -25,7 +25,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{Claim, IdempotencyKey};
-use crate::inbox::{self, NewNotification};
+use crate::inbox::NewNotification;
 use crate::outbox::OutboxTx;
 use crate::routes::events::{replayed, require_publish};
 use crate::{outbox, AppState};
@@ -134,15 +134,23 @@ async fn load(conn: &mut sqlx::PgConnection, order_id: &str, lock: bool) -> ApiR
 
 /// Records `to` in the timeline and announces it on `order:{id}` and in the
 /// customer's inbox. The caller holds the order row lock.
-async fn record_status(
-    tx: &mut OutboxTx,
-    order_id: &str,
-    customer: &UserId,
+/// One status change of an order.
+struct StatusChange<'a> {
     from: Option<OrderStatus>,
     to: OrderStatus,
-    note: Option<&str>,
-    data: &serde_json::Value,
+    note: Option<&'a str>,
+    data: &'a serde_json::Value,
+}
+
+async fn record_status(
+    tx: &mut OutboxTx,
+    state: &AppState,
+    order_id: &str,
+    customer: &UserId,
+    change: StatusChange<'_>,
 ) -> ApiResult<()> {
+    let StatusChange { from, to, note, data } = change;
+    let web_push = state.push.is_some();
     let at = sqlx::query_scalar!(
         "INSERT INTO order_timeline (order_id, status, note, data) VALUES ($1, $2, $3, $4) RETURNING at",
         order_id,
@@ -160,12 +168,12 @@ async fn record_status(
     let event_type =
         EventType::parse("order.status_changed").map_err(|e| ApiError::Internal(e.to_string()))?;
     outbox::append(tx, &topic, &event_type, &event).await?;
-    inbox::lock_user(tx, customer.as_str()).await?;
     let title = format!("Order {order_id} is {}", to.as_str().replace('_', " "));
     let payload = serde_json::json!({ "order_id": order_id, "status": to });
-    inbox::insert(
+    // The customer's preferences for `order` apply, as for any notification.
+    herald_store::send::send(
         tx,
-        customer,
+        std::slice::from_ref(customer),
         &NewNotification {
             category: "order",
             title: &title,
@@ -174,6 +182,7 @@ async fn record_status(
             action_url: None,
             expires_at: None,
         },
+        web_push,
     )
     .await?;
     Ok(())
@@ -262,12 +271,15 @@ pub async fn put_order(
             }
             record_status(
                 &mut tx,
+                &state,
                 &order_id,
                 &customer,
-                None,
-                initial,
-                None,
-                &serde_json::json!({}),
+                StatusChange {
+                    from: None,
+                    to: initial,
+                    note: None,
+                    data: &serde_json::json!({}),
+                },
             )
             .await?;
             StatusCode::CREATED
@@ -302,12 +314,15 @@ pub async fn put_order(
                 .await?;
                 record_status(
                     &mut tx,
+                    &state,
                     &order_id,
                     &customer,
-                    Some(current.status),
-                    to,
-                    None,
-                    &serde_json::json!({}),
+                    StatusChange {
+                        from: Some(current.status),
+                        to,
+                        note: None,
+                        data: &serde_json::json!({}),
+                    },
                 )
                 .await?;
             }
@@ -379,12 +394,15 @@ pub async fn change_status(
     .await?;
     record_status(
         &mut tx,
+        &state,
         &order_id,
         &customer,
-        Some(current.status),
-        req.status,
-        req.note.as_deref(),
-        &data,
+        StatusChange {
+            from: Some(current.status),
+            to: req.status,
+            note: req.note.as_deref(),
+            data: &data,
+        },
     )
     .await?;
     let order = load(&mut tx, &order_id, false)
