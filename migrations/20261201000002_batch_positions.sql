@@ -8,10 +8,9 @@ ALTER TABLE events ADD COLUMN batch_pos integer NOT NULL DEFAULT 0;
 DROP INDEX events_outbox;
 CREATE INDEX events_outbox ON events (pending_no, batch_pos) WHERE seq IS NULL;
 
--- As before (see 20261125000004_sequence_function.sql), and: the pick is
--- extended to the rest of the last insertion number it reaches (an equality
--- lookup in the outbox index, not a second scan from its start), so a batch is
--- sequenced whole (at most batch_limit + 499 rows in one step).
+-- As before (see 20261125000004_sequence_function.sql), and: the pick goes on
+-- past `batch_limit` to the end of the insertion number it reached (from the
+-- same index scan, at most 499 rows further), so a batch is sequenced whole.
 CREATE OR REPLACE FUNCTION herald_sequence(batch_limit bigint)
 RETURNS TABLE (id uuid, seq bigint, topic text, type text, data jsonb, created_at timestamptz)
 LANGUAGE plpgsql VOLATILE AS $$
@@ -24,21 +23,18 @@ BEGIN
     SELECT s.last_seq INTO base FROM sequencer s FOR UPDATE;
     RETURN QUERY
     WITH cand AS (
-        SELECT e.id, e.pending_no, e.batch_pos
+        SELECT e.id, e.pending_no, row_number() OVER (ORDER BY e.pending_no, e.batch_pos) AS ord
           FROM events e
          WHERE e.seq IS NULL
          ORDER BY e.pending_no, e.batch_pos
-         LIMIT batch_limit
-    ), edge AS (
-        SELECT max(c.pending_no) AS last_no, max(c.batch_pos) FILTER (WHERE c.pending_no = (SELECT max(pending_no) FROM cand)) AS last_pos
-          FROM cand c
-    ), rest AS (
-        SELECT e.id, e.pending_no, e.batch_pos
-          FROM events e, edge
-         WHERE e.seq IS NULL AND e.pending_no = edge.last_no AND e.batch_pos > edge.last_pos
+         LIMIT batch_limit + 499
     ), picked AS (
-        SELECT x.id, row_number() OVER (ORDER BY x.pending_no, x.batch_pos) AS ord
-          FROM (SELECT * FROM cand UNION ALL SELECT * FROM rest) x
+        -- The first `batch_limit`, and the rest of the last one's insertion
+        -- number: contiguous in `ord`, since candidates come in that order.
+        SELECT c.id, c.ord
+          FROM cand c
+         WHERE c.ord <= batch_limit
+            OR c.pending_no = (SELECT c2.pending_no FROM cand c2 WHERE c2.ord = batch_limit)
     )
     UPDATE events e
        SET seq = base + p.ord, sequenced_at = now()

@@ -162,3 +162,38 @@ async fn relay_done(pool: &PgPool, total: i32) -> bool {
         .unwrap();
     published == i64::from(total)
 }
+
+/// A batch (one insertion number) is sequenced whole: a step that reaches its
+/// first rows takes the rest too, past the step's limit, so no event that
+/// commits later can land between two of its positions.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_step_never_splits_a_batch(pool: PgPool) {
+    // Three batches of 300, one insertion number each.
+    for b in 0..3i32 {
+        sqlx::query(
+            "WITH n AS (SELECT nextval(pg_get_serial_sequence('events', 'pending_no')) AS no)
+             INSERT INTO events (id, pending_no, batch_pos, topic, type, data) OVERRIDING SYSTEM VALUE
+             SELECT gen_random_uuid(), n.no, g, 'user:a', 't', jsonb_build_object('b', $1::int, 'i', g)
+               FROM n, generate_series(1, 300) g",
+        )
+        .bind(b)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let first = sequence_batch(&pool, 500).await.unwrap().events;
+    assert_eq!(first.len(), 600, "the 500th row's batch is taken whole");
+    let second = sequence_batch(&pool, 500).await.unwrap().events;
+    assert_eq!(second.len(), 300);
+    for (k, batch) in first.chunks(300).chain(second.chunks(300)).enumerate() {
+        let seqs: Vec<i64> = batch.iter().map(|e| e.seq).collect();
+        let from = seqs[0];
+        assert_eq!(
+            seqs,
+            (from..from + 300).collect::<Vec<_>>(),
+            "batch {k} consecutive"
+        );
+        let is: Vec<i64> = batch.iter().map(|e| e.data["i"].as_i64().unwrap()).collect();
+        assert_eq!(is, (1..=300).collect::<Vec<_>>(), "in the order given");
+    }
+}
