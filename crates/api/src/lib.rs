@@ -65,7 +65,7 @@ impl AppState {
         let mut len = Count(0);
         // Serializing a `Value` cannot fail, and counting cannot either.
         let _ = serde_json::to_writer(&mut len, data);
-        let max = self.settings.max_event_data_bytes;
+        let max = self.settings.api.max_event_data_bytes;
         if len.0 > max {
             return Err(format!("must be at most {max} bytes of JSON (got {})", len.0));
         }
@@ -278,14 +278,14 @@ impl Application {
         let verifier = Arc::new(Verifier::from_settings(&settings.jwt)?);
         verifier.warm_up().await;
         db::MIGRATOR.run(&pool).await?;
-        let addr = settings.api_addr;
+        let addr = settings.api.addr;
         let listener = http::bind(addr)
             .await
             .map_err(|source| BuildError::Bind { addr, source })?;
         let openapi_json = axum::body::Bytes::from(openapi_json());
         let push = web_push(&settings.push)?.map(Arc::new);
         let state = AppState {
-            publish_rate: Arc::new(rate::PublishRate::new(settings.publish_rate)),
+            publish_rate: Arc::new(rate::PublishRate::new(settings.api.publish_rate)),
             outbox: outbox::Outbox::start(pool.clone()),
             push,
             pool,
@@ -363,9 +363,9 @@ async fn observe(
 
 /// The whole API router for `state`.
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.settings.max_body_bytes;
+    let body_limit = state.settings.api.max_body_bytes;
     let (api, _) = api_router();
-    let api = if state.settings.demo {
+    let api = if state.settings.api.demo {
         api.route("/demo", get(routes::demo::index))
             .route("/demo/{name}", get(routes::demo::asset))
     } else {

@@ -208,17 +208,28 @@ pub fn envelope_head(json: &[u8]) -> Option<Head<'_>> {
 mod tests {
     use super::*;
     use herald_domain::sse as reference;
+    use herald_domain::Seq;
 
     fn corpus() -> String {
         let mut b = String::new();
         reference::write_retry(&mut b, 2000);
-        reference::write_position(&mut b, 41);
+        reference::write_position(&mut b, Seq::new(41));
         reference::write_comment(&mut b, "");
-        reference::write_event(&mut b, Some(42), Some("bench.ev"), r#"{"seq":42,"data":{"n":0}}"#);
-        reference::write_event(&mut b, Some(43), None, "two\r\nlines\rand\nmore");
+        reference::write_event(
+            &mut b,
+            Some(Seq::new(42)),
+            Some("bench.ev"),
+            r#"{"seq":42,"data":{"n":0}}"#,
+        );
+        reference::write_event(&mut b, Some(Seq::new(43)), None, "two\r\nlines\rand\nmore");
         reference::write_comment(&mut b, "heartbeat");
         reference::write_event(&mut b, None, Some("x"), "");
-        reference::write_event(&mut b, Some(44), Some("herald.reset"), r#"{"reason":"future"}"#);
+        reference::write_event(
+            &mut b,
+            Some(Seq::new(44)),
+            Some("herald.reset"),
+            r#"{"reason":"future"}"#,
+        );
         b.push_str("id: 45\r\nevent: crlf\r\ndata: a\r\ndata: b\r\n\r\n");
         b.push_str("id: 46\revent: cr\rdata: c\r\r");
         b.push_str("data\nid\n\n");

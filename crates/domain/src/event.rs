@@ -8,8 +8,44 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// A delivery position. Positions grow in the order events become visible
-/// (commit order of the sequencer), and are the SSE `id:`.
-pub type Seq = i64;
+/// (commit order of the sequencer), and are the SSE `id:`. [`Seq::ZERO`] is
+/// "before every event". On the wire and in Postgres it is a plain integer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(transparent))]
+pub struct Seq(i64);
+
+impl Seq {
+    pub const ZERO: Self = Self(0);
+    pub const MAX: Self = Self(i64::MAX);
+
+    pub const fn new(n: i64) -> Self {
+        Self(n)
+    }
+
+    pub const fn get(self) -> i64 {
+        self.0
+    }
+
+    /// The position right after this one.
+    pub const fn next(self) -> Self {
+        Self(self.0 + 1)
+    }
+}
+
+impl fmt::Display for Seq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for Seq {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(Self)
+    }
+}
 
 pub const MAX_EVENT_TYPE_LEN: usize = 64;
 
@@ -60,6 +96,7 @@ pub struct Envelope {
     /// Stable identity of the event (also the idempotency anchor).
     pub id: Uuid,
     /// Delivery position: grows in delivery order; the SSE `id:`.
+    #[schema(value_type = i64)]
     pub seq: Seq,
     /// `kind:key`.
     pub topic: String,
@@ -145,8 +182,8 @@ mod tests {
     fn last_event_id_forms() {
         assert_eq!(LastEventId::parse(""), None);
         assert_eq!(LastEventId::parse("  "), None);
-        assert_eq!(LastEventId::parse("0"), Some(LastEventId::After(0)));
-        assert_eq!(LastEventId::parse("42"), Some(LastEventId::After(42)));
+        assert_eq!(LastEventId::parse("0"), Some(LastEventId::After(Seq::new(0))));
+        assert_eq!(LastEventId::parse("42"), Some(LastEventId::After(Seq::new(42))));
         for bad in ["-1", "+1", "abc", "1.5", "99999999999999999999", "0x10"] {
             assert_eq!(LastEventId::parse(bad), Some(LastEventId::Unparsable), "{bad}");
         }
@@ -154,7 +191,10 @@ mod tests {
             LastEventId::parse_bytes(b"\xff\xfe"),
             Some(LastEventId::Unparsable)
         );
-        assert_eq!(LastEventId::parse_bytes(b"12"), Some(LastEventId::After(12)));
+        assert_eq!(
+            LastEventId::parse_bytes(b"12"),
+            Some(LastEventId::After(Seq::new(12)))
+        );
         assert_eq!(LastEventId::parse_bytes(b""), None);
     }
 
@@ -162,7 +202,7 @@ mod tests {
     fn envelope_serializes_in_the_documented_shape() {
         let e = Envelope {
             id: Uuid::nil(),
-            seq: 7,
+            seq: Seq::new(7),
             topic: "user:alice".into(),
             event_type: "demo.hello".into(),
             data: serde_json::json!({"a": 1}),
@@ -176,14 +216,14 @@ mod tests {
             r#"{"id":"00000000-0000-0000-0000-000000000000","seq":7,"topic":"user:alice","type":"demo.hello","data":{"a":1},"created_at":"2026-11-24T10:00:00.123Z"}"#
         );
         let back: Envelope = serde_json::from_str(&s).unwrap();
-        assert_eq!(back.seq, 7);
+        assert_eq!(back.seq, Seq::new(7));
     }
 
     proptest! {
         #[test]
         fn last_event_id_never_panics_and_accepts_every_seq(s in "\\PC{0,40}", n in 0i64..i64::MAX) {
             let _ = LastEventId::parse(&s);
-            prop_assert_eq!(LastEventId::parse(&n.to_string()), Some(LastEventId::After(n)));
+            prop_assert_eq!(LastEventId::parse(&n.to_string()), Some(LastEventId::After(Seq::new(n))));
         }
 
         /// Whatever bytes a client sends as `Last-Event-ID`, the answer is a

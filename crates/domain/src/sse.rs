@@ -7,8 +7,10 @@
 
 use std::fmt::Write;
 
+use crate::Seq;
+
 /// Appends one event frame: `id:`, `event:`, `data:` lines and the blank line.
-pub fn write_event(buf: &mut String, id: Option<i64>, event: Option<&str>, data: &str) {
+pub fn write_event(buf: &mut String, id: Option<Seq>, event: Option<&str>, data: &str) {
     if let Some(id) = id {
         let _ = writeln!(buf, "id: {id}");
     }
@@ -40,7 +42,7 @@ pub fn write_event(buf: &mut String, id: Option<i64>, event: Option<&str>, data:
 
 /// A frame that only moves the client's last-event-id, without dispatching
 /// an event (an `id:` field followed by a blank line and no data).
-pub fn write_position(buf: &mut String, id: i64) {
+pub fn write_position(buf: &mut String, id: Seq) {
     let _ = write!(buf, "id: {id}\n\n");
 }
 
@@ -168,14 +170,14 @@ mod tests {
     #[test]
     fn frames_an_event() {
         let mut b = String::new();
-        write_event(&mut b, Some(5), Some("demo.x"), r#"{"a":1}"#);
+        write_event(&mut b, Some(Seq::new(5)), Some("demo.x"), r#"{"a":1}"#);
         assert_eq!(b, "id: 5\nevent: demo.x\ndata: {\"a\":1}\n\n");
     }
 
     #[test]
     fn position_frame_moves_last_id_without_an_event() {
         let mut b = String::new();
-        write_position(&mut b, 9);
+        write_position(&mut b, Seq::new(9));
         write_comment(&mut b, "hb");
         let mut p = Parser::new();
         assert!(p.feed(b.as_bytes()).is_empty());
@@ -191,7 +193,7 @@ mod tests {
             split in 0usize..400,
         ) {
             let mut b = String::new();
-            write_event(&mut b, Some(id), Some(&event), &data);
+            write_event(&mut b, Some(Seq::new(id)), Some(&event), &data);
             let bytes = b.as_bytes();
             let split = split.min(bytes.len());
             let mut p = Parser::new();
@@ -209,7 +211,7 @@ mod tests {
     fn large_data_round_trips() {
         let data = "x\r\ny\rz\n".repeat(64 * 1024 / 8);
         let mut b = String::new();
-        write_event(&mut b, Some(1), None, &data);
+        write_event(&mut b, Some(Seq::new(1)), None, &data);
         let got = Parser::new().feed(b.as_bytes());
         assert_eq!(got[0].data, data.replace("\r\n", "\n").replace('\r', "\n"));
     }

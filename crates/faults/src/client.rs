@@ -286,7 +286,8 @@ fn record(shared: &Shared, me: &ClientState, g: &mut ClientInner, ev: ParsedEven
             return;
         }
     };
-    if ev.id.parse::<i64>().ok() != Some(env.seq) || ev.event != env.event_type {
+    let seq = env.seq.get();
+    if ev.id.parse::<i64>().ok() != Some(seq) || ev.event != env.event_type {
         g.phase_mut(now_phase).bad_frames += 1;
     }
     if !me.topics.iter().any(|t| shared.topics[*t] == env.topic) {
@@ -308,11 +309,11 @@ fn record(shared: &Shared, me: &ClientState, g: &mut ClientInner, ev: ParsedEven
     }
     if g.got[pid] > 0 {
         g.phase_mut(phase).duplicates += 1;
-    } else if env.seq <= g.last_seq {
+    } else if seq <= g.last_seq {
         g.phase_mut(phase).out_of_order += 1;
     }
     g.got[pid] = g.got[pid].saturating_add(1);
-    g.last_seq = g.last_seq.max(env.seq);
+    g.last_seq = g.last_seq.max(seq);
 
     let now = shared.now();
     let mut seen = lock(&shared.seen);
@@ -321,8 +322,8 @@ fn record(shared: &Shared, me: &ClientState, g: &mut ClientInner, ev: ParsedEven
     }
     let s = &mut seen[pid];
     if s.seq == 0 {
-        s.seq = env.seq;
-    } else if s.seq != env.seq {
+        s.seq = seq;
+    } else if s.seq != seq {
         shared.seq_mismatches.fetch_add(1, Ordering::Relaxed);
     }
     s.last_received = s.last_received.max(now);

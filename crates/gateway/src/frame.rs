@@ -1,9 +1,9 @@
 //! Frames: an event formatted once as SSE bytes and shared (refcounted) by
-//! every connection that delivers it.
+//! every stream that delivers it.
 
 use bytes::Bytes;
+use herald_bus::Message;
 use herald_domain::{sse, Envelope, Seq};
-use herald_platform::bus::EnvelopeHead;
 
 /// One event, framed.
 #[derive(Debug, Clone)]
@@ -13,30 +13,31 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// Not an event: the hub's wake-up for a stream whose socket it stopped
+    /// writing to (see `hub::sink`). Streams skip it.
+    pub const WAKE: Self = Self {
+        seq: Seq::ZERO,
+        bytes: Bytes::new(),
+    };
+
     /// Frames an envelope read from Postgres.
     pub fn from_envelope(e: &Envelope) -> Self {
         let json = serde_json::to_string(e).unwrap_or_default();
-        let mut buf = String::with_capacity(json.len() + e.event_type.len() + 40);
-        sse::write_event(&mut buf, Some(e.seq), Some(&e.event_type), &json);
-        Self {
-            seq: e.seq,
-            bytes: Bytes::from(buf),
-        }
+        Self::event(e.seq, &e.event_type, &json)
     }
 
-    /// Frames a bus payload (an envelope's JSON). Returns the topic too.
-    pub fn from_bus(payload: &[u8]) -> Option<(String, Self)> {
-        let head = EnvelopeHead::parse(payload).ok()?;
-        let json = std::str::from_utf8(payload).ok()?;
-        let mut buf = String::with_capacity(json.len() + head.event_type.len() + 40);
-        sse::write_event(&mut buf, Some(head.seq), Some(&head.event_type), json);
-        Some((
-            head.topic.into_owned(),
-            Self {
-                seq: head.seq,
-                bytes: Bytes::from(buf),
-            },
-        ))
+    /// Frames a message from the bus (the envelope's JSON as published).
+    pub fn from_message(m: &Message<'_>) -> Self {
+        Self::event(m.seq, m.event_type, m.envelope)
+    }
+
+    fn event(seq: Seq, event_type: &str, json: &str) -> Self {
+        let mut buf = String::with_capacity(json.len() + event_type.len() + 40);
+        sse::write_event(&mut buf, Some(seq), Some(event_type), json);
+        Self {
+            seq,
+            bytes: Bytes::from(buf),
+        }
     }
 }
 

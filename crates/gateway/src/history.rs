@@ -1,10 +1,10 @@
 //! What the gateway reads from Postgres: the sequencer's position and the
 //! durable history it replays, batched across streams. Every page carries
-//! the positions of its own snapshot (`herald_platform::history`), so a
+//! the positions of its own snapshot (`herald_store::history`), so a
 //! reader can tell a complete page from one that retention cut short.
 
 use herald_domain::Seq;
-pub use herald_platform::history::{positions, Page, Positions};
+pub use herald_store::history::{positions, Page, Positions};
 use sqlx::PgPool;
 
 /// Reads [`positions`] for many callers at once. A caller's answer comes from
@@ -141,10 +141,10 @@ async fn pages(pool: &PgPool, batch: &[PageRequest], limit: i64) -> Result<Vec<P
     let index: Vec<i32> = (0..batch.len() as i32).collect();
     // Topics never contain `,` (see `herald_domain::Topic`).
     let topics: Vec<String> = batch.iter().map(|r| r.topics.join(",")).collect();
-    let after: Vec<Seq> = batch.iter().map(|r| r.after).collect();
+    let after: Vec<i64> = batch.iter().map(|r| r.after.get()).collect();
     let rows = sqlx::query!(
-        r#"SELECT q.i AS "i!", s.last_seq AS "head!", s.pruned_seq AS "pruned!",
-                  e.id AS "id?", e.seq AS "seq?", e.topic AS "topic?",
+        r#"SELECT q.i AS "i!", s.last_seq AS "head!: Seq", s.pruned_seq AS "pruned!: Seq",
+                  e.id AS "id?", e.seq AS "seq?: Seq", e.topic AS "topic?",
                   e.type AS "event_type?", e.data AS "data?", e.created_at AS "created_at?"
              FROM sequencer s
             CROSS JOIN unnest($1::int4[], $2::text[], $3::int8[]) AS q(i, topics, after)
@@ -167,7 +167,7 @@ async fn pages(pool: &PgPool, batch: &[PageRequest], limit: i64) -> Result<Vec<P
     let mut out: Vec<Page> = (0..batch.len())
         .map(|_| Page {
             events: Vec::new(),
-            positions: Positions { head: 0, pruned: 0 },
+            positions: Positions::default(),
         })
         .collect();
     for r in rows {
@@ -179,7 +179,7 @@ async fn pages(pool: &PgPool, batch: &[PageRequest], limit: i64) -> Result<Vec<P
             pruned: r.pruned,
         };
         if let Some(e) =
-            herald_platform::history::envelope(r.id, r.seq, r.topic, r.event_type, r.data, r.created_at)
+            herald_store::history::envelope(r.id, r.seq, r.topic, r.event_type, r.data, r.created_at)
         {
             page.events.push(e);
         }
@@ -187,7 +187,7 @@ async fn pages(pool: &PgPool, batch: &[PageRequest], limit: i64) -> Result<Vec<P
     Ok(out)
 }
 
-pub use herald_platform::history::events_after;
+pub use herald_store::history::events_after;
 
 #[cfg(test)]
 mod tests {
@@ -195,8 +195,8 @@ mod tests {
 
     use super::*;
 
-    fn seqs(page: &Page) -> Vec<Seq> {
-        page.events.iter().map(|e| e.seq).collect()
+    fn seqs(page: &Page) -> Vec<i64> {
+        page.events.iter().map(|e| e.seq.get()).collect()
     }
 
     /// 90 events, round robin over `user:a`, `user:b`, `user:c`, seq 1..=90.
@@ -211,10 +211,10 @@ mod tests {
         .unwrap();
     }
 
-    fn request(topics: &[&str], after: Seq) -> PageRequest {
+    fn request(topics: &[&str], after: i64) -> PageRequest {
         PageRequest {
             topics: topics.iter().map(|t| t.to_string()).collect(),
-            after,
+            after: Seq::new(after),
             reply: tokio::sync::oneshot::channel().0,
         }
     }
@@ -255,11 +255,17 @@ mod tests {
             .map(|k| {
                 let reader = reader.clone();
                 let topic = ["user:a", "user:b", "user:c"][(k % 3) as usize].to_owned();
-                async move { (k, topic.clone(), reader.page(&[topic], k).await.unwrap()) }
+                async move {
+                    (
+                        k,
+                        topic.clone(),
+                        reader.page(&[topic], Seq::new(k)).await.unwrap(),
+                    )
+                }
             })
             .collect();
         for (k, topic, page) in futures_util::future::join_all(asks).await {
-            let want = events_after(&pool, &[topic], k, 5).await.unwrap();
+            let want = events_after(&pool, &[topic], Seq::new(k), 5).await.unwrap();
             assert_eq!(seqs(&page), seqs(&want), "after {k}");
         }
     }

@@ -6,11 +6,13 @@
 //! [`Gateway::run_until_stopped`] serves until shutdown, then ends every open
 //! stream so clients reconnect elsewhere and resume.
 
+mod connection;
 pub mod frame;
 pub mod history;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+mod socket;
 pub mod stream;
 
 use std::net::SocketAddr;
@@ -21,8 +23,8 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use herald_bus::{Bus, BusError};
 use herald_platform::auth::Verifier;
-use herald_platform::bus::Bus;
 use herald_platform::config::ConfigError;
 use herald_platform::{http, Problem, Settings};
 use sqlx::PgPool;
@@ -59,8 +61,8 @@ pub enum BuildError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
+    #[error("the bus: {0}")]
+    Bus(#[from] BusError),
 }
 
 pub struct Gateway {
@@ -73,7 +75,7 @@ impl Gateway {
     /// A gateway on Redis (`HERALD_REDIS_URL`), or on a Redis Cluster with
     /// `HERALD_REDIS_CLUSTER`.
     pub async fn build(settings: Settings, pool: PgPool) -> Result<Self, BuildError> {
-        let bus = Bus::redis(&settings);
+        let bus = Bus::from_settings(&settings.bus);
         Self::build_on(settings, pool, bus).await
     }
 
@@ -81,23 +83,20 @@ impl Gateway {
     pub async fn build_on(settings: Settings, pool: PgPool, bus: Bus) -> Result<Self, BuildError> {
         let verifier = Arc::new(Verifier::from_settings(&settings.jwt)?);
         verifier.warm_up().await;
-        let addr = settings.gateway_addr;
+        let addr = settings.gateway.addr;
         let listener = http::bind(addr)
             .await
             .map_err(|source| BuildError::Bind { addr, source })?;
         let metrics = Arc::new(GatewayMetrics::default());
         let hub_stop = CancellationToken::new();
-        let hub = Hub::start(
-            bus,
-            settings.redis_prefix.clone(),
-            pool.clone(),
-            metrics.clone(),
-            hub_stop.clone(),
-        )?;
-        let limits = limits::StreamLimits::new(settings.max_streams, settings.max_streams_per_user);
+        let hub = Hub::start(&bus, pool.clone(), metrics.clone(), hub_stop.clone())?;
+        let limits = limits::StreamLimits::new(
+            settings.gateway.max_streams,
+            settings.gateway.max_streams_per_user,
+        );
         let state = GatewayState {
             heads: history::HeadReader::start(pool.clone()),
-            replays: history::ReplayReader::start(pool.clone(), stream::REPLAY_PAGE),
+            replays: history::ReplayReader::start(pool.clone(), connection::REPLAY_PAGE),
             pool,
             limits,
             verifier,
@@ -178,11 +177,11 @@ impl Gateway {
         let started = std::time::Instant::now();
         state.draining.cancel();
         tracing::info!(
-            grace = ?state.settings.shutdown_grace,
+            grace = ?state.settings.gateway.shutdown_grace,
             open_streams = state.metrics.open_streams.get(),
             "draining: /readyz unready, new streams refused"
         );
-        tokio::time::sleep(state.settings.shutdown_grace).await;
+        tokio::time::sleep(state.settings.gateway.shutdown_grace).await;
         tracing::info!(
             open_streams = state.metrics.open_streams.get(),
             "grace over: ending streams with herald.reconnect, closing the listener"

@@ -15,12 +15,12 @@ use sqlx::PgPool;
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn cluster_app(pool: PgPool, cluster: &RedisCluster) -> TestApp {
-    TestApp::spawn_on(pool, cluster.settings(), cluster.bus()).await
+    cluster.app(pool).await
 }
 
 /// One topic per shard, and the stream's `topics` parameter for them.
 async fn topics(app: &TestApp, cluster: &RedisCluster) -> (Vec<(String, u16)>, String) {
-    let per_shard = cluster.topic_per_shard(&app.settings.redis_prefix, "feed").await;
+    let per_shard = cluster.topic_per_shard(&app.settings.bus.prefix, "feed").await;
     assert_eq!(per_shard.len(), 3, "three masters");
     let mut ports: Vec<u16> = per_shard.iter().map(|(_, p)| *p).collect();
     ports.dedup();
@@ -80,7 +80,7 @@ async fn rest_is_exactly_the_log(
     let mut got = early;
     got.extend(stream.envelopes(total - got.len(), WAIT).await);
     assert_eq!(got.len(), total, "every event arrived");
-    let seqs: Vec<i64> = got.iter().map(|e| e.seq).collect();
+    let seqs: Vec<i64> = got.iter().map(|e| e.seq.get()).collect();
     assert_strictly_increasing(&seqs);
     assert_eq!(seqs, history(pool, topics).await, "exactly the log, in its order");
     got
@@ -103,7 +103,7 @@ async fn cluster_topics_on_different_shards_reach_one_stream_exactly_once_in_seq
 
     // The gateway subscribed each topic on the shard owning it, sharded.
     for (topic, port) in &topics {
-        let channel = herald_platform::bus::channel(&app.settings.redis_prefix, topic);
+        let channel = herald_bus::channel(&app.settings.bus.prefix, topic);
         assert_eq!(cluster.shard_subscribers(*port, &channel).await, 1, "{channel}");
     }
 
@@ -124,7 +124,7 @@ async fn cluster_topics_on_different_shards_reach_one_stream_exactly_once_in_seq
     let total = per_topic as usize * topics.len();
     let got = stream.envelopes(total, WAIT).await;
     assert_eq!(got.len(), total, "every event arrived");
-    let seqs: Vec<i64> = got.iter().map(|e| e.seq).collect();
+    let seqs: Vec<i64> = got.iter().map(|e| e.seq.get()).collect();
     assert_strictly_increasing(&seqs);
     assert_eq!(
         seqs,
@@ -237,10 +237,10 @@ async fn cluster_resume_with_last_event_id_replays_exactly(pool: PgPool) {
     let live = app.spawn_publisher(&topics[0].0, 6, Duration::from_millis(10));
     let rest = resumed.envelopes(19 + 6, WAIT).await;
     live.await.unwrap();
-    let seqs: Vec<i64> = rest.iter().map(|e| e.seq).collect();
+    let seqs: Vec<i64> = rest.iter().map(|e| e.seq.get()).collect();
     assert_strictly_increasing(&seqs);
     let all = history(&pool, &topics).await;
-    let after: Vec<i64> = all.into_iter().filter(|s| *s > seen[4].seq).collect();
+    let after: Vec<i64> = all.into_iter().filter(|s| *s > seen[4].seq.get()).collect();
     assert_eq!(seqs, after, "exactly what came after Last-Event-ID");
     let ns: Vec<u64> = rest
         .iter()
@@ -267,8 +267,8 @@ async fn cluster_following_a_slot_migration_loses_nothing(pool: PgPool) {
     assert_eq!(early.len(), 10);
 
     // Move the slot of the first topic's channel to the second topic's master.
-    let channel = herald_platform::bus::channel(&app.settings.redis_prefix, &topics[0].0);
-    let slot = herald_platform::cluster::key_slot(channel.as_bytes());
+    let channel = herald_bus::channel(&app.settings.bus.prefix, &topics[0].0);
+    let slot = herald_bus::cluster::topology::key_slot(channel.as_bytes());
     let to = topics[1].1;
     cluster.move_slot(slot, to).await;
 

@@ -48,7 +48,7 @@ async fn pruned_seq(pool: &PgPool) -> i64 {
 #[sqlx::test(migrations = "../../migrations")]
 async fn every_history_read_proves_completeness_when_retention_races_a_replay(pool: PgPool) {
     let mut s = settings(&redis_url());
-    s.retention = Duration::from_secs(3);
+    s.worker.retention = Duration::from_secs(3);
     // 2000 events of 16 KiB: a replay page (500) is 8 MiB, far more than a
     // paused consumer's socket buffers hold, so the replay is mid-way when
     // the prune comes.
@@ -104,7 +104,7 @@ async fn every_history_read_proves_completeness_when_retention_races_a_replay(po
 async fn every_history_read_proves_completeness_when_a_redis_outage_outlasts_retention(pool: PgPool) {
     let mut redis = RedisServer::start();
     let mut s = settings(&redis.url());
-    s.retention = Duration::from_secs(2);
+    s.worker.retention = Duration::from_secs(2);
     let app = TestApp::spawn_with(pool.clone(), s).await;
     let mut stream = app.stream(&user_token("alice"), "user:alice", None).await;
     app.publish_ok("user:alice", 1).await;
@@ -131,7 +131,7 @@ async fn every_history_read_proves_completeness_when_a_redis_outage_outlasts_ret
     app.publish_ok("user:alice", 7).await;
     let live = stream.envelopes(1, WAIT).await;
     assert_eq!(live.len(), 1, "live after the reset: {}", stream.raw);
-    assert!(live[0].seq > head);
+    assert!(live[0].seq.get() > head);
     let metrics = herald_test_support::metrics(&app.gateway_url()).await;
     assert!(!metrics.contains("herald_resets_total 0"), "{metrics}");
 }
@@ -144,7 +144,13 @@ async fn every_unparsable_last_event_id_resets(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     app.publish_ok("user:alice", 1).await;
     let deadline = tokio::time::Instant::now() + WAIT;
-    while herald_platform::history::positions(&app.pool).await.unwrap().head < 1 {
+    while herald_store::history::positions(&app.pool)
+        .await
+        .unwrap()
+        .head
+        .get()
+        < 1
+    {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -9,8 +9,8 @@ use sqlx::PgPool;
 #[sqlx::test(migrations = "../../migrations")]
 async fn open_streams_are_limited_per_user_and_per_gateway(pool: PgPool) {
     let mut s = settings(&redis_url());
-    s.max_streams_per_user = 2;
-    s.max_streams = 3;
+    s.gateway.max_streams_per_user = 2;
+    s.gateway.max_streams = 3;
     let app = TestApp::spawn_with(pool, s).await;
     let a1 = app.stream(&user_token("alice"), "", None).await;
     let a2 = app.stream(&user_token("alice"), "", None).await;
@@ -29,7 +29,7 @@ async fn open_streams_are_limited_per_user_and_per_gateway(pool: PgPool) {
 #[sqlx::test(migrations = "../../migrations")]
 async fn publish_rate_per_service_token_is_429_with_retry_after(pool: PgPool) {
     let mut s = settings(&redis_url());
-    s.publish_rate = 5;
+    s.api.publish_rate = 5;
     let app = TestApp::spawn_with(pool.clone(), s).await;
     let started = std::time::Instant::now();
     let mut accepted = 0u64;

@@ -22,7 +22,7 @@ fn ns(events: &[Envelope]) -> Vec<u64> {
 }
 
 fn seqs(events: &[Envelope]) -> Vec<i64> {
-    events.iter().map(|e| e.seq).collect()
+    events.iter().map(|e| e.seq.get()).collect()
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -48,7 +48,7 @@ async fn published_event_arrives_live_with_seq_type_and_envelope(pool: PgPool) {
     assert_eq!(e.topic, "user:alice");
     assert_eq!(e.event_type, "demo.hello");
     assert_eq!(e.data, json!({"msg": "hi"}));
-    assert_eq!(e.seq, 1);
+    assert_eq!(e.seq.get(), 1);
     assert!(
         s.raw.starts_with("retry: "),
         "a retry hint comes first: {}",
@@ -274,7 +274,7 @@ async fn concurrent_publishers_give_every_subscriber_the_same_strictly_increasin
 #[sqlx::test(migrations = "../../migrations")]
 async fn worker_aborted_mid_batch_and_restarted_loses_nothing(pool: PgPool) {
     let mut s = settings(&redis_url());
-    s.worker_batch = 3;
+    s.worker.batch = 3;
     let mut app = TestApp::spawn_with(pool.clone(), s).await;
     let total = 150u64;
     let publisher = app.spawn_publisher("user:alice", total, Duration::ZERO);
@@ -415,8 +415,8 @@ async fn reset_is_sent_for_unparsable_future_and_pruned_positions(pool: PgPool) 
         app.publish_ok("user:alice", 10 + head as u64).await;
         head += 1;
         let next = s.envelopes(1, WAIT).await;
-        assert_eq!(next[0].seq, head);
-        assert_eq!(live.envelopes(1, WAIT).await[0].seq, head);
+        assert_eq!(next[0].seq.get(), head);
+        assert_eq!(live.envelopes(1, WAIT).await[0].seq.get(), head);
     }
 
     // Retention pruned everything up to seq 2: resuming from 1 cannot be complete.
@@ -470,7 +470,7 @@ async fn shutdown_ends_open_streams_promptly(pool: PgPool) {
 async fn sigterm_turns_unready_first_then_tells_streams_to_reconnect(pool: PgPool) {
     let grace = Duration::from_millis(800);
     let mut s = settings(&redis_url());
-    s.shutdown_grace = grace;
+    s.gateway.shutdown_grace = grace;
     let mut app = TestApp::spawn_with(pool, s).await;
     let other = app.another_gateway().await;
     let url = app.gateway_url();
@@ -548,7 +548,7 @@ async fn sigterm_turns_unready_first_then_tells_streams_to_reconnect(pool: PgPoo
 #[sqlx::test(migrations = "../../migrations")]
 async fn heartbeat_comments_keep_an_idle_stream_alive(pool: PgPool) {
     let mut s = settings(&redis_url());
-    s.heartbeat = Duration::from_millis(200);
+    s.gateway.heartbeat = Duration::from_millis(200);
     let app = TestApp::spawn_with(pool, s).await;
     let mut stream = app.stream(&user_token("alice"), "user:alice", None).await;
     assert!(stream.next_event(Duration::from_millis(700)).await.is_none());
@@ -563,7 +563,7 @@ async fn heartbeat_comments_keep_an_idle_stream_alive(pool: PgPool) {
 #[sqlx::test(migrations = "../../migrations")]
 async fn slow_consumer_is_cut_off_at_its_buffer_bound_and_resumes_without_loss(pool: PgPool) {
     let mut s = settings(&redis_url());
-    s.stream_buffer = 8;
+    s.gateway.stream_buffer = 8;
     let app = TestApp::spawn_with(pool, s).await;
     let token = user_token("alice");
     let mut stalled = app.stream(&token, "user:alice", None).await;
@@ -616,7 +616,7 @@ async fn slow_consumer_is_cut_off_at_its_buffer_bound_and_resumes_without_loss(p
 #[sqlx::test(migrations = "../../migrations")]
 async fn falling_behind_the_in_process_bus_is_caught_up_from_postgres(pool: PgPool) {
     // A bus that holds only 4 messages: a burst makes the gateway lag.
-    let bus = herald_platform::bus::Bus::Local(herald_platform::bus::LocalBus::new(4));
+    let bus = herald_bus::Bus::Local(herald_bus::LocalBus::new(4));
     let app = TestApp::spawn_on(pool, settings(&redis_url()), bus).await;
     let mut stream = app.stream(&user_token("alice"), "user:alice", None).await;
     let total = 200u64;
@@ -658,7 +658,7 @@ async fn falling_behind_the_in_process_bus_is_caught_up_from_postgres(pool: PgPo
 #[sqlx::test(migrations = "../../migrations")]
 async fn retention_prunes_old_history_and_resuming_there_resets(pool: PgPool) {
     let mut s = settings(&redis_url());
-    s.retention = Duration::from_secs(1);
+    s.worker.retention = Duration::from_secs(1);
     let app = TestApp::spawn_with(pool.clone(), s).await;
     let token = user_token("alice");
     let mut live = app.stream(&token, "user:alice", None).await;
@@ -690,19 +690,19 @@ async fn retention_prunes_old_history_and_resuming_there_resets(pool: PgPool) {
     assert!(e.data.contains("pruned"));
     // New events keep flowing after pruning.
     app.publish_ok("user:alice", 6).await;
-    assert_eq!(s.envelopes(1, WAIT).await[0].seq, 6);
+    assert_eq!(s.envelopes(1, WAIT).await[0].seq.get(), 6);
 }
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn one_redis_subscription_per_topic_is_shared_by_all_streams(pool: PgPool) {
     // A dead client is noticed on the next write: heartbeats make that quick.
     let mut s = settings(&redis_url());
-    s.heartbeat = Duration::from_millis(200);
+    s.gateway.heartbeat = Duration::from_millis(200);
     let app = TestApp::spawn_with(pool, s).await;
     if app.local_bus() {
         return; // the in-process bus has no Redis subscriptions to count
     }
-    let channel = herald_platform::bus::channel(&app.settings.redis_prefix, "user:alice");
+    let channel = herald_bus::channel(&app.settings.bus.prefix, "user:alice");
     let redis = redis::Client::open(redis_url()).unwrap();
     let conn = redis.get_multiplexed_async_connection().await.unwrap();
     let subscribers = |mut conn: redis::aio::MultiplexedConnection, channel: String| async move {

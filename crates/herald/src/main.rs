@@ -6,8 +6,8 @@
 //! `/v1/stream`, so one port is enough for small installs.
 
 use herald_api::Application;
+use herald_bus::Bus;
 use herald_gateway::Gateway;
-use herald_platform::bus::{Bus, LocalBus};
 use herald_platform::{db, shutdown, telemetry, Settings};
 use herald_worker::Worker;
 
@@ -15,12 +15,8 @@ use herald_worker::Worker;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::from_env()?;
     telemetry::init(settings.log_format);
-    let pool = db::connect_lazy(&settings.database_url, settings.database_max_connections)?;
-    let bus = if settings.redis_configured {
-        Bus::redis(&settings)
-    } else {
-        Bus::Local(LocalBus::default())
-    };
+    let pool = db::connect_lazy(&settings.database)?;
+    let bus = Bus::configured_or_local(&settings.bus);
     // The API applies migrations, so it is built first.
     let api = Application::build(settings.clone(), pool.clone()).await?;
     let worker = Worker::build_on(&settings, pool.clone(), bus.clone()).await?;
@@ -37,11 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         api = %api.local_addr(),
         gateway = %gateway.local_addr(),
         worker = %worker.local_addr(),
-        bus = match bus {
-            Bus::Local(_) => "in-process",
-            Bus::Redis { .. } => "redis",
-            Bus::RedisCluster { .. } => "redis-cluster",
-        },
+        bus = bus.name(),
         "herald listening"
     );
     let stop = shutdown::on_signal();

@@ -210,42 +210,57 @@ impl PushSettings {
     }
 }
 
-/// Every setting of every service. Each service reads what it needs.
+/// Where Postgres is (`HERALD_DATABASE_URL`, `HERALD_DATABASE_MAX_CONNECTIONS`).
 #[derive(Debug, Clone)]
-pub struct Settings {
-    pub database_url: String,
-    pub database_max_connections: u32,
-    pub redis_url: String,
-    /// `HERALD_REDIS_URL` was set: the single-node binary then joins a
-    /// multi-process deployment instead of using its in-process bus.
-    pub redis_configured: bool,
-    /// `HERALD_REDIS_CLUSTER`: the bus is a Redis Cluster with sharded
-    /// pub/sub, and `redis_url` lists one or more seed nodes, comma-separated.
-    pub redis_cluster: bool,
-    pub redis_prefix: String,
-    pub jwt: JwtSettings,
-    pub api_addr: SocketAddr,
-    pub gateway_addr: SocketAddr,
-    pub worker_addr: SocketAddr,
+pub struct DatabaseSettings {
+    /// Can carry a password: redacted in `Debug`.
+    pub url: Secret,
+    pub max_connections: u32,
+}
+
+/// Where Redis is, when the bus is Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisServers {
+    /// One server (`HERALD_REDIS_URL`).
+    Server(Secret),
+    /// A Redis Cluster (`HERALD_REDIS_CLUSTER=true`), reached through one or
+    /// more seed nodes (`HERALD_REDIS_URL`, comma-separated).
+    Cluster(Vec<Secret>),
+}
+
+/// The bus (`HERALD_REDIS_URL`, `HERALD_REDIS_CLUSTER`, `HERALD_REDIS_PREFIX`).
+#[derive(Debug, Clone)]
+pub struct BusSettings {
+    /// Redis as configured; `None` when neither `HERALD_REDIS_URL` nor
+    /// `HERALD_REDIS_CLUSTER` is set. The standalone services then use the
+    /// local Redis ([`BusSettings::redis_or_local`]); the single-node binary
+    /// its in-process bus.
+    pub redis: Option<RedisServers>,
+    /// The first part of every channel name, so that deployments (and
+    /// tests) can share one Redis.
+    pub prefix: String,
+}
+
+/// The Redis the standalone services use when none is configured.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+impl BusSettings {
+    /// The configured Redis, or the local one.
+    pub fn redis_or_local(&self) -> RedisServers {
+        self.redis
+            .clone()
+            .unwrap_or_else(|| RedisServers::Server(Secret::new(DEFAULT_REDIS_URL)))
+    }
+}
+
+/// The API (`herald-api`).
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub addr: SocketAddr,
     /// Largest accepted `data` of one event, in bytes of JSON.
     pub max_event_data_bytes: usize,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
-    pub heartbeat: Duration,
-    pub sse_retry: Duration,
-    pub max_topics_per_stream: usize,
-    /// Frames queued for one stream before it counts as a slow consumer.
-    pub stream_buffer: usize,
-    pub worker_poll: Duration,
-    pub worker_batch: usize,
-    pub retention: Duration,
-    /// How long a draining gateway keeps streams open after SIGTERM.
-    pub shutdown_grace: Duration,
-    pub log_format: LogFormat,
-    /// Open streams one gateway accepts (503 beyond).
-    pub max_streams: usize,
-    /// Open streams per user (`sub`) on one gateway (429 beyond).
-    pub max_streams_per_user: usize,
     /// Events per second one service token may publish (429 beyond).
     pub publish_rate: u32,
     /// Serve the demo bell page at `/demo` (development).
@@ -254,11 +269,54 @@ pub struct Settings {
     pub web_dir: std::path::PathBuf,
     /// The gateway's URL as browsers reach it (for the demo page).
     pub public_gateway_url: String,
+}
+
+/// The gateway (`herald-gateway`).
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    pub addr: SocketAddr,
+    pub heartbeat: Duration,
+    pub sse_retry: Duration,
+    pub max_topics_per_stream: usize,
+    /// Frames queued for one stream before it counts as a slow consumer.
+    pub stream_buffer: usize,
+    /// Open streams one gateway accepts (503 beyond).
+    pub max_streams: usize,
+    /// Open streams per user (`sub`) on one gateway (429 beyond).
+    pub max_streams_per_user: usize,
+    /// How long a draining gateway keeps streams open after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+/// The worker (`herald-worker`).
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// The health listener.
+    pub addr: SocketAddr,
+    /// The fallback poll of the relay, when no `NOTIFY` wakes it.
+    pub poll: Duration,
+    /// Events sequenced and published per step, at most.
+    pub batch: usize,
+    /// How long events stay replayable.
+    pub retention: Duration,
+}
+
+/// Every service's settings, parsed once at start-up. Each service reads its
+/// own group and the shared ones (database, bus, JWT, HTTP, CORS).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub bus: BusSettings,
+    pub jwt: JwtSettings,
     /// Timeouts and size bounds of every HTTP listener.
     pub http: crate::http::HttpLimits,
     /// Origins whose pages may call the API and open streams (CORS).
     pub cors_origins: CorsOrigins,
+    pub api: ApiSettings,
+    pub gateway: GatewaySettings,
+    pub worker: WorkerSettings,
     pub push: PushSettings,
+    pub log_format: LogFormat,
 }
 
 /// The push services of Chrome (FCM), Firefox (Mozilla), Edge (WNS) and
@@ -274,27 +332,54 @@ where
 {
     match lookup(var) {
         None => Ok(default),
-        Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
-            var,
-            value: v.clone(),
-            message: e.to_string(),
-        }),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| invalid(var, v.clone(), e.to_string())),
     }
 }
 
 fn get_duration(lookup: Lookup<'_>, var: &'static str, default: Duration) -> Result<Duration, ConfigError> {
     match lookup(var) {
         None => Ok(default),
-        Some(v) => parse_duration(&v).ok_or_else(|| ConfigError::Invalid {
-            var,
-            value: v.clone(),
-            message: "expected a duration like 250ms, 30s, 5m, 12h or 7d".into(),
+        Some(v) => parse_duration(&v).ok_or_else(|| {
+            invalid(
+                var,
+                v.clone(),
+                "expected a duration like 250ms, 30s, 5m, 12h or 7d",
+            )
         }),
     }
 }
 
+/// A positive count (`0` is refused).
+fn get_count(lookup: Lookup<'_>, var: &'static str, default: usize) -> Result<usize, ConfigError> {
+    let n = get(lookup, var, default)?;
+    if n == 0 {
+        return Err(invalid(var, "0".into(), "must be at least 1"));
+    }
+    Ok(n)
+}
+
+/// A duration that must be positive.
+fn get_positive(lookup: Lookup<'_>, var: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+    let d = get_duration(lookup, var, default)?;
+    if d.is_zero() {
+        return Err(invalid(var, "0".into(), "must be positive"));
+    }
+    Ok(d)
+}
+
 fn non_empty(lookup: Lookup<'_>, var: &str) -> Option<String> {
     lookup(var).filter(|v| !v.trim().is_empty())
+}
+
+fn invalid(var: &'static str, value: String, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        var,
+        value,
+        message: message.into(),
+    }
 }
 
 /// Parses `250ms`, `30s`, `5m`, `12h`, `7d` (a bare number is seconds).
@@ -318,27 +403,116 @@ impl Settings {
 
     /// Settings from any key lookup (tests pass a map).
     pub fn from_lookup(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
-        let log_format = match lookup("HERALD_LOG_FORMAT").as_deref().map(str::trim) {
-            None | Some("") | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    var: "HERALD_LOG_FORMAT",
-                    value: other.into(),
-                    message: "expected text or json".into(),
-                })
+        let gateway = GatewaySettings::parse(lookup)?;
+        Ok(Self {
+            database: DatabaseSettings::parse(lookup)?,
+            bus: BusSettings::parse(lookup)?,
+            jwt: JwtSettings::parse(lookup)?,
+            http: parse_http(lookup)?,
+            cors_origins: match lookup("HERALD_CORS_ORIGINS") {
+                None => CorsOrigins::None,
+                Some(raw) => CorsOrigins::parse(&raw)
+                    .map_err(|message| invalid("HERALD_CORS_ORIGINS", raw.clone(), message))?,
+            },
+            api: ApiSettings::parse(lookup, &gateway)?,
+            gateway,
+            worker: WorkerSettings::parse(lookup)?,
+            push: PushSettings::parse(lookup)?,
+            log_format: match lookup("HERALD_LOG_FORMAT").as_deref().map(str::trim) {
+                None | Some("") | Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(other) => {
+                    return Err(invalid(
+                        "HERALD_LOG_FORMAT",
+                        other.into(),
+                        "expected text or json",
+                    ))
+                }
+            },
+        })
+    }
+}
+
+impl DatabaseSettings {
+    fn parse(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            url: Secret::new(
+                non_empty(lookup, "HERALD_DATABASE_URL")
+                    .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/herald".into()),
+            ),
+            max_connections: get(lookup, "HERALD_DATABASE_MAX_CONNECTIONS", 16)?,
+        })
+    }
+}
+
+impl BusSettings {
+    fn parse(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
+        let cluster: bool = get(lookup, "HERALD_REDIS_CLUSTER", false)?;
+        let url = non_empty(lookup, "HERALD_REDIS_URL");
+        let redis = match (url, cluster) {
+            (None, false) => None,
+            (Some(url), false) => {
+                check_redis_url(&url).map_err(|why| invalid("HERALD_REDIS_URL", "<redacted>".into(), why))?;
+                Some(RedisServers::Server(Secret::new(url.trim())))
+            }
+            (url, true) => {
+                let url = url.unwrap_or_else(|| DEFAULT_REDIS_URL.into());
+                let seeds: Vec<Secret> = url
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(Secret::new)
+                    .collect();
+                if seeds.is_empty() || seeds.iter().any(|s| check_redis_url(s.expose()).is_err()) {
+                    return Err(invalid(
+                        "HERALD_REDIS_URL",
+                        "<redacted>".into(),
+                        "with HERALD_REDIS_CLUSTER=true, give one or more redis:// seed URLs, comma-separated",
+                    ));
+                }
+                Some(RedisServers::Cluster(seeds))
             }
         };
+        let prefix = non_empty(lookup, "HERALD_REDIS_PREFIX").unwrap_or_else(|| "herald".into());
+        if !prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+        {
+            return Err(invalid(
+                "HERALD_REDIS_PREFIX",
+                prefix,
+                "use only A-Z a-z 0-9 _ - . :",
+            ));
+        }
+        Ok(Self { redis, prefix })
+    }
+}
+
+/// A Redis URL as the Redis client takes it: `redis://`, `rediss://`,
+/// `redis+unix://` or `unix://`.
+fn check_redis_url(raw: &str) -> Result<(), String> {
+    let url = url::Url::parse(raw.trim())
+        .map_err(|e| format!("not a URL ({e}); write it like redis://host:6379"))?;
+    match url.scheme() {
+        "redis" | "rediss" if url.has_host() => Ok(()),
+        "redis+unix" | "unix" => Ok(()),
+        "redis" | "rediss" => Err("a redis:// URL needs a host".into()),
+        other => Err(format!("the scheme must be redis, rediss or unix, not {other}")),
+    }
+}
+
+impl JwtSettings {
+    fn parse(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
         let public_key = match non_empty(lookup, "HERALD_JWT_PUBLIC_KEY") {
             None => None,
             Some(v) if v.trim_start().starts_with("-----BEGIN") => Some(v),
-            Some(path) => Some(
-                std::fs::read_to_string(path.trim()).map_err(|e| ConfigError::Invalid {
-                    var: "HERALD_JWT_PUBLIC_KEY",
-                    value: path.clone(),
-                    message: format!("neither PEM text nor a readable file: {e}"),
-                })?,
-            ),
+            Some(path) => Some(std::fs::read_to_string(path.trim()).map_err(|e| {
+                invalid(
+                    "HERALD_JWT_PUBLIC_KEY",
+                    path.clone(),
+                    format!("neither PEM text nor a readable file: {e}"),
+                )
+            })?),
         };
         let jwks_url = non_empty(lookup, "HERALD_JWKS_URL");
         let default_alg = if public_key.is_none() && jwks_url.is_none() {
@@ -359,136 +533,130 @@ impl Settings {
             "ES384" => jsonwebtoken::Algorithm::ES384,
             "EdDSA" => jsonwebtoken::Algorithm::EdDSA,
             other => {
-                return Err(ConfigError::Invalid {
-                    var: "HERALD_JWT_ALGORITHM",
-                    value: other.into(),
-                    message:
-                        "expected HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384 or EdDSA"
-                            .into(),
-                })
+                return Err(invalid(
+                    "HERALD_JWT_ALGORITHM",
+                    other.into(),
+                    "expected HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384 or EdDSA",
+                ))
             }
         };
-        let settings = Self {
-            database_url: non_empty(lookup, "HERALD_DATABASE_URL")
-                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/herald".into()),
-            database_max_connections: get(lookup, "HERALD_DATABASE_MAX_CONNECTIONS", 16)?,
-            redis_url: non_empty(lookup, "HERALD_REDIS_URL")
-                .unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
-            redis_configured: non_empty(lookup, "HERALD_REDIS_URL").is_some(),
-            redis_cluster: get(lookup, "HERALD_REDIS_CLUSTER", false)?,
-            redis_prefix: non_empty(lookup, "HERALD_REDIS_PREFIX").unwrap_or_else(|| "herald".into()),
-            jwt: JwtSettings {
-                secret: non_empty(lookup, "HERALD_JWT_SECRET"),
-                audience: non_empty(lookup, "HERALD_JWT_AUDIENCE").unwrap_or_else(|| "herald".into()),
-                issuer: non_empty(lookup, "HERALD_JWT_ISSUER"),
-                leeway: get_duration(lookup, "HERALD_JWT_LEEWAY", Duration::from_secs(5))?,
-                stream_token_secret: non_empty(lookup, "HERALD_STREAM_TOKEN_SECRET"),
-                stream_token_ttl: get_duration(lookup, "HERALD_STREAM_TOKEN_TTL", Duration::from_secs(300))?,
-                algorithm,
-                public_key,
-                jwks_url,
-                jwks_cache_ttl: get_duration(lookup, "HERALD_JWKS_CACHE_TTL", Duration::from_secs(300))?,
-                jwks_min_refresh: get_duration(lookup, "HERALD_JWKS_MIN_REFRESH", Duration::from_secs(10))?,
-            },
-            api_addr: get(
+        let stream_token_ttl = get_duration(lookup, "HERALD_STREAM_TOKEN_TTL", Duration::from_secs(300))?;
+        if stream_token_ttl > Duration::from_secs(300) || stream_token_ttl.is_zero() {
+            return Err(invalid(
+                "HERALD_STREAM_TOKEN_TTL",
+                format!("{stream_token_ttl:?}"),
+                "stream tokens live between 1 second and 5 minutes",
+            ));
+        }
+        Ok(Self {
+            secret: non_empty(lookup, "HERALD_JWT_SECRET"),
+            audience: non_empty(lookup, "HERALD_JWT_AUDIENCE").unwrap_or_else(|| "herald".into()),
+            issuer: non_empty(lookup, "HERALD_JWT_ISSUER"),
+            leeway: get_duration(lookup, "HERALD_JWT_LEEWAY", Duration::from_secs(5))?,
+            stream_token_secret: non_empty(lookup, "HERALD_STREAM_TOKEN_SECRET"),
+            stream_token_ttl,
+            algorithm,
+            public_key,
+            jwks_url,
+            jwks_cache_ttl: get_duration(lookup, "HERALD_JWKS_CACHE_TTL", Duration::from_secs(300))?,
+            jwks_min_refresh: get_duration(lookup, "HERALD_JWKS_MIN_REFRESH", Duration::from_secs(10))?,
+        })
+    }
+}
+
+fn parse_http(lookup: Lookup<'_>) -> Result<crate::http::HttpLimits, ConfigError> {
+    let max_head_bytes = get(lookup, "HERALD_HTTP_MAX_HEAD_BYTES", 32 * 1024)?;
+    if !(crate::http::MIN_HEAD_BYTES..=crate::http::MAX_HEAD_BYTES_LIMIT).contains(&max_head_bytes) {
+        return Err(invalid(
+            "HERALD_HTTP_MAX_HEAD_BYTES",
+            max_head_bytes.to_string(),
+            "must be between 8192 and 1048576 (a request's URL and headers must fit)",
+        ));
+    }
+    Ok(crate::http::HttpLimits {
+        header_timeout: get_positive(lookup, "HERALD_HTTP_HEADER_TIMEOUT", Duration::from_secs(10))?,
+        idle_timeout: get_positive(lookup, "HERALD_HTTP_IDLE_TIMEOUT", Duration::from_secs(75))?,
+        body_timeout: get_positive(lookup, "HERALD_HTTP_BODY_TIMEOUT", Duration::from_secs(30))?,
+        max_head_bytes,
+    })
+}
+
+impl ApiSettings {
+    fn parse(lookup: Lookup<'_>, gateway: &GatewaySettings) -> Result<Self, ConfigError> {
+        Ok(Self {
+            addr: get(
                 lookup,
                 "HERALD_API_ADDR",
                 SocketAddr::from(([127, 0, 0, 1], 8080)),
             )?,
-            gateway_addr: get(
-                lookup,
-                "HERALD_GATEWAY_ADDR",
-                SocketAddr::from(([127, 0, 0, 1], 8081)),
-            )?,
-            worker_addr: get(
-                lookup,
-                "HERALD_WORKER_ADDR",
-                SocketAddr::from(([127, 0, 0, 1], 8082)),
-            )?,
             max_event_data_bytes: get(lookup, "HERALD_MAX_EVENT_DATA_BYTES", 64 * 1024)?,
             max_body_bytes: get(lookup, "HERALD_MAX_BODY_BYTES", 256 * 1024)?,
-            heartbeat: get_duration(lookup, "HERALD_HEARTBEAT", Duration::from_secs(15))?,
-            sse_retry: get_duration(lookup, "HERALD_SSE_RETRY", Duration::from_secs(2))?,
-            max_topics_per_stream: get(lookup, "HERALD_MAX_TOPICS_PER_STREAM", 64)?,
-            stream_buffer: get(lookup, "HERALD_STREAM_BUFFER", 1024)?,
-            worker_poll: get_duration(lookup, "HERALD_WORKER_POLL", Duration::from_millis(200))?,
-            worker_batch: get(lookup, "HERALD_WORKER_BATCH", 500)?,
-            retention: get_duration(lookup, "HERALD_RETENTION", Duration::from_secs(7 * 86_400))?,
-            shutdown_grace: get_duration(lookup, "HERALD_SHUTDOWN_GRACE", Duration::from_millis(500))?,
-            log_format,
-            max_streams: get(lookup, "HERALD_MAX_STREAMS", 100_000)?,
-            max_streams_per_user: get(lookup, "HERALD_MAX_STREAMS_PER_USER", 100)?,
             publish_rate: get(lookup, "HERALD_PUBLISH_RATE", 10_000)?,
             demo: get(lookup, "HERALD_DEMO", false)?,
             web_dir: non_empty(lookup, "HERALD_WEB_DIR")
                 .unwrap_or_else(|| "web".into())
                 .into(),
-            public_gateway_url: String::new(),
-            http: crate::http::HttpLimits {
-                header_timeout: get_duration(lookup, "HERALD_HTTP_HEADER_TIMEOUT", Duration::from_secs(10))?,
-                idle_timeout: get_duration(lookup, "HERALD_HTTP_IDLE_TIMEOUT", Duration::from_secs(75))?,
-                body_timeout: get_duration(lookup, "HERALD_HTTP_BODY_TIMEOUT", Duration::from_secs(30))?,
-                max_head_bytes: get(lookup, "HERALD_HTTP_MAX_HEAD_BYTES", 32 * 1024)?,
-            },
-            push: PushSettings {
-                vapid_private_key: non_empty(lookup, "HERALD_VAPID_PRIVATE_KEY").map(Secret),
-                vapid_subject: non_empty(lookup, "HERALD_VAPID_SUBJECT"),
-                allowed_hosts: non_empty(lookup, "HERALD_PUSH_ALLOWED_HOSTS")
-                    .unwrap_or_else(|| DEFAULT_PUSH_HOSTS.into()),
-                allow_insecure: get(lookup, "HERALD_PUSH_ALLOW_INSECURE", false)?,
-                ttl: get_duration(lookup, "HERALD_PUSH_TTL", Duration::from_secs(86_400))?,
-                concurrency: get(lookup, "HERALD_PUSH_CONCURRENCY", 32)?,
-                lease: get_duration(lookup, "HERALD_PUSH_LEASE", Duration::from_secs(60))?,
-            },
-            cors_origins: match lookup("HERALD_CORS_ORIGINS") {
-                None => CorsOrigins::None,
-                Some(raw) => CorsOrigins::parse(&raw).map_err(|message| ConfigError::Invalid {
-                    var: "HERALD_CORS_ORIGINS",
-                    value: raw.clone(),
-                    message,
-                })?,
-            },
-        };
-        let mut settings = settings;
-        settings.public_gateway_url = non_empty(lookup, "HERALD_PUBLIC_GATEWAY_URL")
-            .unwrap_or_else(|| format!("http://{}", settings.gateway_addr));
-        settings.check()?;
-        Ok(settings)
+            public_gateway_url: non_empty(lookup, "HERALD_PUBLIC_GATEWAY_URL")
+                .unwrap_or_else(|| format!("http://{}", gateway.addr)),
+        })
     }
+}
 
-    fn check(&self) -> Result<(), ConfigError> {
-        let invalid = |var: &'static str, value: String, message: &str| ConfigError::Invalid {
-            var,
-            value,
-            message: message.into(),
-        };
-        if self.jwt.stream_token_ttl > Duration::from_secs(300) || self.jwt.stream_token_ttl.is_zero() {
-            return Err(invalid(
-                "HERALD_STREAM_TOKEN_TTL",
-                format!("{:?}", self.jwt.stream_token_ttl),
-                "stream tokens live between 1 second and 5 minutes",
-            ));
-        }
-        if self.worker_poll > Duration::from_millis(250) || self.worker_poll.is_zero() {
+impl GatewaySettings {
+    fn parse(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            addr: get(
+                lookup,
+                "HERALD_GATEWAY_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 8081)),
+            )?,
+            heartbeat: get_positive(lookup, "HERALD_HEARTBEAT", Duration::from_secs(15))?,
+            sse_retry: get_duration(lookup, "HERALD_SSE_RETRY", Duration::from_secs(2))?,
+            max_topics_per_stream: get_count(lookup, "HERALD_MAX_TOPICS_PER_STREAM", 64)?,
+            stream_buffer: get_count(lookup, "HERALD_STREAM_BUFFER", 1024)?,
+            max_streams: get(lookup, "HERALD_MAX_STREAMS", 100_000)?,
+            max_streams_per_user: get(lookup, "HERALD_MAX_STREAMS_PER_USER", 100)?,
+            shutdown_grace: get_duration(lookup, "HERALD_SHUTDOWN_GRACE", Duration::from_millis(500))?,
+        })
+    }
+}
+
+impl WorkerSettings {
+    fn parse(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
+        let poll = get_duration(lookup, "HERALD_WORKER_POLL", Duration::from_millis(200))?;
+        if poll > Duration::from_millis(250) || poll.is_zero() {
             return Err(invalid(
                 "HERALD_WORKER_POLL",
-                format!("{:?}", self.worker_poll),
+                format!("{poll:?}"),
                 "the fallback poll must be between 1ms and 250ms",
             ));
         }
-        if self.heartbeat.is_zero() {
-            return Err(invalid("HERALD_HEARTBEAT", "0".into(), "must be positive"));
-        }
-        for (var, v) in [
-            ("HERALD_HTTP_HEADER_TIMEOUT", self.http.header_timeout),
-            ("HERALD_HTTP_IDLE_TIMEOUT", self.http.idle_timeout),
-            ("HERALD_HTTP_BODY_TIMEOUT", self.http.body_timeout),
-        ] {
-            if v.is_zero() {
-                return Err(invalid(var, "0".into(), "must be positive"));
-            }
-        }
-        match (&self.push.vapid_private_key, &self.push.vapid_subject) {
+        Ok(Self {
+            addr: get(
+                lookup,
+                "HERALD_WORKER_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 8082)),
+            )?,
+            poll,
+            batch: get_count(lookup, "HERALD_WORKER_BATCH", 500)?,
+            retention: get_duration(lookup, "HERALD_RETENTION", Duration::from_secs(7 * 86_400))?,
+        })
+    }
+}
+
+impl PushSettings {
+    fn parse(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
+        let push = Self {
+            vapid_private_key: non_empty(lookup, "HERALD_VAPID_PRIVATE_KEY").map(Secret),
+            vapid_subject: non_empty(lookup, "HERALD_VAPID_SUBJECT"),
+            allowed_hosts: non_empty(lookup, "HERALD_PUSH_ALLOWED_HOSTS")
+                .unwrap_or_else(|| DEFAULT_PUSH_HOSTS.into()),
+            allow_insecure: get(lookup, "HERALD_PUSH_ALLOW_INSECURE", false)?,
+            ttl: get_positive(lookup, "HERALD_PUSH_TTL", Duration::from_secs(86_400))?,
+            concurrency: get_count(lookup, "HERALD_PUSH_CONCURRENCY", 32)?,
+            lease: get_duration(lookup, "HERALD_PUSH_LEASE", Duration::from_secs(60))?,
+        };
+        match (&push.vapid_private_key, &push.vapid_subject) {
             (Some(_), None) => {
                 return Err(ConfigError::Missing {
                     var: "HERALD_VAPID_SUBJECT",
@@ -503,64 +671,21 @@ impl Settings {
             }
             _ => {}
         }
-        if self.push.lease < Duration::from_secs(1) {
+        if push.lease < Duration::from_secs(1) {
             return Err(invalid(
                 "HERALD_PUSH_LEASE",
-                format!("{:?}", self.push.lease),
+                format!("{:?}", push.lease),
                 "must be at least 1s (longer than a push takes to send)",
             ));
         }
-        if self.push.concurrency == 0
-            || self.push.ttl.is_zero()
-            || self.push.ttl > Duration::from_secs(28 * 86_400)
-        {
-            let (var, value) = if self.push.concurrency == 0 {
-                ("HERALD_PUSH_CONCURRENCY", "0".to_owned())
-            } else {
-                ("HERALD_PUSH_TTL", format!("{:?}", self.push.ttl))
-            };
-            return Err(invalid(var, value, "must be positive (a TTL at most 28d)"));
-        }
-        let head = self.http.max_head_bytes;
-        if !(crate::http::MIN_HEAD_BYTES..=crate::http::MAX_HEAD_BYTES_LIMIT).contains(&head) {
+        if push.ttl > Duration::from_secs(28 * 86_400) {
             return Err(invalid(
-                "HERALD_HTTP_MAX_HEAD_BYTES",
-                head.to_string(),
-                "must be between 8192 and 1048576 (a request's URL and headers must fit)",
+                "HERALD_PUSH_TTL",
+                format!("{:?}", push.ttl),
+                "at most 28d",
             ));
         }
-        for (var, v) in [
-            ("HERALD_STREAM_BUFFER", self.stream_buffer),
-            ("HERALD_WORKER_BATCH", self.worker_batch),
-            ("HERALD_MAX_TOPICS_PER_STREAM", self.max_topics_per_stream),
-        ] {
-            if v == 0 {
-                return Err(invalid(var, "0".into(), "must be at least 1"));
-            }
-        }
-        if !self
-            .redis_prefix
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
-        {
-            return Err(invalid(
-                "HERALD_REDIS_PREFIX",
-                self.redis_prefix.clone(),
-                "use only A-Z a-z 0-9 _ - . :",
-            ));
-        }
-        if self.redis_cluster {
-            for seed in self.redis_url.split(',') {
-                if redis::parse_redis_url(seed.trim()).is_none() {
-                    return Err(invalid(
-                        "HERALD_REDIS_URL",
-                        self.redis_url.clone(),
-                        "with HERALD_REDIS_CLUSTER=true, give one or more redis:// seed URLs, comma-separated",
-                    ));
-                }
-            }
-        }
-        Ok(())
+        Ok(push)
     }
 }
 
@@ -588,12 +713,23 @@ mod tests {
     #[test]
     fn defaults_match_the_product_contract() {
         let s = with(&[]).unwrap();
-        assert_eq!(s.database_url, "postgres://postgres@127.0.0.1:5432/herald");
-        assert_eq!(s.redis_prefix, "herald");
+        assert_eq!(
+            s.database.url.expose(),
+            "postgres://postgres@127.0.0.1:5432/herald"
+        );
+        assert_eq!(s.bus.prefix, "herald");
+        assert_eq!(
+            s.bus.redis, None,
+            "the single-node binary runs its in-process bus"
+        );
+        assert_eq!(
+            s.bus.redis_or_local(),
+            RedisServers::Server(Secret::new("redis://127.0.0.1:6379"))
+        );
         assert_eq!(s.jwt.audience, "herald");
-        assert_eq!(s.api_addr.to_string(), "127.0.0.1:8080");
-        assert_eq!(s.heartbeat, Duration::from_secs(15));
-        assert_eq!(s.retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(s.api.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.gateway.heartbeat, Duration::from_secs(15));
+        assert_eq!(s.worker.retention, Duration::from_secs(7 * 86_400));
         assert!(s.http.header_timeout <= Duration::from_secs(30));
         assert_eq!(s.http.max_head_bytes, 32 * 1024);
     }
@@ -624,7 +760,13 @@ mod tests {
             ("HERALD_REDIS_URL", "redis://10.0.0.1:7000, redis://10.0.0.2:7000"),
         ])
         .unwrap();
-        assert!(s.redis_cluster);
+        assert_eq!(
+            s.bus.redis,
+            Some(RedisServers::Cluster(vec![
+                Secret::new("redis://10.0.0.1:7000"),
+                Secret::new("redis://10.0.0.2:7000")
+            ]))
+        );
         let e = with(&[("HERALD_REDIS_CLUSTER", "yes")]).unwrap_err().to_string();
         assert!(e.starts_with("HERALD_REDIS_CLUSTER"), "{e}");
         let e = with(&[
@@ -634,7 +776,14 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.starts_with("HERALD_REDIS_URL"), "{e}");
-        assert!(!with(&[]).unwrap().redis_cluster);
+        assert!(!matches!(
+            with(&[]).unwrap().bus.redis,
+            Some(RedisServers::Cluster(_))
+        ));
+        let e = with(&[("HERALD_REDIS_URL", "http://a:1")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("HERALD_REDIS_URL"), "{e}");
     }
 
     #[test]
@@ -688,7 +837,20 @@ mod tests {
 
     #[test]
     fn debug_output_hides_secrets() {
-        let s = with(&[("HERALD_JWT_SECRET", "hunter2")]).unwrap();
-        assert!(!format!("{s:?}").contains("hunter2"));
+        let s = with(&[
+            ("HERALD_JWT_SECRET", "hunter2"),
+            ("HERALD_DATABASE_URL", "postgres://herald:pg-pass-1@db/herald"),
+            ("HERALD_REDIS_URL", "redis://:redis-pass-2@cache:6379"),
+            ("HERALD_VAPID_PRIVATE_KEY", "vapid-key-3"),
+            ("HERALD_VAPID_SUBJECT", "mailto:ops@example.com"),
+        ])
+        .unwrap();
+        let shown = format!("{s:?}");
+        for secret in ["hunter2", "pg-pass-1", "redis-pass-2", "vapid-key-3"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        // Nor in the error naming a bad Redis URL.
+        let e = with(&[("HERALD_REDIS_URL", "redis//:redis-pass-2@cache")]).unwrap_err();
+        assert!(!e.to_string().contains("redis-pass-2"), "{e}");
     }
 }

@@ -21,9 +21,9 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 /// Postgres restart); a busy pool's connections are proven by their last use,
 /// and a connection that still turns out dead fails its one request with a
 /// 503 and is discarded.
-pub fn connect_lazy(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+pub fn connect_lazy(database: &crate::config::DatabaseSettings) -> Result<PgPool, sqlx::Error> {
     PgPoolOptions::new()
-        .max_connections(max_connections)
+        .max_connections(database.max_connections)
         .acquire_timeout(Duration::from_secs(3))
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
@@ -34,7 +34,7 @@ pub fn connect_lazy(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Err
                 Ok(true)
             })
         })
-        .connect_lazy(url)
+        .connect_lazy(database.url.expose())
 }
 
 /// Whether the database answers.

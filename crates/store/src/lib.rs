@@ -1,6 +1,9 @@
 //! `herald-store`: the write rules of Herald's tables, shared by every
 //! service that changes them.
 //!
+//! - [`history`]: reads of the event log that prove their own completeness
+//!   against retention, and the one mapping of an `events` row to an
+//!   [`Envelope`](herald_domain::Envelope).
 //! - [`outbox`]: an event is appended in the same transaction as the state it
 //!   announces ([`outbox::OutboxTx`]), and the worker is woken after commit.
 //! - [`inbox`]: notification rows, their per-user lock and exact counts, and
@@ -16,6 +19,7 @@
 //! neither has its own copy of the rules.
 
 pub mod due;
+pub mod history;
 pub mod inbox;
 pub mod outbox;
 pub mod preferences;

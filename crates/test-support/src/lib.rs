@@ -13,9 +13,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
+use herald_bus::cluster::topology::{self, Topology};
+use herald_bus::{Bus, LocalBus};
 use herald_domain::sse::{ParsedEvent, Parser};
 use herald_domain::Envelope;
-use herald_platform::bus::{Bus, LocalBus};
+use herald_platform::config::{RedisServers, Secret};
 use herald_platform::Settings;
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -131,9 +133,7 @@ pub async fn wait_ready(url: &str) {
 pub fn test_bus(settings: &Settings) -> Bus {
     match std::env::var("HERALD_TEST_BUS").as_deref() {
         Ok("local") => Bus::Local(LocalBus::default()),
-        _ => Bus::Redis {
-            url: settings.redis_url.clone(),
-        },
+        _ => Bus::from_settings(&settings.bus),
     }
 }
 
@@ -532,16 +532,21 @@ impl RedisCluster {
             .collect()
     }
 
-    /// The cluster bus for a `TestApp`.
-    pub fn bus(&self) -> Bus {
-        Bus::RedisCluster { seeds: self.seeds() }
-    }
-
     /// Test settings (a unique prefix) on this cluster.
     pub fn settings(&self) -> Settings {
-        let mut s = settings(&self.url());
-        s.redis_cluster = true;
+        let seeds = self.seeds();
+        let mut s = settings(&seeds[0]);
+        s.bus.redis = Some(RedisServers::Cluster(
+            seeds.into_iter().map(Secret::new).collect(),
+        ));
         s
+    }
+
+    /// A `TestApp` on this cluster, under a unique prefix.
+    pub async fn app(&self, pool: PgPool) -> TestApp {
+        let settings = self.settings();
+        let bus = Bus::from_settings(&settings.bus);
+        TestApp::spawn_on(pool, settings, bus).await
     }
 
     /// Starts node `i` (again) on its port and waits until it answers.
@@ -650,11 +655,9 @@ impl RedisCluster {
     }
 
     /// The current topology.
-    pub async fn topology(&self) -> herald_platform::cluster::Topology {
-        let seeds = herald_platform::cluster::seeds(&self.seeds()).expect("seed URLs");
-        herald_platform::cluster::Topology::fetch(&seeds)
-            .await
-            .expect("CLUSTER SLOTS")
+    pub async fn topology(&self) -> Topology {
+        let seeds = topology::seeds(&self.seeds()).expect("seed URLs");
+        Topology::fetch(&seeds).await.expect("CLUSTER SLOTS")
     }
 
     /// One topic `{kind}:{key}` per master, whose channel (under `prefix`)
@@ -666,7 +669,7 @@ impl RedisCluster {
             .map(|m| {
                 let topic = (0u32..)
                     .map(|i| format!("{kind}:k{i}"))
-                    .find(|t| topology.master_of(&herald_platform::bus::channel(prefix, t)) == Some(m))
+                    .find(|t| topology.master_of(&herald_bus::channel(prefix, t)) == Some(m))
                     .expect("some key lands on every master");
                 (topic, masters[m].port)
             })
@@ -708,11 +711,8 @@ impl RedisCluster {
         loop {
             let mut agreed = true;
             for &port in &self.ports {
-                let seeds =
-                    herald_platform::cluster::seeds(&[format!("redis://127.0.0.1:{port}")]).expect("url");
-                let t = herald_platform::cluster::Topology::fetch(&seeds)
-                    .await
-                    .expect("CLUSTER SLOTS");
+                let seeds = topology::seeds(&[format!("redis://127.0.0.1:{port}")]).expect("url");
+                let t = Topology::fetch(&seeds).await.expect("CLUSTER SLOTS");
                 agreed &= t.master_of_slot(slot).map(|m| t.masters()[m].port) == Some(to);
             }
             if agreed {

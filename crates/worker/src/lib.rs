@@ -4,7 +4,6 @@
 //! health listener (port 0 in tests) and [`Worker::run_until_stopped`] runs
 //! the relay, retention and the health endpoints until shutdown.
 
-pub mod cluster;
 pub mod due;
 pub mod metrics;
 pub mod push;
@@ -20,7 +19,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use herald_platform::bus::Bus;
+use herald_bus::Bus;
 use herald_platform::{http, Settings};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -37,15 +36,15 @@ pub struct Worker {
     retention: Duration,
     /// Delivers the push queue, when Web Push is configured.
     push: Option<push::PushSender>,
-    /// The Redis servers (one, or a cluster's seeds) `/readyz` pings.
-    redis: Vec<redis::ConnectionInfo>,
+    /// What `/readyz` pings.
+    bus: Bus,
     metrics: Arc<WorkerMetrics>,
 }
 
 #[derive(Clone)]
 struct HealthState {
     pool: PgPool,
-    redis: Vec<redis::ConnectionInfo>,
+    bus: Bus,
     metrics: Arc<WorkerMetrics>,
 }
 
@@ -53,30 +52,19 @@ impl Worker {
     /// A worker publishing to Redis (`HERALD_REDIS_URL`), or to a Redis
     /// Cluster with `HERALD_REDIS_CLUSTER`.
     pub async fn build(settings: &Settings, pool: PgPool) -> Result<Self, BuildError> {
-        Self::build_on(settings, pool, Bus::redis(settings)).await
+        Self::build_on(settings, pool, Bus::from_settings(&settings.bus)).await
     }
 
     /// A worker publishing to `bus` (the single-node binary's is in-process).
     pub async fn build_on(settings: &Settings, pool: PgPool, bus: Bus) -> Result<Self, BuildError> {
-        let listener = http::bind(settings.worker_addr).await?;
+        let listener = http::bind(settings.worker.addr).await?;
         let metrics = Arc::new(WorkerMetrics::default());
         let config = RelayConfig {
             bus: bus.clone(),
-            prefix: settings.redis_prefix.clone(),
-            poll: settings.worker_poll,
-            batch: settings.worker_batch,
+            poll: settings.worker.poll,
+            batch: settings.worker.batch,
         };
         let relay = OutboxRelay::new(pool.clone(), config, metrics.clone())?;
-        let redis = match &bus {
-            Bus::Redis { url } => vec![redis::Client::open(url.as_str())
-                .map_err(RelayError::from)?
-                .get_connection_info()
-                .clone()],
-            Bus::RedisCluster { seeds } => {
-                herald_platform::cluster::seeds(seeds).map_err(RelayError::from)?
-            }
-            Bus::Local(_) => Vec::new(),
-        };
         let web_push = herald_push::WebPush::from_settings(
             settings.push.vapid_private_key.as_ref().map(|k| k.expose()),
             settings.push.vapid_subject.as_deref(),
@@ -97,8 +85,8 @@ impl Worker {
             push,
             pool,
             relay,
-            retention: settings.retention,
-            redis,
+            retention: settings.worker.retention,
+            bus,
             metrics,
         })
     }
@@ -110,7 +98,7 @@ impl Worker {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let state = HealthState {
             pool: self.pool.clone(),
-            redis: self.redis,
+            bus: self.bus,
             metrics: self.metrics.clone(),
         };
         let router = Router::new()
@@ -145,8 +133,8 @@ impl Worker {
 
 async fn readyz(State(s): State<HealthState>) -> (StatusCode, &'static str) {
     let db = herald_platform::db::ping(&s.pool).await;
-    // With no Redis the bus is in-process; a cluster is up if a seed answers.
-    let bus = s.redis.is_empty() || OutboxRelay::redis_ok(&s.redis).await;
+    // The in-process bus is always up; a cluster is when a seed answers.
+    let bus = s.bus.ping().await;
     match (db, bus) {
         (true, true) => (StatusCode::OK, "ready"),
         (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "postgres unreachable"),

@@ -3,14 +3,13 @@ use herald_worker::Worker;
 
 // One thread: the worker is one sequential relay loop plus light side tasks
 // (LISTEN, retention, metrics), so more threads add no throughput, only
-// cross-thread wake-ups on every event's path (NOTIFY → relay). Measured in
-// the latency benchmark: each event's first frame p99 9.2–13.3 ms with the
-// default two threads, 5.7–8.0 ms with one (BENCHMARKS.md).
+// cross-thread wake-ups on every event's path (NOTIFY → relay); the latency
+// benchmark shows the difference (BENCHMARKS.md, "The worker's runtime").
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::from_env()?;
     telemetry::init(settings.log_format);
-    let pool = db::connect_lazy(&settings.database_url, settings.database_max_connections)?;
+    let pool = db::connect_lazy(&settings.database)?;
     let worker = Worker::build(&settings, pool).await?;
     tracing::info!(addr = %worker.local_addr(), "herald-worker listening");
     worker.run_until_stopped(shutdown::on_signal()).await?;

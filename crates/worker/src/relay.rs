@@ -4,9 +4,8 @@
 //! held on a dedicated connection); the others wait to take over. The leader
 //! repeats: sequence a batch of committed events (see [`crate::sequencer`]),
 //! publish it to the bus in `seq` order, record the published position. It
-//! wakes on `LISTEN herald_outbox` (the API notifies right after each
-//! publishing commit, coalesced; see `herald_api::outbox`) and polls as a
-//! fallback.
+//! wakes on `LISTEN herald_outbox` (every publishing commit notifies,
+//! coalesced; see `herald_store::outbox`) and polls as a fallback.
 //!
 //! Crash safety: sequencing commits before publishing; publishing happens in
 //! a transaction holding the sequencer row lock, starts right after
@@ -20,16 +19,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use herald_bus::{Bus, BusError, Publisher};
 use herald_domain::Envelope;
-use herald_platform::bus::{self, Bus, LocalBus};
-use redis::aio::MultiplexedConnection;
+use herald_platform::backoff::Backoff;
+use herald_store::outbox::OUTBOX_CHANNEL;
 use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::ClusterPublisher;
 use crate::metrics::WorkerMetrics;
 use crate::sequencer;
 
@@ -37,39 +36,27 @@ use crate::sequencer;
 const LEADER_LOCK: i64 = 0x6865_7261_6c64;
 /// How long a busy relay lets events gather between steps.
 const GATHER: Duration = Duration::from_millis(1);
-/// The channel the API notifies on after publishing commits.
-pub const OUTBOX_CHANNEL: &str = "herald_outbox";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     #[error("postgres: {0}")]
     Db(#[from] sqlx::Error),
-    #[error("redis: {0}")]
-    Bus(#[from] redis::RedisError),
-    #[error("encoding an envelope: {0}")]
-    Encode(#[from] serde_json::Error),
+    #[error("the bus: {0}")]
+    Bus(#[from] BusError),
 }
 
 /// Relay configuration.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
     pub bus: Bus,
-    pub prefix: String,
     pub poll: Duration,
     pub batch: usize,
-}
-
-enum Publisher {
-    Redis(redis::Client),
-    Cluster(ClusterPublisher),
-    Local(LocalBus),
 }
 
 pub struct OutboxRelay {
     pool: PgPool,
     config: RelayConfig,
-    bus: Publisher,
-    conn: Option<MultiplexedConnection>,
+    bus: Box<dyn Publisher>,
     /// Steps completed since leadership was last (re)gained.
     healthy_steps: u64,
     metrics: Arc<WorkerMetrics>,
@@ -77,18 +64,11 @@ pub struct OutboxRelay {
 
 impl OutboxRelay {
     pub fn new(pool: PgPool, config: RelayConfig, metrics: Arc<WorkerMetrics>) -> Result<Self, RelayError> {
-        let bus = match &config.bus {
-            Bus::Redis { url } => Publisher::Redis(redis::Client::open(url.as_str())?),
-            Bus::RedisCluster { seeds } => {
-                Publisher::Cluster(ClusterPublisher::new(seeds, config.prefix.clone())?)
-            }
-            Bus::Local(local) => Publisher::Local(local.clone()),
-        };
+        let bus = config.bus.publisher()?;
         Ok(Self {
             pool,
             config,
             bus,
-            conn: None,
             healthy_steps: 0,
             metrics,
         })
@@ -96,7 +76,7 @@ impl OutboxRelay {
 
     /// Runs until `shutdown`: waits for leadership, then relays.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
         while !shutdown.is_cancelled() {
             self.healthy_steps = 0;
             let outcome = self.lead(&shutdown).await;
@@ -115,7 +95,7 @@ impl OutboxRelay {
             self.metrics.leader.set(0);
             tokio::select! {
                 _ = shutdown.cancelled() => {}
-                _ = tokio::time::sleep(backoff.next()) => {}
+                _ = tokio::time::sleep(backoff.next_wait()) => {}
             }
         }
     }
@@ -196,7 +176,7 @@ impl OutboxRelay {
     /// lost lock connection, a partition), their publishes serialize, and
     /// each starts exactly after the last acknowledged position, so the bus
     /// sees every topic's events in `seq` order. `published_seq` moves only
-    /// after Redis acknowledged the pipeline; a crash before that means the
+    /// after the bus acknowledged the batch; a crash before that means the
     /// next leader publishes the batch again (gateways drop duplicates).
     /// `fresh` (the batch just sequenced) is used as is when it is exactly
     /// what comes next, saving a read.
@@ -208,7 +188,7 @@ impl OutboxRelay {
             tx.commit().await?;
             return Ok(0);
         }
-        let events = if fresh.first().map(|e| e.seq) == Some(published + 1)
+        let events = if fresh.first().map(|e| e.seq) == Some(published.next())
             && fresh.last().map(|e| e.seq) == Some(last)
         {
             fresh
@@ -219,67 +199,15 @@ impl OutboxRelay {
             tx.commit().await?;
             return Ok(0);
         };
-        if let Publisher::Local(local) = &self.bus {
-            for e in &events {
-                local.publish(&e.topic, serde_json::to_vec(e)?.into());
-            }
-        } else if let Publisher::Cluster(cluster) = &mut self.bus {
-            // One pipeline per master, each ending with a watermark `upto`;
-            // on error the transaction rolls back: nothing recorded.
-            let connects = cluster.publish(&events, upto).await?;
-            self.metrics.redis_connects.add(connects);
-        } else {
-            let mut pipe = redis::pipe();
-            for e in &events {
-                pipe.cmd("PUBLISH")
-                    .arg(bus::channel(&self.config.prefix, &e.topic))
-                    .arg(serde_json::to_vec(e)?)
-                    .ignore();
-            }
-            let conn = self.connection().await?;
-            if let Err(e) = pipe.query_async::<()>(conn).await {
-                self.conn = None;
-                return Err(e.into()); // the transaction rolls back: nothing recorded
-            }
-        }
+        // On error the transaction rolls back: nothing recorded.
+        let connects = self.bus.connects();
+        let published = self.bus.publish(&events).await;
+        self.metrics.redis_connects.add(self.bus.connects() - connects);
+        published?;
         sequencer::mark_published(&mut tx, upto).await?;
         tx.commit().await?;
         self.metrics.published.add(events.len() as u64);
         Ok(events.len())
-    }
-
-    async fn connection(&mut self) -> Result<&mut MultiplexedConnection, RelayError> {
-        if self.conn.is_none() {
-            let Publisher::Redis(client) = &self.bus else {
-                unreachable!("only the single-server Redis publisher connects here")
-            };
-            let config = redis::AsyncConnectionConfig::new()
-                .set_connection_timeout(Duration::from_secs(2))
-                .set_response_timeout(Duration::from_secs(5));
-            let conn = client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
-            self.metrics.redis_connects.inc();
-            self.conn = Some(conn);
-        }
-        Ok(self.conn.as_mut().expect("just connected"))
-    }
-
-    /// Whether the bus answers (for `/readyz`): some of `servers` (the one
-    /// Redis, or a cluster's seeds) answers `PING`.
-    pub async fn redis_ok(servers: &[redis::ConnectionInfo]) -> bool {
-        for server in servers {
-            let Ok(client) = redis::Client::open(server.clone()) else {
-                continue;
-            };
-            let Ok(mut c) = client.get_multiplexed_async_connection().await else {
-                continue;
-            };
-            if redis::cmd("PING").query_async::<String>(&mut c).await.is_ok() {
-                return true;
-            }
-        }
-        false
     }
 }
 
@@ -312,22 +240,5 @@ struct AbortOnDrop(JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// Exponential backoff from 50 ms to 5 s.
-struct Backoff(Duration);
-
-impl Backoff {
-    fn new() -> Self {
-        Self(Duration::from_millis(50))
-    }
-    fn reset(&mut self) {
-        self.0 = Duration::from_millis(50);
-    }
-    fn next(&mut self) -> Duration {
-        let d = self.0;
-        self.0 = (self.0 * 2).min(Duration::from_secs(5));
-        d
     }
 }

@@ -9,7 +9,7 @@
 //! History: `sequencer.pruned_seq` records the highest deleted position. An
 //! events batch deletes a prefix of the log and raises `pruned_seq` in the
 //! same transaction, so in any snapshot the deleted events are exactly those
-//! at or below `pruned_seq` (what `herald_platform::history` relies on to
+//! at or below `pruned_seq` (what `herald_store::history` relies on to
 //! prove a page complete). The `UPDATE` of the sequencer row comes last, so
 //! the row lock is held only for the commit.
 //!
@@ -78,7 +78,7 @@ pub async fn prune_events(
              ORDER BY seq
              LIMIT $2
         )
-        SELECT max(seq) AS "upto"
+        SELECT max(seq) AS "upto: Seq"
           FROM oldest
          WHERE expired
            AND seq < COALESCE((SELECT min(seq) FROM oldest WHERE NOT expired), 9223372036854775807)
@@ -92,14 +92,20 @@ pub async fn prune_events(
         tx.rollback().await?;
         return Ok(0);
     };
-    let deleted = sqlx::query!("DELETE FROM events WHERE seq IS NOT NULL AND seq <= $1", upto)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let deleted = sqlx::query!(
+        "DELETE FROM events WHERE seq IS NOT NULL AND seq <= $1",
+        upto.get()
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
     // Last: the sequencer's row lock is held from here to the commit only.
-    sqlx::query!("UPDATE sequencer SET pruned_seq = GREATEST(pruned_seq, $1)", upto)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE sequencer SET pruned_seq = GREATEST(pruned_seq, $1)",
+        upto.get()
+    )
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(deleted)
 }

@@ -20,10 +20,9 @@
 //! the SQL): each of its statements takes a fresh snapshot, so the rows it
 //! picks after the lock is granted include everything sequenced before.
 
-use chrono::{DateTime, Utc};
 use herald_domain::{Envelope, Seq};
+use herald_store::history::envelope;
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
 
 /// Events that just got their positions, in `seq` order.
 #[derive(Debug)]
@@ -42,8 +41,8 @@ pub struct Sequenced {
 pub async fn sequence_batch(pool: &PgPool, limit: i64) -> Result<Sequenced, sqlx::Error> {
     let rows = sqlx::query!(
         r#"
-        SELECT id AS "id!", seq AS "seq!", topic AS "topic!", type AS "event_type!",
-               data AS "data!", created_at AS "created_at!"
+        SELECT id AS "id?", seq AS "seq?: Seq", topic AS "topic?", type AS "event_type?",
+               data AS "data?", created_at AS "created_at?"
           FROM herald_sequence($1)
         "#,
         limit
@@ -52,7 +51,7 @@ pub async fn sequence_batch(pool: &PgPool, limit: i64) -> Result<Sequenced, sqlx
     .await?;
     let mut events: Vec<Envelope> = rows
         .into_iter()
-        .map(|r| envelope(r.id, r.seq, r.topic, r.event_type, r.data, r.created_at))
+        .filter_map(|r| envelope(r.id, r.seq, r.topic, r.event_type, r.data, r.created_at))
         .collect();
     events.sort_unstable_by_key(|e| e.seq);
     Ok(Sequenced { events })
@@ -67,20 +66,21 @@ pub async fn sequenced_after(
 ) -> Result<Vec<Envelope>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"
-        SELECT id, seq AS "seq!", topic, type AS event_type, data, created_at
+        SELECT id AS "id?", seq AS "seq?: Seq", topic AS "topic?", type AS "event_type?",
+               data AS "data?", created_at AS "created_at?"
           FROM events
          WHERE seq > $1
          ORDER BY seq
          LIMIT $2
         "#,
-        after,
+        after.get(),
         limit,
     )
     .fetch_all(conn)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| envelope(r.id, r.seq, r.topic, r.event_type, r.data, r.created_at))
+        .filter_map(|r| envelope(r.id, r.seq, r.topic, r.event_type, r.data, r.created_at))
         .collect())
 }
 
@@ -93,7 +93,8 @@ pub async fn sequenced_after(
 /// crash only means publishing again, which gateways drop.
 pub async fn lock_for_publishing(conn: &mut PgConnection) -> Result<(Seq, Seq), sqlx::Error> {
     let r = sqlx::query!(
-        r#"SELECT published_seq, last_seq, set_config('synchronous_commit', 'off', true) AS "async_commit!"
+        r#"SELECT published_seq AS "published_seq: Seq", last_seq AS "last_seq: Seq",
+                  set_config('synchronous_commit', 'off', true) AS "async_commit!"
              FROM sequencer FOR UPDATE"#
     )
     .fetch_one(conn)
@@ -103,7 +104,7 @@ pub async fn lock_for_publishing(conn: &mut PgConnection) -> Result<(Seq, Seq), 
 
 /// Records that every event up to `seq` reached the bus.
 pub async fn mark_published(conn: &mut PgConnection, seq: Seq) -> Result<(), sqlx::Error> {
-    sqlx::query!("UPDATE sequencer SET published_seq = $1", seq)
+    sqlx::query!("UPDATE sequencer SET published_seq = $1", seq.get())
         .execute(conn)
         .await?;
     Ok(())
@@ -118,22 +119,4 @@ pub async fn outbox_lag_seconds(pool: &PgPool) -> Result<f64, sqlx::Error> {
     .fetch_one(pool)
     .await?;
     Ok(lag.unwrap_or(0.0).max(0.0))
-}
-
-fn envelope(
-    id: Uuid,
-    seq: Seq,
-    topic: String,
-    event_type: String,
-    data: serde_json::Value,
-    created_at: DateTime<Utc>,
-) -> Envelope {
-    Envelope {
-        id,
-        seq,
-        topic,
-        event_type,
-        data,
-        created_at,
-    }
 }

@@ -26,12 +26,12 @@ async fn seq_follows_commit_order_not_insert_order(pool: PgPool) {
 
     let first = sequence_batch(&pool, 100).await.unwrap().events;
     assert_eq!(first.len(), 1, "only committed rows get a position");
-    assert_eq!((first[0].seq, first[0].data["n"].as_i64()), (1, Some(2)));
+    assert_eq!((first[0].seq.get(), first[0].data["n"].as_i64()), (1, Some(2)));
 
     // A reader that has seen seq 1 resumes "after 1"...
     a.commit().await.unwrap();
     let second = sequence_batch(&pool, 100).await.unwrap().events;
-    assert_eq!((second[0].seq, second[0].data["n"].as_i64()), (2, Some(1)));
+    assert_eq!((second[0].seq.get(), second[0].data["n"].as_i64()), (2, Some(1)));
     // ...and finds A, because A's position is above every position visible before it.
     let after_one: Vec<(i64,)> = sqlx::query_as("SELECT seq FROM events WHERE seq > 1 ORDER BY seq")
         .fetch_all(&pool)
@@ -59,9 +59,9 @@ async fn concurrent_sequencers_hand_out_contiguous_unique_positions(pool: PgPool
                     }
                     // Each batch is one contiguous block.
                     for w in batch.windows(2) {
-                        assert_eq!(w[0].seq + 1, w[1].seq);
+                        assert_eq!(w[0].seq.next(), w[1].seq);
                     }
-                    got.extend(batch.into_iter().map(|e| e.seq));
+                    got.extend(batch.into_iter().map(|e| e.seq.get()));
                 }
             })
         })
@@ -89,11 +89,11 @@ async fn two_relays_leading_at_once_still_publish_in_seq_order(pool: PgPool) {
     use herald_worker::relay::{OutboxRelay, RelayConfig};
 
     let settings = herald_test_support::settings(&herald_test_support::redis_url());
-    let prefix = settings.redis_prefix.clone();
+    let prefix = settings.bus.prefix.clone();
     let client = redis::Client::open(herald_test_support::redis_url()).unwrap();
     let mut pubsub = client.get_async_pubsub().await.unwrap();
     pubsub
-        .subscribe(herald_platform::bus::channel(&prefix, "user:a"))
+        .subscribe(herald_bus::channel(&prefix, "user:a"))
         .await
         .unwrap();
     let mut messages = pubsub.into_on_message();
@@ -112,8 +112,10 @@ async fn two_relays_leading_at_once_still_publish_in_seq_order(pool: PgPool) {
         .map(|_| {
             let pool = pool.clone();
             let config = RelayConfig {
-                bus: herald_platform::bus::Bus::Redis { url: herald_test_support::redis_url() },
-                prefix: prefix.clone(),
+                bus: herald_bus::Bus::Redis {
+                    url: herald_test_support::redis_url(),
+                    prefix: prefix.clone(),
+                },
                 poll: std::time::Duration::from_millis(10),
                 batch: 7,
             };
@@ -146,7 +148,7 @@ async fn two_relays_leading_at_once_still_publish_in_seq_order(pool: PgPool) {
             .expect("every event reaches the bus")
             .unwrap();
         let e: herald_domain::Envelope = serde_json::from_slice(msg.get_payload_bytes()).unwrap();
-        seqs.push(e.seq);
+        seqs.push(e.seq.get());
     }
     assert_eq!(
         seqs,
@@ -186,7 +188,7 @@ async fn a_step_never_splits_a_batch(pool: PgPool) {
     let second = sequence_batch(&pool, 500).await.unwrap().events;
     assert_eq!(second.len(), 300);
     for (k, batch) in first.chunks(300).chain(second.chunks(300)).enumerate() {
-        let seqs: Vec<i64> = batch.iter().map(|e| e.seq).collect();
+        let seqs: Vec<i64> = batch.iter().map(|e| e.seq.get()).collect();
         let from = seqs[0];
         assert_eq!(
             seqs,

@@ -236,7 +236,7 @@ export interface paths {
             cookie?: never;
         };
         /** The caller's push subscriptions. */
-        get: operations["list"];
+        get: operations["list_push_subscriptions"];
         put?: never;
         /**
          * Registers this browser's push subscription for the caller.
@@ -594,8 +594,11 @@ export interface components {
              * @description Stable identity of the event (also the idempotency anchor).
              */
             id: string;
-            /** @description Delivery position: grows in delivery order; the SSE `id:`. */
-            seq: components["schemas"]["i64"];
+            /**
+             * Format: int64
+             * @description Delivery position: grows in delivery order; the SSE `id:`.
+             */
+            seq: number;
             /** @description `kind:key`. */
             topic: string;
             /** @description Event type, e.g. `notification.created`. */
@@ -605,7 +608,11 @@ export interface components {
         EventPage: {
             /** @description Events in `seq` order. */
             events: components["schemas"]["Envelope"][];
-            next_after?: null | components["schemas"]["i64"];
+            /**
+             * Format: int64
+             * @description Pass as `after` to get the next page; `null` when this page reached the end.
+             */
+            next_after?: number | null;
             /**
              * @description `true` when history after `after` was pruned by retention, so this listing
              *     cannot be complete: refetch state instead of relying on it.
@@ -848,8 +855,6 @@ export interface components {
              */
             public_key: string;
         };
-        /** Format: int64 */
-        i64: number;
     };
     responses: never;
     parameters: never;
@@ -1853,7 +1858,7 @@ export interface operations {
             };
         };
     };
-    list: {
+    list_push_subscriptions: {
         parameters: {
             query?: never;
             header?: never;
@@ -2696,7 +2701,7 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description Return events with `seq` greater than this (default 0: from the oldest retained). */
-                after?: components["schemas"]["i64"];
+                after?: number;
                 /** @description Page size, 1–1000 (default 100). */
                 limit?: number;
             };

@@ -16,7 +16,8 @@ pub async fn index(State(state): State<AppState>) -> Response {
 
 pub async fn asset(State(state): State<AppState>, Path(name): Path<String>) -> Response {
     if name == "config.json" {
-        return Json(serde_json::json!({ "gateway_url": state.settings.public_gateway_url })).into_response();
+        return Json(serde_json::json!({ "gateway_url": state.settings.api.public_gateway_url }))
+            .into_response();
     }
     file(&state, &name).await
 }
@@ -39,7 +40,7 @@ async fn file(state: &AppState, name: &str) -> Response {
         Some("json") => "application/json",
         _ => "application/octet-stream",
     };
-    match tokio::fs::read(state.settings.web_dir.join(name)).await {
+    match tokio::fs::read(state.settings.api.web_dir.join(name)).await {
         Ok(bytes) => (
             [
                 (header::CONTENT_TYPE, content_type),

@@ -257,7 +257,7 @@ pub fn require_publish(state: &AppState, p: &Principal, events: u32) -> Result<(
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// Return events with `seq` greater than this (default 0: from the oldest retained).
-    #[param(minimum = 0)]
+    #[param(minimum = 0, value_type = Option<i64>)]
     pub after: Option<Seq>,
     /// Page size, 1–1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
@@ -270,6 +270,7 @@ pub struct EventPage {
     /// Events in `seq` order.
     pub events: Vec<Envelope>,
     /// Pass as `after` to get the next page; `null` when this page reached the end.
+    #[schema(value_type = Option<i64>)]
     pub next_after: Option<Seq>,
     /// `true` when history after `after` was pruned by retention, so this listing
     /// cannot be complete: refetch state instead of relying on it.
@@ -303,8 +304,8 @@ pub async fn topic_history(
     {
         return Err(Problem::forbidden(format!("this token may not read `{topic}`")).into());
     }
-    let after = q.after.unwrap_or(0);
-    if after < 0 {
+    let after = q.after.unwrap_or_default();
+    if after < Seq::ZERO {
         return Err(Problem::invalid_field("after", "must be 0 or greater").into());
     }
     let limit = q.limit.unwrap_or(100);
@@ -313,8 +314,7 @@ pub async fn topic_history(
     }
     // The page and the pruning position come from one snapshot, so
     // `truncated` is exact even while retention runs.
-    let page =
-        herald_platform::history::events_after(&state.pool, &[topic.to_string()], after, limit).await?;
+    let page = herald_store::history::events_after(&state.pool, &[topic.to_string()], after, limit).await?;
     let truncated = !page.complete_after(after);
     let events = page.events;
     let full = events.len() as i64 == limit;

@@ -67,7 +67,7 @@ pub async fn create_stream_token(
             Problem::invalid_field("topics", "required when the token's `sub` is not a user id")
         })?],
     };
-    let max = state.settings.max_topics_per_stream;
+    let max = state.settings.gateway.max_topics_per_stream;
     if topics.len() > max {
         return Err(Problem::invalid_field("topics", format!("at most {max} topics per stream")).into());
     }

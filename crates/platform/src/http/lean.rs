@@ -1,35 +1,85 @@
-//! A lean HTTP/1.1 path for long-lived streams.
+//! The lean path: a small HTTP/1.1 server for long-lived streams.
 //!
-//! hyper keeps an 8 KiB read buffer and an 8 KiB header buffer for the whole
-//! life of every connection, plus its connection state machine: for an SSE
-//! stream that sits idle for hours, that is most of its memory. So the
-//! server reads each connection's first request head itself (with
-//! `httparse`, which hyper uses too). A `GET` for the stream path is answered
-//! here: the request goes through the same axum router (same extractors,
-//! middleware, problem+json refusals), and the response is written straight
-//! to the socket — head first, then every body chunk as it comes, with no
-//! transfer coding, delimited by closing the connection (RFC 9112 §6.3; what
-//! `EventSource` and proxies expect of a stream). Nothing is buffered beyond
-//! the chunk being written, and the read side only watches for the client
-//! closing. Any other request is handed to hyper with the bytes already read
-//! put back in front of the socket ([`Rewind`]).
+//! # Why it exists
+//!
+//! hyper keeps an 8 KiB read buffer (its floor: `max_buf_size` refuses
+//! less) and its connection state for the whole life of every connection:
+//! for an SSE stream that sits idle for hours, that is most of its memory.
+//! And a body served by hyper is written only by hyper's task, so every
+//! event wakes every stream's task. `scripts/bench` measured both, streams
+//! served by hyper against this path: over twice the memory per idle stream
+//! and a third more gateway CPU per event (BENCHMARKS.md, "Why streams
+//! bypass hyper").
+//!
+//! # What it speaks
+//!
+//! Only a connection's *first* request, and only a `GET` of the stream path
+//! without body framing (`Content-Length`, `Transfer-Encoding`), whose head
+//! `httparse` (what hyper uses) reads complete within the header timeout and
+//! the head size bound. Anything else (another method or path, a body, a
+//! malformed or oversized head) goes to hyper with the bytes already read
+//! replayed first, so hyper answers it exactly as it would have (400, 431,
+//! keep-alive and all).
+//!
+//! The request goes through the same router as every other, so the same
+//! extractors, middleware and problem+json refusals apply, and it carries
+//! [`TakeOverOffered`]. The response is written without transfer coding: a
+//! body of known length (a refusal) with `content-length`, anything else
+//! delimited by closing the connection (RFC 9112 §6.3; what `EventSource`
+//! and proxies expect of a stream), and `connection: close` either way. A
+//! response carrying a [`TakeOver`] gets the socket right after its head and
+//! owns it from then on. The connection takes no more requests: bytes the
+//! client sends after its head (a pipelined request) are read and dropped,
+//! and the client closing its side ends the response (as with hyper, whose
+//! `half_close` is off).
 
+use std::future::Future;
 use std::io;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
-use axum::http::{self, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Version};
+use axum::http::{self, HeaderMap, HeaderName, HeaderValue, Method, Request, Version};
+use axum::Router;
 use bytes::{Buf, Bytes, BytesMut};
-use futures_util::StreamExt;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use crate::http::HttpLimits;
+use super::{ConnectionHandle, HttpLimits};
 
 const MAX_HEADERS: usize = 64;
+
+/// Marks a request served on the lean path: its handler may answer with a
+/// [`TakeOver`].
+#[derive(Debug, Clone, Copy)]
+pub struct TakeOverOffered;
+
+type Owner = Box<dyn FnOnce(TcpStream) -> BoxFuture<'static, ()> + Send>;
+
+/// A response extension by which a handler takes its connection over: once
+/// the response head is written, the socket is handed to the closure, which
+/// owns it (and so is its only reader and writer) until its future ends and
+/// the connection closes. Honoured on the lean path only (see
+/// [`TakeOverOffered`]); elsewhere the response's body is sent as usual.
+#[derive(Clone)]
+pub struct TakeOver(Arc<Mutex<Option<Owner>>>);
+
+impl TakeOver {
+    pub fn new<F, Fut>(owner: F) -> Self
+    where
+        F: FnOnce(TcpStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let owner: Owner = Box::new(move |tcp| owner(tcp).boxed());
+        Self(Arc::new(Mutex::new(Some(owner))))
+    }
+
+    /// The owner, once.
+    fn take(&self) -> Option<Owner> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
 
 /// What reading the first request head came to.
 pub(crate) enum First {
@@ -43,8 +93,8 @@ pub(crate) enum First {
 
 /// Reads the first request head of `tcp`, for at most the listener's header
 /// timeout and head size. A head that is not complete at the size bound goes
-/// to hyper with what was read (hyper refuses it with 431, within what is left
-/// of the same header timeout: see `connection_clock`).
+/// to hyper with what was read (hyper refuses it with 431, within what is
+/// left of the same header timeout: see `clock`).
 pub(crate) async fn read_first(tcp: &mut TcpStream, stream_path: &str, limits: &HttpLimits) -> First {
     let mut buf = BytesMut::with_capacity(1024);
     let deadline = tokio::time::Instant::now() + limits.header_timeout;
@@ -116,57 +166,71 @@ fn parse(buf: &[u8], stream_path: &str) -> Parsed {
     Parsed::Stream(Box::new(request))
 }
 
-/// Writes `response` to `tcp` and closes the connection when its body ends,
-/// the client goes away, or `cut` is cancelled.
-pub(crate) async fn respond(
-    tcp: Arc<TcpStream>,
-    version: Version,
-    response: Response<Body>,
-    cut: &CancellationToken,
+/// Answers `request` through `router` and writes the response to `tcp`,
+/// which closes when the response ends (or its owner's future does).
+pub(crate) async fn serve(
+    mut tcp: TcpStream,
+    mut request: Request<Body>,
+    router: Router,
+    limits: HttpLimits,
+    handle: ConnectionHandle,
 ) {
-    let (parts, body) = response.into_parts();
+    use tower::ServiceExt;
+    let version = request.version();
+    request.extensions_mut().insert(handle);
+    request.extensions_mut().insert(limits);
+    request.extensions_mut().insert(TakeOverOffered);
+    let Ok(response) = router.oneshot(request).await;
+    let (mut parts, body) = response.into_parts();
+    let owner = parts.extensions.remove::<TakeOver>().and_then(|t| t.take());
     // A body of known length (a refusal) is sent with it; a stream is
     // delimited by the close.
-    let exact = axum::body::HttpBody::size_hint(&body).exact();
-    let head = head(version, parts.status, &parts.headers, exact);
-    let mut body = body.into_data_stream();
-    let ended = {
-        // Made once for the connection, not per chunk: a stream writes one
-        // chunk per event, and re-registering these each time showed up as a
-        // tenth of the gateway's CPU.
-        let cut = cut.cancelled();
-        let gone = client_gone(&tcp);
-        tokio::pin!(cut, gone);
-        if write_all(&tcp, head, cut.as_mut()).await.is_err() {
-            return;
-        }
-        loop {
-            let chunk = tokio::select! {
-                biased;
-                _ = &mut cut => break false,
-                _ = &mut gone => break false,
-                chunk = body.next() => chunk,
-            };
-            match chunk {
-                Some(Ok(chunk)) => {
-                    if write_all(&tcp, chunk, cut.as_mut()).await.is_err() {
-                        break false;
-                    }
-                }
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "stream body failed; closing");
-                    break false;
-                }
-                None => break true,
+    let exact = match owner {
+        Some(_) => None,
+        None => axum::body::HttpBody::size_hint(&body).exact(),
+    };
+    if write_all(&tcp, head(version, parts.status, &parts.headers, exact))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    match owner {
+        Some(owner) => owner(tcp).await,
+        None => {
+            if send_body(&tcp, body).await {
+                // Every byte is queued: send FIN; the kernel delivers the rest.
+                let _ = tcp.shutdown().await;
             }
         }
-    };
-    // The body may have shared the socket (see `StreamSocket`): end it first,
-    // so that nobody writes after the FIN.
-    drop(body);
-    if ended {
-        // Every byte is queued: send FIN, then let the kernel deliver the rest.
-        let _ = socket2::SockRef::from(&*tcp).shutdown(std::net::Shutdown::Write);
+    }
+}
+
+/// Writes every chunk of `body` as it comes, until it ends (`true`), fails,
+/// or the client goes away.
+async fn send_body(tcp: &TcpStream, body: Body) -> bool {
+    let mut body = body.into_data_stream();
+    // Made once for the connection, not per chunk.
+    let gone = client_gone(tcp);
+    tokio::pin!(gone);
+    loop {
+        let chunk = tokio::select! {
+            biased;
+            _ = &mut gone => return false,
+            chunk = body.next() => chunk,
+        };
+        match chunk {
+            Some(Ok(chunk)) => {
+                if write_all(tcp, chunk).await.is_err() {
+                    return false;
+                }
+            }
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "stream body failed; closing");
+                return false;
+            }
+            None => return true,
+        }
     }
 }
 
@@ -200,25 +264,15 @@ fn head(version: Version, status: http::StatusCode, headers: &HeaderMap, exact: 
     Bytes::from(out)
 }
 
-/// Writes all of `bytes`, giving up when the socket fails or `cut` fires
-/// (a consumer that stopped reading blocks here until it is cut off). The
-/// socket is usually writable: try first, wait only when it is full.
-async fn write_all(
-    tcp: &TcpStream,
-    mut bytes: Bytes,
-    mut cut: Pin<&mut WaitForCancellationFuture<'_>>,
-) -> io::Result<()> {
+/// Writes all of `bytes`. The socket is usually writable: try first, wait
+/// only when it is full (a consumer that stopped reading waits here until
+/// its connection is cut).
+async fn write_all(tcp: &TcpStream, mut bytes: Bytes) -> io::Result<()> {
     while bytes.has_remaining() {
         match tcp.try_write(&bytes) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => bytes.advance(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                tokio::select! {
-                    biased;
-                    _ = cut.as_mut() => return Err(io::ErrorKind::ConnectionAborted.into()),
-                    ready = tcp.writable() => ready?,
-                }
-            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => tcp.writable().await?,
             Err(e) => return Err(e),
         }
     }
@@ -227,7 +281,7 @@ async fn write_all(
 
 /// Resolves when the client closed its side (or the socket failed). Bytes
 /// it sends meanwhile are read and dropped: a stream takes no more requests.
-async fn client_gone(tcp: &TcpStream) {
+pub async fn client_gone(tcp: &TcpStream) {
     loop {
         if tcp.readable().await.is_err() {
             return;
@@ -242,58 +296,10 @@ async fn client_gone(tcp: &TcpStream) {
     }
 }
 
-/// A socket with bytes already read put back in front of it.
-pub(crate) struct Rewind {
-    prefix: Bytes,
-    inner: TcpStream,
-}
-
-impl Rewind {
-    pub(crate) fn new(prefix: Bytes, inner: TcpStream) -> Self {
-        Self { prefix, inner }
-    }
-}
-
-impl AsyncRead for Rewind {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix[..n]);
-            self.prefix.advance(n);
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Rewind {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
     use super::*;
 
     #[test]
@@ -311,6 +317,7 @@ mod tests {
             b"GET /v1/streams HTTP/1.1\r\nHost: x\r\n\r\n",
             b"GET /healthz HTTP/1.1\r\n\r\n",
             b"GET /v1/stream HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+            b"GET /v1/stream HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             b"GET /v1/stream HTTP/1.1\r\nBad Header: x\r\n\r\n",
             b"\x16\x03\x01 not http",
         ] {

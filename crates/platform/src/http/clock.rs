@@ -26,10 +26,11 @@ use std::task::{Context, Poll};
 use axum::body::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::http::HttpLimits;
+use super::HttpLimits;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -124,24 +125,34 @@ impl Clock {
     }
 }
 
-/// An I/O stream that tells its [`Clock`] when request bytes arrive.
-pub(crate) struct Watched<T> {
-    inner: T,
+/// A connection's socket as hyper sees it: the bytes the lean path already
+/// read (the start of the first request) come first, and every read that
+/// brings request bytes is told to the [`Clock`].
+pub(crate) struct Watched {
+    prefix: Bytes,
+    inner: TcpStream,
     clock: Arc<Clock>,
 }
 
-impl<T> Watched<T> {
-    pub(crate) fn new(inner: T, clock: Arc<Clock>) -> Self {
-        Self { inner, clock }
+impl Watched {
+    pub(crate) fn new(prefix: Bytes, inner: TcpStream, clock: Arc<Clock>) -> Self {
+        Self { prefix, inner, clock }
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
+impl AsyncRead for Watched {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            // Counted from accept already (the clock began in the head phase).
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            bytes::Buf::advance(&mut self.prefix, n);
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
@@ -151,7 +162,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+impl AsyncWrite for Watched {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }

@@ -1,13 +1,9 @@
-//! Redis Cluster: key slots, the slot → master map, and the per-shard
-//! watermark channels of sharded pub/sub.
+//! The cluster's topology: key slots, the slot → master map, and the names
+//! of the per-master watermark channels.
 //!
 //! A sharded channel lives on the master owning its slot (CRC16 of the name,
-//! or of its `{hash tag}`, modulo 16384). The worker `SPUBLISH`es each event
-//! to its channel's master and, after each batch, a watermark ("everything up
-//! to `seq` is published") to one watermark channel per master; a gateway
-//! `SSUBSCRIBE`s on one connection per master. Both read the topology with
-//! `CLUSTER SLOTS` and compute the same names from it. Ordering across
-//! shards is the gateway hub's job (`gateway/src/hub/cluster.rs`).
+//! or of its `{hash tag}`, modulo 16384). The publisher and every subscriber
+//! read the topology with `CLUSTER SLOTS` and compute the same names from it.
 
 use std::time::Duration;
 
@@ -195,17 +191,22 @@ impl Topology {
             .find(|tag| self.master_of_slot(key_slot(tag.as_bytes())) == Some(master))
     }
 
-    /// `master`'s watermark channel (see [`crate::bus::watermark_channel`]).
+    /// The sharded channel on which the publisher announces, on `master`,
+    /// "every event up to this `seq` has been published": a hash tag puts it
+    /// on that master.
     pub fn watermark_channel(&self, prefix: &str, master: usize) -> Option<String> {
-        Some(crate::bus::watermark_channel(
-            prefix,
-            &self.watermark_tag(master)?,
-        ))
+        Some(format!("{prefix}:watermark:{{{}}}", self.watermark_tag(master)?))
     }
 }
 
-/// Parses seed URLs.
+/// Parses seed URLs; at least one.
 pub fn seeds(urls: &[String]) -> RedisResult<Vec<ConnectionInfo>> {
+    if urls.is_empty() {
+        return Err(RedisError::from((
+            ErrorKind::ClientError,
+            "no Redis Cluster seed URL",
+        )));
+    }
     urls.iter().map(|u| u.as_str().into_connection_info()).collect()
 }
 
@@ -230,6 +231,8 @@ pub fn node_info(seed: &ConnectionInfo, node: &Node, protocol: redis::ProtocolVe
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
     use super::*;
 
     #[test]

@@ -388,8 +388,8 @@ async fn a_batch_is_delivered_whole_in_order_with_consecutive_positions(pool: Pg
         assert_eq!(e.data["i"], i, "delivered in the order given");
         assert_eq!(e.id.to_string(), accepted[i]["id"].as_str().unwrap());
     }
-    let first = got[0].seq;
-    let seqs: Vec<i64> = got.iter().map(|e| e.seq).collect();
+    let first = got[0].seq.get();
+    let seqs: Vec<i64> = got.iter().map(|e| e.seq.get()).collect();
     assert_eq!(
         seqs,
         (first..first + 40).collect::<Vec<_>>(),
@@ -428,7 +428,7 @@ async fn a_bad_batch_names_the_event_and_writes_nothing(pool: PgPool) {
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_rate_limit_counts_every_event_of_a_batch(pool: PgPool) {
     let mut settings = herald_test_support::settings(&herald_test_support::redis_url());
-    settings.publish_rate = 10;
+    settings.api.publish_rate = 10;
     let app = TestApp::spawn_with(pool.clone(), settings).await;
     let event = json!({"topic": "user:a", "type": "a.b", "data": {}});
     let (status, problem) = post_batch(&app, None, &json!({"events": vec![event.clone(); 11]})).await;

@@ -1,7 +1,7 @@
 //! Reads of the event log that prove their own completeness.
 //!
 //! Retention deletes a prefix of the log and raises `sequencer.pruned_seq`
-//! in the same transaction (`herald_worker::retention`), so in any one
+//! in the same transaction (`herald-worker`'s `retention`), so in any one
 //! snapshot the deleted events are exactly those at or below `pruned_seq`.
 //! A page read in the same statement as `pruned_seq` can therefore say
 //! whether it is complete: it is when `pruned_seq <= after`. A reader that
@@ -14,7 +14,7 @@ use sqlx::PgPool;
 
 /// The head (highest visible seq) and the retention floor (history at or
 /// below `pruned` is gone), read in one snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Positions {
     pub head: Seq,
     pub pruned: Seq,
@@ -45,9 +45,10 @@ impl Page {
 
 /// The sequencer's positions now.
 pub async fn positions(pool: &PgPool) -> Result<Positions, sqlx::Error> {
-    let r = sqlx::query!("SELECT last_seq, pruned_seq FROM sequencer")
-        .fetch_one(pool)
-        .await?;
+    let r =
+        sqlx::query!(r#"SELECT last_seq AS "last_seq: Seq", pruned_seq AS "pruned_seq: Seq" FROM sequencer"#)
+            .fetch_one(pool)
+            .await?;
     Ok(Positions {
         head: r.last_seq,
         pruned: r.pruned_seq,
@@ -63,8 +64,8 @@ pub async fn events_after(
     limit: i64,
 ) -> Result<Page, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"SELECT s.last_seq AS "head!", s.pruned_seq AS "pruned!",
-                  e.id AS "id?", e.seq AS "seq?", e.topic AS "topic?", e.type AS "event_type?",
+        r#"SELECT s.last_seq AS "head!: Seq", s.pruned_seq AS "pruned!: Seq",
+                  e.id AS "id?", e.seq AS "seq?: Seq", e.topic AS "topic?", e.type AS "event_type?",
                   e.data AS "data?", e.created_at AS "created_at?"
              FROM sequencer s
              LEFT JOIN LATERAL (
@@ -76,12 +77,12 @@ pub async fn events_after(
              ) e ON true
             ORDER BY e.seq"#,
         topics,
-        after,
+        after.get(),
         limit,
     )
     .fetch_all(pool)
     .await?;
-    let mut positions = Positions { head: 0, pruned: 0 };
+    let mut positions = Positions::default();
     let mut events = Vec::with_capacity(rows.len());
     for r in rows {
         positions = Positions {
@@ -95,7 +96,8 @@ pub async fn events_after(
     Ok(Page { events, positions })
 }
 
-/// An envelope from the nullable columns of an outer join (`None`: no row).
+/// An envelope from an `events` row's columns, read as nullable (`None`: the
+/// empty side of an outer join). Every read of the log maps rows here.
 pub fn envelope(
     id: Option<uuid::Uuid>,
     seq: Option<Seq>,

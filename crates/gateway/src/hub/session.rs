@@ -1,0 +1,233 @@
+//! The hub's bus connection: connect, subscribe, catch up, relay; and again
+//! after any failure.
+//!
+//! # Exactness
+//!
+//! The bus is at-most-once: messages published while the connection is down
+//! are lost. The hub makes delivery exact with one watermark, `last`: the
+//! highest `seq` it has forwarded (or, on the first connection, the head
+//! read after subscribing). The subscriber yields messages in `seq` order,
+//! so the messages the hub received before a failure are a prefix of what
+//! was published on its topics: every lost event has `seq > last`. After
+//! connecting and subscribing again, the hub reads those from Postgres and
+//! forwards them ([`catch_up`]) before relaying live messages again, and it
+//! drops every live message at or below `last` (republished duplicates). Its
+//! output is therefore strictly increasing.
+//!
+//! A stream's own replay covers everything up to a snapshot taken after its
+//! subscription was confirmed; the hub covers everything after. The stream
+//! drops what it already sent (see `connection`).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_bus::{Batch, BusError, Subscriber};
+use herald_domain::Seq;
+use herald_platform::backoff::Backoff;
+use herald_store::history;
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Command, Deliveries, Inner};
+use crate::frame::Frame;
+
+/// Topics per subscribe or unsubscribe command, at most.
+const SUBSCRIBE_CHUNK: usize = 256;
+/// Commands taken from the queue at once, at most.
+const MAX_COMMAND_BATCH: usize = 4096;
+/// Events per catch-up page.
+const CATCH_UP_PAGE: i64 = 1_000;
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error("postgres: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// The connection task: sessions until `shutdown`, with a backoff between
+/// failed ones.
+pub(super) async fn run(
+    inner: Arc<Inner>,
+    mut bus: Box<dyn Subscriber>,
+    pool: PgPool,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    shutdown: CancellationToken,
+) {
+    let mut session = Session {
+        inner,
+        pool,
+        last: None,
+        batch: Batch::default(),
+    };
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+    loop {
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            o = session.run(bus.as_mut(), &mut commands) => o,
+        };
+        let inner = &session.inner;
+        // It connected: the next attempt starts at the shortest wait.
+        if inner.connected.swap(false, Ordering::AcqRel) {
+            backoff.reset();
+        }
+        match outcome {
+            Ok(()) => return, // every handle dropped
+            Err(SessionError::Bus(BusError::Lagged(n))) => {
+                tracing::warn!(missed = n, "fell behind the bus; catching up from Postgres");
+                inner.metrics.bus_lagged.inc();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "bus connection lost; reconnecting");
+                inner.metrics.redis_reconnects.inc();
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff.next_wait()) => {}
+        }
+    }
+}
+
+struct Session {
+    inner: Arc<Inner>,
+    pool: PgPool,
+    /// The watermark: the highest `seq` forwarded. `None` before the first
+    /// connection.
+    last: Option<Seq>,
+    batch: Batch,
+}
+
+impl Session {
+    /// One connection's lifetime. Returns `Ok` only when the hub is gone.
+    async fn run(
+        &mut self,
+        bus: &mut dyn Subscriber,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> Result<(), SessionError> {
+        bus.connect().await?;
+        // Everything registered, including topics still waiting.
+        let topics = self.inner.topics();
+        for chunk in topics.chunks(SUBSCRIBE_CHUNK) {
+            bus.subscribe(chunk).await?;
+        }
+        let caught_up = match self.last {
+            // First connection: start at the head. Streams replay what came before.
+            None => history::positions(&self.pool).await?.head,
+            // Again: forward what was published while we were away.
+            Some(from) => self.catch_up(&topics, from).await?,
+        };
+        self.last = Some(caught_up);
+        bus.caught_up(caught_up);
+        self.inner.activate(&topics);
+        self.inner.connected.store(true, Ordering::Release);
+        tracing::info!(topics = topics.len(), "bus connected");
+
+        let mut check = tokio::time::interval(Duration::from_secs(1));
+        check.tick().await;
+        loop {
+            self.batch.clear();
+            tokio::select! {
+                taken = bus.next_batch(&mut self.batch) => {
+                    taken?;
+                    self.relay();
+                }
+                cmd = commands.recv() => {
+                    let Some(first) = cmd else { return Ok(()) };
+                    self.follow(bus, first, commands).await?;
+                }
+                _ = check.tick() => bus.check().await?,
+            }
+        }
+    }
+
+    /// Fans out the batch taken from the bus, but for republished
+    /// duplicates, and moves the watermark.
+    fn relay(&mut self) {
+        let mut last = self.last.unwrap_or_default();
+        let mut deliveries = Deliveries::default();
+        for m in self.batch.iter() {
+            if m.seq <= last {
+                continue;
+            }
+            last = m.seq;
+            self.inner
+                .fan_out(m.topic, Frame::from_message(&m), &mut deliveries);
+        }
+        self.last = Some(last);
+        deliveries.write(&self.inner.metrics);
+    }
+
+    /// Makes the bus follow the registry: `first` and every command queued
+    /// behind it, in a few round trips. (A reconnect storm registers
+    /// hundreds of new topics at once.)
+    async fn follow(
+        &self,
+        bus: &mut dyn Subscriber,
+        first: Command,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> Result<(), BusError> {
+        let mut queued = vec![first];
+        while queued.len() < MAX_COMMAND_BATCH {
+            match commands.try_recv() {
+                Ok(cmd) => queued.push(cmd),
+                Err(_) => break,
+            }
+        }
+        let (subscribe, unsubscribe) = self.inner.settle(queued);
+        for chunk in unsubscribe.chunks(SUBSCRIBE_CHUNK) {
+            bus.unsubscribe(chunk).await?;
+        }
+        for chunk in subscribe.chunks(SUBSCRIBE_CHUNK) {
+            bus.subscribe(chunk).await?;
+            self.inner.activate(chunk);
+        }
+        Ok(())
+    }
+
+    /// Forwards every event of `topics` after `from`, in order. Returns the
+    /// new watermark.
+    ///
+    /// Each page proves itself complete against the pruning position of its
+    /// own snapshot. When retention deleted events the hub never forwarded
+    /// (a bus outage longer than the retention, or a prune racing the
+    /// catch-up), no stream can be served them: every stream that has not
+    /// sent the page's head gets `herald.reset` at that head, and the
+    /// watermark moves there. The subscriptions were made before the read,
+    /// so everything after the head arrives live.
+    async fn catch_up(&self, topics: &[String], from: Seq) -> Result<Seq, sqlx::Error> {
+        let mut last = from;
+        if topics.is_empty() {
+            return Ok(last);
+        }
+        loop {
+            let page = history::events_after(&self.pool, topics, last, CATCH_UP_PAGE).await?;
+            if !page.complete_after(last) {
+                let head = page.positions.head;
+                tracing::warn!(
+                    from = %last,
+                    pruned = %page.positions.pruned,
+                    %head,
+                    "history the hub had not forwarded was pruned; resetting its streams"
+                );
+                self.inner.reset_all(head);
+                return Ok(head);
+            }
+            let n = page.events.len();
+            let mut deliveries = Deliveries::default();
+            for e in &page.events {
+                last = e.seq;
+                self.inner
+                    .fan_out(&e.topic, Frame::from_envelope(e), &mut deliveries);
+            }
+            deliveries.write(&self.inner.metrics);
+            self.inner.metrics.caught_up_events.add(n as u64);
+            if (n as i64) < CATCH_UP_PAGE {
+                return Ok(last);
+            }
+        }
+    }
+}
