@@ -236,7 +236,7 @@ export interface paths {
             cookie?: never;
         };
         /** The caller's push subscriptions. */
-        get: operations["list"];
+        get: operations["list_push_subscriptions"];
         put?: never;
         /**
          * Registers this browser's push subscription for the caller.
@@ -1853,7 +1853,7 @@ export interface operations {
             };
         };
     };
-    list: {
+    list_push_subscriptions: {
         parameters: {
             query?: never;
             header?: never;

@@ -179,6 +179,7 @@ fn info(s: herald_store::push::Subscription) -> PushSubscriptionInfo {
 #[utoipa::path(
     get,
     path = "/v1/me/push-subscriptions",
+    operation_id = "list_push_subscriptions",
     tag = "push",
     responses(
         (status = 200, description = "The caller's subscriptions, oldest first", body = PushSubscriptionList),
