@@ -102,6 +102,37 @@ var HeraldClient = class {
   seen() {
     return this.request("post", "/v1/me/notifications/seen");
   }
+  // ------------------------------------------------------------- preferences
+  /** `GET /v1/me/preferences`: every category with defaults or a choice of the user's, with what reaches them. */
+  preferences() {
+    return this.request("get", "/v1/me/preferences");
+  }
+  /**
+   * `PUT /v1/me/preferences`: changes the listed categories only (a channel
+   * `null` or left out follows the category's default again). Resolves with
+   * every category after the change; a required category muted is a 422
+   * `HeraldError` naming `categories.{category}`, and nothing is changed.
+   */
+  updatePreferences(change) {
+    return this.request("put", "/v1/me/preferences", { body: change });
+  }
+  // ------------------------------------------------------------- Web Push
+  /** `GET /v1/push/vapid-public-key`: the `applicationServerKey` for `pushManager.subscribe` (404 when the server has no Web Push). */
+  vapidPublicKey() {
+    return this.request("get", "/v1/push/vapid-public-key");
+  }
+  /** `GET /v1/me/push-subscriptions`: the user's subscribed browsers, oldest first. */
+  listPushSubscriptions() {
+    return this.request("get", "/v1/me/push-subscriptions");
+  }
+  /** `POST /v1/me/push-subscriptions` with exactly `PushSubscription.toJSON()`. */
+  addPushSubscription(subscription) {
+    return this.request("post", "/v1/me/push-subscriptions", { body: subscription });
+  }
+  /** `DELETE /v1/me/push-subscriptions`: forgets one endpoint of the user's (idempotent). */
+  async removePushSubscription(endpoint) {
+    await this.request("delete", "/v1/me/push-subscriptions", { body: { endpoint } });
+  }
   // ------------------------------------------------------------- streams, history, feeds, orders
   /**
    * `POST /v1/stream-tokens`: a short-lived token for `GET /v1/stream?access_token=`.
@@ -233,8 +264,376 @@ button { font: inherit; }
 @keyframes spin { to { transform: rotate(360deg); } }
 .footer { padding: 9px 16px; border-top: 1px solid var(--_border); font-size: 11.5px; color: var(--_muted); text-align: center; }
 .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
-@media (prefers-reduced-motion: reduce) { .bell.ring svg, .item.fresh, .dropdown { animation: none; } }
+
+/* The header's settings button and the settings view. */
+.head-actions { display: flex; align-items: center; gap: 2px; }
+.head-start { display: flex; align-items: center; gap: 4px; min-width: 0; }
+.icon-btn {
+  width: 30px; height: 30px; display: grid; place-items: center; border: 0; border-radius: 8px;
+  background: none; color: var(--_muted); cursor: pointer; padding: 0;
+}
+.icon-btn:hover { background: var(--_hover); color: var(--_text); }
+.icon-btn:focus-visible, .switch:focus-visible { outline: 2px solid var(--_accent); outline-offset: 2px; }
+.icon-btn[hidden], .title[hidden], .link[hidden] { display: none; }
+.settings { max-height: min(480px, calc(100vh - 160px)); overflow-y: auto; overscroll-behavior: contain; }
+.settings[hidden], .scroll[hidden] { display: none; }
+.group { padding: 14px 16px; border-bottom: 1px solid var(--_border); }
+.group:last-child { border-bottom: 0; }
+.group[hidden] { display: none; }
+.group-title { margin: 0 0 8px; font-size: 12px; font-weight: 650; letter-spacing: .04em; text-transform: uppercase; color: var(--_muted); }
+.setting { display: flex; align-items: center; justify-content: space-between; gap: 16px; }
+.setting-text { display: flex; flex-direction: column; min-width: 0; }
+.setting-title { font-weight: 600; }
+.setting-hint { font-size: 12.5px; color: var(--_muted); }
+.setting-hint.pad { margin: 4px 0 0; }
+.setting-hint[hidden] { display: none; }
+.switch {
+  --_off: var(--herald-switch-off, var(--_border));
+  position: relative; flex: none; width: 36px; height: 20px; padding: 0; border: 0; border-radius: 999px;
+  background: var(--_off); cursor: pointer; transition: background .15s;
+}
+.switch .knob {
+  position: absolute; top: 2px; left: 2px; width: 16px; height: 16px; border-radius: 50%;
+  background: #fff; box-shadow: 0 1px 2px rgba(16, 24, 40, .25); transition: transform .15s;
+}
+.switch[aria-checked="true"] { background: var(--_accent); }
+.switch[aria-checked="true"] .knob { transform: translateX(16px); }
+.switch[aria-disabled="true"], .switch:disabled { opacity: .5; cursor: not-allowed; }
+.switch[aria-busy="true"] { opacity: .7; cursor: progress; }
+.prefs { width: 100%; border-collapse: collapse; }
+.prefs[hidden] { display: none; }
+.prefs th, .prefs td { padding: 7px 0; text-align: center; border-bottom: 1px solid var(--_border); }
+.prefs tr:last-child th, .prefs tr:last-child td { border-bottom: 0; }
+.prefs thead th { font-size: 12px; font-weight: 600; color: var(--_muted); padding-top: 0; }
+.prefs th:first-child { text-align: left; font-weight: 500; }
+.prefs thead th:first-child { font-weight: 600; }
+.prefs th[hidden], .prefs td[hidden] { display: none; }
+.prefs td, .prefs thead th:not(:first-child) { width: 72px; }
+.cat-name { overflow-wrap: anywhere; }
+.lock {
+  display: inline-flex; align-items: center; gap: 3px; margin-left: 8px; padding: 0 6px; border-radius: 999px;
+  font-size: 11px; font-weight: 600; color: var(--_muted); background: var(--_hover); vertical-align: 1px;
+}
+.lock[hidden] { display: none; }
+.alert {
+  margin: 8px 0; padding: 8px 10px; border-radius: 8px; font-size: 12.5px;
+  color: var(--_badge-bg); background: color-mix(in srgb, var(--_badge-bg) 8%, var(--_surface));
+}
+.alert[hidden] { display: none; }
+@media (prefers-reduced-motion: reduce) { .bell.ring svg, .item.fresh, .dropdown { animation: none; } .switch, .switch .knob { transition: none; } }
 `;
+
+// dist/bell-settings.js
+var LOCK_ICON = '<svg viewBox="0 0 24 24" width="12" height="12" aria-hidden="true"><rect x="5" y="11" width="14" height="10" rx="2" fill="none" stroke="currentColor" stroke-width="2"/><path d="M8 11V8a4 4 0 0 1 8 0v3" fill="none" stroke="currentColor" stroke-width="2"/></svg>';
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className)
+    node.className = className;
+  if (text !== void 0)
+    node.textContent = text;
+  return node;
+}
+function makeSwitch(testid) {
+  const b = el("button", "switch");
+  b.type = "button";
+  b.setAttribute("role", "switch");
+  b.setAttribute("aria-checked", "false");
+  b.dataset.testid = testid;
+  b.part.add("switch");
+  b.append(el("span", "knob"));
+  return b;
+}
+function categoryLabel(name) {
+  const words = name.replace(/[._-]+/g, " ").trim();
+  return words ? words.charAt(0).toUpperCase() + words.slice(1) : name;
+}
+var CHANNEL_NAMES = { in_app: "in app", web_push: "desktop" };
+var SettingsPanel = class {
+  constructor() {
+    this.prefs = null;
+    this.push = null;
+    this.pushState = null;
+    this.pushBusy = false;
+    this.pushGen = 0;
+    this.unsub = null;
+    this.rows = /* @__PURE__ */ new Map();
+    this.labels = categoryLabel;
+    const root = el("div", "settings");
+    root.dataset.testid = "settings";
+    root.part.add("settings");
+    root.hidden = true;
+    const pushGroup = el("section", "group");
+    pushGroup.dataset.testid = "push-section";
+    pushGroup.hidden = true;
+    const pushRow = el("div", "setting");
+    const pushText = el("div", "setting-text");
+    const pushTitle = el("span", "setting-title", "Enable desktop notifications");
+    pushTitle.id = "herald-push-title";
+    const pushHint = el("span", "setting-hint");
+    pushHint.id = "herald-push-hint";
+    pushHint.dataset.testid = "push-hint";
+    pushText.append(pushTitle, pushHint);
+    const pushSwitch = makeSwitch("push-switch");
+    pushSwitch.setAttribute("aria-labelledby", pushTitle.id);
+    pushSwitch.setAttribute("aria-describedby", pushHint.id);
+    pushRow.append(pushText, pushSwitch);
+    const pushError = el("div", "alert");
+    pushError.dataset.testid = "push-error";
+    pushError.setAttribute("role", "alert");
+    pushError.hidden = true;
+    pushGroup.append(pushRow, pushError);
+    const prefGroup = el("section", "group");
+    const heading = el("h3", "group-title", "What reaches you");
+    heading.id = "herald-prefs-title";
+    const table = el("table", "prefs");
+    table.dataset.testid = "preferences";
+    table.setAttribute("aria-labelledby", heading.id);
+    const head = el("thead");
+    const hr = el("tr");
+    const c0 = el("th", void 0, "Category");
+    const c1 = el("th", void 0, "In app");
+    const c2 = el("th", void 0, "Desktop");
+    for (const c of [c0, c1, c2])
+      c.scope = "col";
+    c2.title = "Pushed to your browsers and devices when the app is closed";
+    hr.append(c0, c1, c2);
+    head.append(hr);
+    const body = el("tbody");
+    table.append(head, body);
+    const empty = el("p", "setting-hint pad", "No categories to choose from yet.");
+    empty.dataset.testid = "preferences-empty";
+    empty.hidden = true;
+    const loading = el("div", "note");
+    loading.append(el("span", "spinner"), document.createTextNode("Loading\u2026"));
+    loading.hidden = true;
+    const error = el("div", "alert");
+    error.dataset.testid = "preferences-error";
+    error.setAttribute("role", "alert");
+    error.hidden = true;
+    prefGroup.append(heading, error, table, empty, loading);
+    root.append(pushGroup, prefGroup);
+    this.root = root;
+    this.ui = { pushGroup, pushSwitch, pushHint, pushError, table, pushCol: c2, body, empty, loading, error };
+    pushSwitch.addEventListener("click", () => void this.togglePush());
+    body.addEventListener("click", (e) => {
+      const b = e.target.closest('button[role="switch"]');
+      if (b)
+        this.onCategorySwitch(b);
+    });
+  }
+  /** The stores to show (null: none yet). */
+  attach(prefs, push) {
+    this.unsub?.();
+    this.unsub = null;
+    this.prefs = prefs;
+    this.push = push;
+    this.pushState = null;
+    this.pushGen++;
+    for (const r of this.rows.values())
+      r.tr.remove();
+    this.rows.clear();
+    if (prefs) {
+      this.unsub = prefs.onChange((change) => {
+        if (change.refused)
+          this.showError(`Couldn't change \u201C${this.labels(change.refused.category)}\u201D: ${change.refused.message}`);
+        this.render();
+      });
+    }
+    this.render();
+  }
+  set categoryLabels(fn) {
+    this.labels = fn;
+    for (const r of this.rows.values())
+      r.tr.remove();
+    this.rows.clear();
+    this.render();
+  }
+  get visible() {
+    return !this.root.hidden;
+  }
+  /** Shows the view, fetching the current state. */
+  show() {
+    this.root.hidden = false;
+    this.ui.error.hidden = true;
+    this.ui.pushError.hidden = true;
+    void this.prefs?.refresh();
+    void this.readPush();
+    this.render();
+  }
+  hide() {
+    this.root.hidden = true;
+  }
+  /** The first control, for focus when the view opens. */
+  firstControl() {
+    const controls = Array.from(this.root.querySelectorAll('button[role="switch"]'));
+    return controls.find((b) => !b.disabled && !b.closest("[hidden]")) ?? null;
+  }
+  // ------------------------------------------------------------- Web Push
+  async readPush() {
+    const push = this.push;
+    const gen = ++this.pushGen;
+    if (!push) {
+      this.pushState = null;
+      this.renderPush();
+      return;
+    }
+    let state;
+    try {
+      state = await push.state();
+    } catch {
+      state = { status: "off" };
+    }
+    if (gen !== this.pushGen || this.pushBusy)
+      return;
+    this.pushState = state;
+    this.renderPush();
+  }
+  async togglePush() {
+    const push = this.push;
+    const s = this.pushState?.status;
+    if (!push || this.pushBusy || s !== "on" && s !== "off")
+      return;
+    this.pushBusy = true;
+    this.pushGen++;
+    this.ui.pushError.hidden = true;
+    this.renderPush(s === "on" ? "Turning off\u2026" : "Asking your browser\u2026");
+    try {
+      this.pushState = s === "on" ? await push.disable() : await push.enable();
+    } catch (err) {
+      this.ui.pushError.textContent = err instanceof Error ? err.message : String(err);
+      this.ui.pushError.hidden = false;
+      this.pushBusy = false;
+      await this.readPush();
+      return;
+    }
+    this.pushBusy = false;
+    this.renderPush();
+  }
+  renderPush(busyText) {
+    const { pushGroup, pushSwitch, pushHint, pushCol } = this.ui;
+    const state = this.pushState;
+    pushGroup.hidden = !this.push;
+    const serverHasPush = !state || state.status !== "unavailable";
+    pushCol.hidden = !serverHasPush;
+    for (const r of this.rows.values())
+      r.switches.web_push.parentElement.hidden = !serverHasPush;
+    if (!this.push)
+      return;
+    const status = state?.status ?? null;
+    pushGroup.dataset.status = this.pushBusy ? "busy" : status ?? "loading";
+    pushSwitch.setAttribute("aria-checked", String(status === "on"));
+    const usable = !this.pushBusy && (status === "on" || status === "off");
+    pushSwitch.setAttribute("aria-disabled", String(!usable));
+    pushSwitch.setAttribute("aria-busy", String(this.pushBusy));
+    pushSwitch.disabled = !(status === "on" || status === "off") && !this.pushBusy;
+    pushHint.textContent = busyText ?? (status === "on" ? "On for this browser: you'll be notified even when this tab is closed." : status === "off" ? "Get a system notification when this tab is closed." : status === null ? "Checking this browser\u2026" : state?.reason ?? "");
+  }
+  // ------------------------------------------------------------- categories
+  onCategorySwitch(b) {
+    const prefs = this.prefs;
+    const category = b.dataset.category;
+    const channel = b.dataset.channel;
+    if (!prefs || !category || !channel)
+      return;
+    const c = prefs.categories.get(category);
+    if (!c)
+      return;
+    if (c.required) {
+      this.showError(`\u201C${this.labels(category)}\u201D is required: it can't be turned off.`);
+      return;
+    }
+    if (prefs.pending.has(`${category}/${channel}`))
+      return;
+    this.ui.error.hidden = true;
+    prefs.set(category, channel, !c[channel]).catch(() => {
+    });
+  }
+  showError(text) {
+    this.ui.error.textContent = text;
+    this.ui.error.hidden = false;
+  }
+  createRow(name) {
+    const tr = el("tr");
+    tr.dataset.testid = "category";
+    tr.dataset.category = name;
+    const th = el("th");
+    th.scope = "row";
+    const label = el("span", "cat-name", this.labels(name));
+    label.dataset.testid = "category-name";
+    const lock = el("span", "lock");
+    lock.dataset.testid = "required";
+    lock.innerHTML = LOCK_ICON;
+    lock.append(document.createTextNode("Required"));
+    lock.hidden = true;
+    th.append(label, lock);
+    tr.append(th);
+    const switches = {};
+    for (const channel of ["in_app", "web_push"]) {
+      const td = el("td");
+      const s = makeSwitch(channel);
+      s.dataset.category = name;
+      s.dataset.channel = channel;
+      s.setAttribute("aria-label", `${this.labels(name)}: ${CHANNEL_NAMES[channel]}`);
+      td.append(s);
+      tr.append(td);
+      switches[channel] = s;
+    }
+    return { tr, name: label, lock, switches };
+  }
+  updateRow(row, name, c, pending) {
+    row.tr.classList.toggle("required", c.required);
+    row.tr.dataset.required = String(c.required);
+    row.lock.hidden = !c.required;
+    for (const channel of ["in_app", "web_push"]) {
+      const s = row.switches[channel];
+      const busy = pending.has(`${name}/${channel}`);
+      s.setAttribute("aria-checked", String(c[channel]));
+      s.setAttribute("aria-disabled", String(c.required));
+      s.setAttribute("aria-busy", String(busy));
+      s.title = c.required ? "Required by the service: it cannot be turned off" : "";
+    }
+  }
+  render() {
+    this.renderPush();
+    const prefs = this.prefs;
+    const { body, empty, loading, table } = this.ui;
+    if (!prefs) {
+      table.hidden = true;
+      loading.hidden = false;
+      return;
+    }
+    const list = prefs.list();
+    const keep = /* @__PURE__ */ new Set();
+    let prev = null;
+    for (const [name, c] of list) {
+      keep.add(name);
+      let row = this.rows.get(name);
+      if (!row) {
+        row = this.createRow(name);
+        this.rows.set(name, row);
+      }
+      this.updateRow(row, name, c, prefs.pending);
+      const wanted = prev ? prev.nextSibling : body.firstChild;
+      if (wanted !== row.tr)
+        body.insertBefore(row.tr, wanted);
+      prev = row.tr;
+    }
+    for (const [name, row] of this.rows) {
+      if (!keep.has(name)) {
+        row.tr.remove();
+        this.rows.delete(name);
+      }
+    }
+    const serverHasPush = !this.pushState || this.pushState.status !== "unavailable";
+    for (const r of this.rows.values())
+      r.switches.web_push.parentElement.hidden = !serverHasPush;
+    loading.hidden = prefs.loaded || !!prefs.error;
+    table.hidden = !prefs.loaded || list.length === 0;
+    empty.hidden = !(prefs.loaded && list.length === 0);
+    if (prefs.error && this.ui.error.hidden)
+      this.showError(prefs.error);
+  }
+};
 
 // dist/inbox.js
 var INBOX_EVENTS = [
@@ -506,6 +905,315 @@ var Inbox = class {
       }
     } catch {
     }
+  }
+};
+
+// dist/preferences.js
+var PREFERENCE_EVENTS = ["preferences.updated"];
+var UserPreferences = class {
+  constructor(client, stream) {
+    this.client = client;
+    this.categories = /* @__PURE__ */ new Map();
+    this.loaded = false;
+    this.error = null;
+    this.pending = /* @__PURE__ */ new Set();
+    this.eventGen = 0;
+    this.loading = null;
+    this.listeners = /* @__PURE__ */ new Set();
+    this.unsubscribe = [];
+    this.unsubscribe.push(stream.on("preferences.updated", (env) => {
+      const prefs = env.data?.preferences;
+      if (!prefs || typeof prefs.categories !== "object")
+        return;
+      this.eventGen++;
+      this.apply(prefs);
+    }), stream.onResync(null, () => {
+      if (this.loaded)
+        void this.refresh();
+    }));
+  }
+  /** Calls `fn` after every change. */
+  onChange(fn) {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+  dispose() {
+    for (const u of this.unsubscribe.splice(0))
+      u();
+    this.listeners.clear();
+  }
+  /** The categories sorted by name: what a settings panel lists. */
+  list() {
+    return Array.from(this.categories.entries()).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0);
+  }
+  emit(change = {}) {
+    for (const fn of this.listeners) {
+      try {
+        fn(change);
+      } catch (err) {
+        console.error(err);
+      }
+    }
+  }
+  apply(prefs) {
+    const next = /* @__PURE__ */ new Map();
+    for (const [name, c] of Object.entries(prefs.categories || {})) {
+      if (c && typeof c === "object")
+        next.set(name, { in_app: !!c.in_app, web_push: !!c.web_push, required: !!c.required });
+    }
+    this.categories = next;
+    this.loaded = true;
+    this.error = null;
+    this.emit();
+  }
+  /** `GET /v1/me/preferences`, retried while events race with it. Single-flight. */
+  refresh() {
+    if (this.loading)
+      return this.loading;
+    this.loading = (async () => {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const gen = this.eventGen;
+        let prefs;
+        try {
+          prefs = await this.client.preferences();
+        } catch {
+          this.error = "Couldn't load your notification settings.";
+          this.emit();
+          return;
+        }
+        if (this.eventGen !== gen && attempt < 4)
+          continue;
+        if (this.eventGen === gen)
+          this.apply(prefs);
+        return;
+      }
+    })().finally(() => {
+      this.loading = null;
+    });
+    return this.loading;
+  }
+  /**
+   * Turns one channel of one category on or off (`PUT /v1/me/preferences`).
+   * Shows at once; on a refusal (a required category: 422) it is undone, the
+   * listeners hear `refused`, the state is fetched again, and it rejects.
+   */
+  async set(category, channel, on) {
+    const key = `${category}/${channel}`;
+    const before = this.categories.get(category);
+    if (before)
+      this.categories.set(category, { ...before, [channel]: on });
+    this.pending.add(key);
+    this.emit();
+    const gen = this.eventGen;
+    try {
+      const prefs = await this.client.updatePreferences({ categories: { [category]: { [channel]: on } } });
+      this.pending.delete(key);
+      if (this.eventGen === gen)
+        this.apply(prefs);
+      else
+        this.emit();
+    } catch (err) {
+      this.pending.delete(key);
+      if (before && this.eventGen === gen)
+        this.categories.set(category, before);
+      const status = err instanceof HeraldError ? err.status : 0;
+      const named = err instanceof HeraldError ? err.problem?.errors?.find((e) => e.field === `categories.${category}`) : void 0;
+      const message = named ? `${named.field}: ${named.message}` : err instanceof Error ? err.message : String(err);
+      this.emit({ refused: { category, channel, message, status } });
+      void this.refresh();
+      throw err;
+    }
+  }
+};
+
+// dist/push.js
+var WebPushError = class extends Error {
+  constructor(message, cause) {
+    super(message);
+    this.cause = cause;
+    this.name = "WebPushError";
+  }
+};
+function base64UrlToBytes(text) {
+  const b64 = text.replace(/-/g, "+").replace(/_/g, "/");
+  const raw = atob(b64 + "===".slice((b64.length + 3) % 4));
+  return Uint8Array.from(raw, (c) => c.charCodeAt(0));
+}
+function sameBytes(a, b) {
+  if (!a)
+    return false;
+  const x = a instanceof ArrayBuffer ? new Uint8Array(a) : new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  return x.length === b.length && x.every((v, i) => v === b[i]);
+}
+function webPushSupported() {
+  return typeof window !== "undefined" && window.isSecureContext === true && typeof navigator !== "undefined" && "serviceWorker" in navigator && typeof PushManager === "function" && typeof Notification === "function";
+}
+var UNSUPPORTED = "This browser can't show desktop notifications for this page.";
+var UNAVAILABLE = "This server does not send desktop notifications (Web Push is not configured).";
+var DENIED = "Notifications are blocked for this site. Allow them in your browser's site settings, then try again.";
+function describe(err) {
+  if (err instanceof HeraldError)
+    return err.message;
+  if (err instanceof Error && err.message)
+    return err.message;
+  return String(err);
+}
+var WebPush = class {
+  constructor(options) {
+    this.key = null;
+    if (!options || !options.client || !options.serviceWorker)
+      throw new TypeError("WebPush: client and serviceWorker are required");
+    this.client = options.client;
+    this.scriptUrl = options.serviceWorker;
+    this.scope = options.scope;
+    this.timeoutMs = options.subscribeTimeoutMs ?? 2e4;
+  }
+  /** The server's VAPID key, or null when it has none (404). Other failures reject, and are asked again next time. */
+  vapidKey() {
+    if (!this.key) {
+      this.key = this.client.vapidPublicKey().then((k) => base64UrlToBytes(k.public_key), (err) => {
+        if (err instanceof HeraldError && err.status === 404)
+          return null;
+        this.key = null;
+        throw err;
+      });
+    }
+    return this.key;
+  }
+  urls() {
+    return {
+      script: new URL(this.scriptUrl, document.baseURI).href,
+      scope: this.scope ? new URL(this.scope, document.baseURI).href : void 0
+    };
+  }
+  /** Our service worker's registration, if there is one (found by scope, checked by script URL). */
+  async existingRegistration() {
+    const { script, scope } = this.urls();
+    const reg = await navigator.serviceWorker.getRegistration(scope ?? script);
+    const worker = reg?.active || reg?.waiting || reg?.installing;
+    return reg && worker && worker.scriptURL === script ? reg : null;
+  }
+  /**
+   * Our service worker's registration, registering it when needed, once it has
+   * an active worker (`pushManager.subscribe` refuses a registration without one).
+   */
+  async registration() {
+    let reg = await this.existingRegistration();
+    if (!reg) {
+      const { script, scope } = this.urls();
+      reg = await navigator.serviceWorker.register(script, scope ? { scope } : void 0);
+    }
+    if (reg.active)
+      return reg;
+    const worker = reg.installing || reg.waiting;
+    if (!worker)
+      throw new Error("it has no worker");
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("it did not activate within 10 s")), 1e4);
+      const check = () => {
+        if (reg?.active) {
+          clearTimeout(timer);
+          worker.removeEventListener("statechange", check);
+          resolve();
+        } else if (worker.state === "redundant") {
+          clearTimeout(timer);
+          worker.removeEventListener("statechange", check);
+          reject(new Error("its script failed to install"));
+        }
+      };
+      worker.addEventListener("statechange", check);
+      check();
+    });
+    return reg;
+  }
+  /** What the switch should show now. */
+  async state() {
+    if (!webPushSupported())
+      return { status: "unsupported", reason: UNSUPPORTED };
+    const key = await this.vapidKey();
+    if (!key)
+      return { status: "unavailable", reason: UNAVAILABLE };
+    if (Notification.permission === "denied")
+      return { status: "denied", reason: DENIED };
+    if (Notification.permission !== "granted")
+      return { status: "off" };
+    const reg = await this.existingRegistration();
+    const sub = await reg?.pushManager.getSubscription();
+    if (!sub || !sameBytes(sub.options?.applicationServerKey, key))
+      return { status: "off" };
+    const { subscriptions } = await this.client.listPushSubscriptions();
+    return { status: subscriptions.some((s) => s.endpoint === sub.endpoint) ? "on" : "off" };
+  }
+  /**
+   * Turns desktop notifications on for this browser: permission (call it from
+   * a click), the service worker, a subscription with the server's key, and
+   * `POST /v1/me/push-subscriptions`. Resolves with the new state; rejects
+   * with a `WebPushError` saying what failed.
+   */
+  async enable() {
+    if (!webPushSupported())
+      throw new WebPushError(UNSUPPORTED);
+    let key;
+    try {
+      key = await this.vapidKey();
+    } catch (err) {
+      throw new WebPushError(`Couldn't reach the server: ${describe(err)}`, err);
+    }
+    if (!key)
+      throw new WebPushError(UNAVAILABLE);
+    const permission = Notification.permission === "granted" ? "granted" : await Notification.requestPermission();
+    if (permission === "denied")
+      throw new WebPushError(DENIED);
+    if (permission !== "granted")
+      throw new WebPushError("Notifications were not allowed. Turn the switch on again to be asked once more.");
+    let reg;
+    try {
+      reg = await this.registration();
+    } catch (err) {
+      throw new WebPushError(`The service worker (${this.scriptUrl}) could not be registered: ${describe(err)}`, err);
+    }
+    let sub = await reg.pushManager.getSubscription();
+    if (sub && !sameBytes(sub.options?.applicationServerKey, key)) {
+      await sub.unsubscribe().catch(() => false);
+      sub = null;
+    }
+    if (!sub) {
+      let timer;
+      const timeout = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new WebPushError(`The browser's push service did not answer within ${Math.round(this.timeoutMs / 1e3)} s. Is this browser offline, or its push service blocked?`)), this.timeoutMs);
+      });
+      try {
+        sub = await Promise.race([reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key }), timeout]);
+      } catch (err) {
+        if (err instanceof WebPushError)
+          throw err;
+        throw new WebPushError(`The browser refused to subscribe: ${describe(err)}`, err);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    try {
+      await this.client.addPushSubscription(sub.toJSON());
+    } catch (err) {
+      throw new WebPushError(`The server refused this browser's subscription: ${describe(err)}`, err);
+    }
+    return { status: "on" };
+  }
+  /** Turns them off: `DELETE /v1/me/push-subscriptions` for this browser's endpoint, then unsubscribes it. */
+  async disable() {
+    if (!webPushSupported())
+      return { status: "unsupported", reason: UNSUPPORTED };
+    const reg = await this.existingRegistration();
+    const sub = await reg?.pushManager.getSubscription();
+    if (sub) {
+      try {
+        await this.client.removePushSubscription(sub.endpoint);
+      } catch (err) {
+        throw new WebPushError(`Couldn't turn desktop notifications off: ${describe(err)}`, err);
+      }
+      await sub.unsubscribe().catch(() => false);
+    }
+    return { status: "off" };
   }
 };
 
@@ -1147,6 +1855,8 @@ var HeraldStream = class {
 };
 
 // dist/bell.js
+var GEAR_ICON = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true"><circle cx="12" cy="12" r="3" fill="none" stroke="currentColor" stroke-width="1.8"/><path d="M19.4 15a1.7 1.7 0 0 0 .3 1.8l.1.1a2 2 0 1 1-2.8 2.8l-.1-.1a1.7 1.7 0 0 0-1.8-.3 1.7 1.7 0 0 0-1 1.5V21a2 2 0 1 1-4 0v-.1a1.7 1.7 0 0 0-1.1-1.5 1.7 1.7 0 0 0-1.8.3l-.1.1a2 2 0 1 1-2.8-2.8l.1-.1a1.7 1.7 0 0 0 .3-1.8 1.7 1.7 0 0 0-1.5-1H3a2 2 0 1 1 0-4h.1a1.7 1.7 0 0 0 1.5-1.1 1.7 1.7 0 0 0-.3-1.8l-.1-.1a2 2 0 1 1 2.8-2.8l.1.1a1.7 1.7 0 0 0 1.8.3H9a1.7 1.7 0 0 0 1-1.5V3a2 2 0 1 1 4 0v.1a1.7 1.7 0 0 0 1 1.5 1.7 1.7 0 0 0 1.8-.3l.1-.1a2 2 0 1 1 2.8 2.8l-.1.1a1.7 1.7 0 0 0-.3 1.8V9a1.7 1.7 0 0 0 1.5 1H21a2 2 0 1 1 0 4h-.1a1.7 1.7 0 0 0-1.5 1z" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round"/></svg>';
+var BACK_ICON = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true"><path d="M15 18l-6-6 6-6" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"/></svg>';
 var BELL_ICON = '<svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true"><path d="M18 8a6 6 0 1 0-12 0c0 7-3 9-3 9h18s-3-2-3-9" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round"/><path d="M13.73 21a2 2 0 0 1-3.46 0" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round"/></svg>';
 var HUES = [239, 199, 262, 160, 330, 24, 187, 292];
 function hue(text) {
@@ -1199,7 +1909,7 @@ function tokenSubject(token) {
     return null;
   }
 }
-function el(tag, className, text) {
+function el2(tag, className, text) {
   const node = document.createElement(tag);
   if (className)
     node.className = className;
@@ -1211,7 +1921,7 @@ var Base = typeof HTMLElement === "function" ? HTMLElement : class {
 };
 var HeraldBell = class extends Base {
   static get observedAttributes() {
-    return ["api-url", "stream-url", "token"];
+    return ["api-url", "stream-url", "token", "service-worker", "service-worker-scope"];
   }
   constructor() {
     super();
@@ -1220,6 +1930,10 @@ var HeraldBell = class extends Base {
     this.ownsStream = false;
     this._client = null;
     this._inbox = null;
+    this._preferences = null;
+    this._webPush = null;
+    this._categoryLabel = categoryLabel;
+    this.settings = new SettingsPanel();
     this.initGen = 0;
     this.open = false;
     this.lastUnread = null;
@@ -1230,11 +1944,25 @@ var HeraldBell = class extends Base {
       if (this.open && !e.composedPath().includes(this))
         this.closeDropdown();
     };
+    this.onWorkerMessage = (e) => {
+      const msg = e.data;
+      if (!msg || msg.type !== "herald.notificationclick" || typeof msg.id !== "string" || !msg.id)
+        return;
+      const inbox = this._inbox;
+      const n = inbox?.items.get(msg.id);
+      if (inbox && n) {
+        if (!n.read_at)
+          void inbox.setState(msg.id, "read").catch(() => this.render());
+      } else {
+        void this._client?.markRead(msg.id).catch(() => {
+        });
+      }
+    };
     const root = this.attachShadow({ mode: "open" });
-    const style = el("style");
+    const style = el2("style");
     style.textContent = BELL_CSS;
     const id = "herald-dd-" + Math.random().toString(36).slice(2, 8);
-    const bell = el("button", "bell");
+    const bell = el2("button", "bell");
     bell.type = "button";
     bell.part.add("button");
     bell.dataset.testid = "bell";
@@ -1243,53 +1971,71 @@ var HeraldBell = class extends Base {
     bell.setAttribute("aria-controls", id);
     bell.setAttribute("aria-label", "Notifications");
     bell.innerHTML = BELL_ICON;
-    const badge = el("span", "badge");
+    const badge = el2("span", "badge");
     badge.part.add("badge");
     badge.dataset.testid = "badge";
     badge.hidden = true;
     badge.setAttribute("aria-hidden", "true");
     bell.append(badge);
-    const dropdown = el("section", "dropdown");
+    const dropdown = el2("section", "dropdown");
     dropdown.id = id;
     dropdown.part.add("dropdown");
     dropdown.dataset.testid = "dropdown";
     dropdown.setAttribute("role", "dialog");
     dropdown.setAttribute("aria-label", "Notifications");
     dropdown.hidden = true;
-    const head = el("header", "head");
-    const title = el("h2", "title", "Notifications ");
-    const count = el("span", "count");
+    const head = el2("header", "head");
+    const start = el2("div", "head-start");
+    const back = el2("button", "icon-btn");
+    back.type = "button";
+    back.dataset.testid = "settings-back";
+    back.setAttribute("aria-label", "Back to notifications");
+    back.innerHTML = BACK_ICON;
+    back.hidden = true;
+    const title = el2("h2", "title", "Notifications ");
+    const count = el2("span", "count");
     title.append(count);
-    const markAll = el("button", "link", "Mark all as read");
+    const settingsTitle = el2("h2", "title", "Notification settings");
+    settingsTitle.hidden = true;
+    start.append(back, title, settingsTitle);
+    const markAll = el2("button", "link", "Mark all as read");
     markAll.type = "button";
     markAll.dataset.testid = "mark-all-read";
-    head.append(title, markAll);
-    const scroll = el("div", "scroll");
+    const gear = el2("button", "icon-btn");
+    gear.type = "button";
+    gear.dataset.testid = "settings-button";
+    gear.setAttribute("aria-label", "Notification settings");
+    gear.title = "Notification settings";
+    gear.innerHTML = GEAR_ICON;
+    const actions = el2("div", "head-actions");
+    actions.append(markAll, gear);
+    head.append(start, actions);
+    const scroll = el2("div", "scroll");
     scroll.dataset.testid = "list";
-    const list = el("ul", "items");
+    const list = el2("ul", "items");
     list.setAttribute("role", "list");
     list.setAttribute("aria-label", "Notifications, newest first");
-    const empty = el("div", "empty");
+    const empty = el2("div", "empty");
     empty.dataset.testid = "empty";
     empty.hidden = true;
-    empty.append(el("p", "empty-title", "You're all caught up"), el("p", "empty-text", "New notifications will show up here as they happen."));
-    const loading = el("div", "note");
+    empty.append(el2("p", "empty-title", "You're all caught up"), el2("p", "empty-text", "New notifications will show up here as they happen."));
+    const loading = el2("div", "note");
     loading.dataset.testid = "loading";
     loading.hidden = true;
-    loading.append(el("span", "spinner"), document.createTextNode("Loading\u2026"));
-    const error = el("div", "note error");
+    loading.append(el2("span", "spinner"), document.createTextNode("Loading\u2026"));
+    const error = el2("div", "note error");
     error.hidden = true;
-    const errorText = el("span");
-    const retry = el("button", "link", "Retry");
+    const errorText = el2("span");
+    const retry = el2("button", "link", "Retry");
     retry.type = "button";
     error.append(errorText, retry);
     scroll.append(list, empty, loading, error);
-    const footer = el("footer", "footer", "Delivered live by Herald");
-    dropdown.append(head, scroll, footer);
-    const live = el("div", "sr");
+    const footer = el2("footer", "footer", "Delivered live by Herald");
+    dropdown.append(head, scroll, this.settings.root, footer);
+    const live = el2("div", "sr");
     live.setAttribute("aria-live", "polite");
     root.append(style, bell, dropdown, live);
-    this.ui = { bell, badge, dropdown, count, markAll, scroll, list, empty, loading, error, errorText, live };
+    this.ui = { bell, badge, dropdown, count, title, settingsTitle, markAll, gear, back, scroll, list, empty, loading, error, errorText, live };
     bell.addEventListener("click", (e) => {
       e.stopPropagation();
       if (this.open)
@@ -1298,6 +2044,8 @@ var HeraldBell = class extends Base {
         this.openDropdown();
     });
     markAll.addEventListener("click", () => void this._inbox?.markAllRead().catch(() => this.render()));
+    gear.addEventListener("click", () => this.showSettings());
+    back.addEventListener("click", () => this.showList());
     retry.addEventListener("click", () => {
       if (this._inbox)
         this._inbox.error = null;
@@ -1348,6 +2096,22 @@ var HeraldBell = class extends Base {
   get inbox() {
     return this._inbox;
   }
+  /** The user's preferences, once the bell is connected. */
+  get preferences() {
+    return this._preferences;
+  }
+  /** This browser's Web Push switch, when `service-worker` is set. */
+  get webPush() {
+    return this._webPush;
+  }
+  /** Names a category in the settings view (default: `billing.invoice` → "Billing invoice"). */
+  get categoryLabel() {
+    return this._categoryLabel;
+  }
+  set categoryLabel(fn) {
+    this._categoryLabel = typeof fn === "function" ? fn : categoryLabel;
+    this.settings.categoryLabels = this._categoryLabel;
+  }
   /** The exact unread count, or null before it is known. */
   get unread() {
     return this._inbox?.unread ?? null;
@@ -1355,6 +2119,8 @@ var HeraldBell = class extends Base {
   // ------------------------------------------------------------- lifecycle
   connectedCallback() {
     document.addEventListener("click", this.onDocumentClick);
+    if (typeof navigator !== "undefined" && navigator.serviceWorker)
+      navigator.serviceWorker.addEventListener("message", this.onWorkerMessage);
     this.ageTimer = setInterval(() => {
       if (this.open)
         this.render();
@@ -1363,14 +2129,29 @@ var HeraldBell = class extends Base {
   }
   disconnectedCallback() {
     document.removeEventListener("click", this.onDocumentClick);
+    if (typeof navigator !== "undefined" && navigator.serviceWorker)
+      navigator.serviceWorker.removeEventListener("message", this.onWorkerMessage);
     clearInterval(this.ageTimer);
     this.teardown();
   }
-  attributeChangedCallback(_name, oldValue, newValue) {
+  attributeChangedCallback(name, oldValue, newValue) {
     if (oldValue === newValue)
       return;
+    if (name === "service-worker" || name === "service-worker-scope") {
+      this.attachSettings();
+      return;
+    }
     this.teardown();
     this.restart();
+  }
+  /** (Re)creates the Web Push switch from the `service-worker` attributes and hands the stores to the settings view. */
+  attachSettings() {
+    const url = this.getAttribute("service-worker");
+    const client = this._client;
+    this._webPush = client && url ? new WebPush({ client, serviceWorker: url, scope: this.getAttribute("service-worker-scope") || void 0 }) : null;
+    this.settings.attach(this._preferences, this._webPush);
+    if (this.settings.visible)
+      this.settings.show();
   }
   tokenSource() {
     const fn = this._getToken;
@@ -1418,6 +2199,8 @@ var HeraldBell = class extends Base {
     this._client = client;
     const inbox = new Inbox(client, stream);
     this._inbox = inbox;
+    this._preferences = new UserPreferences(client, stream);
+    this.attachSettings();
     this.unsubs.push(inbox.onChange((change) => this.onInboxChange(change.arrived)), stream.onState((status) => {
       this.dataset.status = status;
     }), stream.onError(() => this.showError("The server refused this token (401/403).")));
@@ -1433,6 +2216,10 @@ var HeraldBell = class extends Base {
       u();
     this._inbox?.dispose();
     this._inbox = null;
+    this._preferences?.dispose();
+    this._preferences = null;
+    this._webPush = null;
+    this.settings.attach(null, null);
     if (this.ownsStream) {
       this._stream?.close();
       this._stream = null;
@@ -1454,6 +2241,7 @@ var HeraldBell = class extends Base {
     this.open = true;
     this.ui.dropdown.hidden = false;
     this.ui.bell.setAttribute("aria-expanded", "true");
+    this.setView("list");
     const inbox = this._inbox;
     if (inbox && !inbox.loaded)
       void inbox.refresh();
@@ -1469,6 +2257,38 @@ var HeraldBell = class extends Base {
     this.ui.dropdown.hidden = true;
     this.ui.bell.setAttribute("aria-expanded", "false");
   }
+  /** Shows the notifications list (the default view) or the settings view: only the DOM. */
+  setView(view) {
+    const { scroll, title, settingsTitle, back, gear, markAll } = this.ui;
+    const list = view === "list";
+    scroll.hidden = !list;
+    title.hidden = !list;
+    markAll.hidden = !list;
+    gear.hidden = !list;
+    settingsTitle.hidden = list;
+    back.hidden = list;
+    if (list)
+      this.settings.hide();
+    else
+      this.settings.show();
+  }
+  /** Back from the settings: the list is on screen again, so it is seen. */
+  showList() {
+    this.setView("list");
+    this.render();
+    this.markSeenSoon(0);
+    this.fillViewport();
+    this.ui.gear.focus();
+  }
+  /** The settings view: desktop notifications and preferences per category. */
+  showSettings() {
+    this.setView("settings");
+    (this.settings.firstControl() ?? this.ui.back).focus();
+  }
+  /** True while the notifications list is on screen (what "seen" means). */
+  listShown() {
+    return this.open && !this.settings.visible;
+  }
   markSeenSoon(delay) {
     clearTimeout(this.seenTimer);
     this.seenTimer = setTimeout(() => void this._inbox?.markSeen(), delay);
@@ -1476,7 +2296,7 @@ var HeraldBell = class extends Base {
   /** Infinite scroll: near the bottom (or nothing to scroll yet), fetch the next page. */
   fillViewport() {
     const inbox = this._inbox;
-    if (!this.open || !inbox || !inbox.nextCursor || inbox.loadingMore)
+    if (!this.listShown() || !inbox || !inbox.nextCursor || inbox.loadingMore)
       return;
     const s = this.ui.scroll;
     if (s.scrollHeight - s.scrollTop - s.clientHeight < 120)
@@ -1495,7 +2315,7 @@ var HeraldBell = class extends Base {
       this.fresh.add(id);
     if (arrived.length) {
       this.ring();
-      if (this.open)
+      if (this.listShown())
         this.markSeenSoon(600);
       const n = this._inbox?.items.get(arrived[arrived.length - 1]);
       if (n)
@@ -1584,9 +2404,18 @@ var HeraldBell = class extends Base {
       this.lastUnread = unread;
       if (inbox?.counts)
         this.dispatchEvent(new CustomEvent("herald-unread", { bubbles: true, composed: true, detail: { ...inbox.counts } }));
+      if (unread !== null && this._webPush)
+        this.updateAppBadge(unread);
     }
     if (this.open)
       this.renderList();
+  }
+  /** The app badge (installed apps) follows the exact count while a tab is open; herald-sw.js sets it on each push. */
+  updateAppBadge(unread) {
+    const nav = navigator;
+    const call = unread > 0 ? nav.setAppBadge?.(unread) : nav.clearAppBadge?.();
+    call?.catch(() => {
+    });
   }
   renderList() {
     const inbox = this._inbox;
@@ -1631,36 +2460,36 @@ var HeraldBell = class extends Base {
     this.ui.empty.hidden = !(inbox.loaded && sorted.length === 0 && !inbox.nextCursor);
   }
   createRow(id) {
-    const li = el("li", "item");
+    const li = el2("li", "item");
     li.part.add("item");
     li.dataset.testid = "notification";
     li.dataset.id = id;
     li.tabIndex = -1;
-    const icon = el("div", "icon");
+    const icon = el2("div", "icon");
     icon.setAttribute("aria-hidden", "true");
-    const main = el("div", "main");
-    const title = el("div", "item-title");
+    const main = el2("div", "main");
+    const title = el2("div", "item-title");
     title.dataset.testid = "title";
-    const body = el("div", "body");
+    const body = el2("div", "body");
     body.dataset.testid = "body";
-    const meta = el("div", "meta");
-    const when = el("time");
+    const meta = el2("div", "meta");
+    const when = el2("time");
     when.dataset.testid = "time";
-    const sep = el("span", void 0, "\xB7");
+    const sep = el2("span", void 0, "\xB7");
     sep.setAttribute("aria-hidden", "true");
-    const cat = el("span", "cat");
+    const cat = el2("span", "cat");
     meta.append(when, sep, cat);
-    const dot = el("span", "dot");
+    const dot = el2("span", "dot");
     dot.dataset.testid = "unread-dot";
-    const actions = el("div", "actions");
-    const toggle = el("button");
+    const actions = el2("div", "actions");
+    const toggle = el2("button");
     toggle.type = "button";
-    const archive = el("button", "action subtle", "Archive");
+    const archive = el2("button", "action subtle", "Archive");
     archive.type = "button";
     archive.dataset.testid = "archive";
     archive.dataset.action = "archive";
     actions.append(toggle, archive);
-    const foot = el("div", "foot");
+    const foot = el2("div", "foot");
     foot.append(meta, actions);
     main.append(title, body, foot);
     li.append(icon, main, dot);
@@ -1711,6 +2540,12 @@ export {
   HeraldStream,
   INBOX_EVENTS,
   Inbox,
+  PREFERENCE_EVENTS,
+  UserPreferences,
+  WebPush,
+  WebPushError,
+  base64UrlToBytes,
   compareNotifications,
-  defineHeraldBell
+  defineHeraldBell,
+  webPushSupported
 };

@@ -19,6 +19,8 @@
 #   http_ok URL                             one GET; succeeds on a 2xx answer
 #   wait_http URL TIMEOUT_SECONDS [PID]     poll URL until 2xx (PID: give up early if it dies)
 #   pid_alive PID                           the process exists and is not a zombie
+#   ensure_push_venv                        the Web Push stand-in's Python venv
+#                                           (.herald/push-venv); prints its python
 #
 # Every ensure_* function is idempotent: when the service already answers it does
 # nothing; on a fresh Debian box it installs the Debian package and starts the server
@@ -477,4 +479,27 @@ wait_http() {
         fi
         sleep 0.5
     done
+}
+
+# ---------------------------------------------------------------------------------
+# The Web Push stand-in's Python
+# ---------------------------------------------------------------------------------
+
+# ensure_push_venv — a venv with what crates/test-support/push_service.py needs (an
+# implementation of VAPID and aes128gcm independent of Herald's: http_ece,
+# cryptography), recreated when its requirements or the interpreter change. Prints the
+# venv's python. Used by scripts/test (the Rust push tests) and scripts/browser-test.
+ensure_push_venv() {
+    local venv="$HS_STATE_DIR/push-venv"
+    local reqs="$HS_ROOT/crates/test-support/push-requirements.txt"
+    local sum
+    sum=$( (sha256sum "$reqs" | cut -d' ' -f1; python3 --version) | sha256sum | cut -d' ' -f1)
+    if [[ "$(cat "$venv/.herald-requirements.sha256" 2>/dev/null)" != "$sum" ]]; then
+        python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+        log "creating $venv from crates/test-support/push-requirements.txt"
+        python3 -m venv --clear "$venv" >&2
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$reqs" >&2
+        printf '%s\n' "$sum" >"$venv/.herald-requirements.sha256"
+    fi
+    printf '%s\n' "$venv/bin/python"
 }

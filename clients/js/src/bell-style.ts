@@ -12,7 +12,10 @@
  *   --herald-icon-color                     the bell icon
  *   --herald-dropdown-width                 default 400px
  *
- * and with `::part()`: `button`, `badge`, `dropdown`, `item`.
+ *   --herald-switch-off                     a switch that is off (default: the border colour)
+ *
+ * and with `::part()`: `button`, `badge`, `dropdown`, `item`, `settings`
+ * (the settings view), `switch` (every on/off switch in it).
  */
 export const BELL_CSS: string = `
 :host {
@@ -124,5 +127,61 @@ button { font: inherit; }
 @keyframes spin { to { transform: rotate(360deg); } }
 .footer { padding: 9px 16px; border-top: 1px solid var(--_border); font-size: 11.5px; color: var(--_muted); text-align: center; }
 .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
-@media (prefers-reduced-motion: reduce) { .bell.ring svg, .item.fresh, .dropdown { animation: none; } }
+
+/* The header's settings button and the settings view. */
+.head-actions { display: flex; align-items: center; gap: 2px; }
+.head-start { display: flex; align-items: center; gap: 4px; min-width: 0; }
+.icon-btn {
+  width: 30px; height: 30px; display: grid; place-items: center; border: 0; border-radius: 8px;
+  background: none; color: var(--_muted); cursor: pointer; padding: 0;
+}
+.icon-btn:hover { background: var(--_hover); color: var(--_text); }
+.icon-btn:focus-visible, .switch:focus-visible { outline: 2px solid var(--_accent); outline-offset: 2px; }
+.icon-btn[hidden], .title[hidden], .link[hidden] { display: none; }
+.settings { max-height: min(480px, calc(100vh - 160px)); overflow-y: auto; overscroll-behavior: contain; }
+.settings[hidden], .scroll[hidden] { display: none; }
+.group { padding: 14px 16px; border-bottom: 1px solid var(--_border); }
+.group:last-child { border-bottom: 0; }
+.group[hidden] { display: none; }
+.group-title { margin: 0 0 8px; font-size: 12px; font-weight: 650; letter-spacing: .04em; text-transform: uppercase; color: var(--_muted); }
+.setting { display: flex; align-items: center; justify-content: space-between; gap: 16px; }
+.setting-text { display: flex; flex-direction: column; min-width: 0; }
+.setting-title { font-weight: 600; }
+.setting-hint { font-size: 12.5px; color: var(--_muted); }
+.setting-hint.pad { margin: 4px 0 0; }
+.setting-hint[hidden] { display: none; }
+.switch {
+  --_off: var(--herald-switch-off, var(--_border));
+  position: relative; flex: none; width: 36px; height: 20px; padding: 0; border: 0; border-radius: 999px;
+  background: var(--_off); cursor: pointer; transition: background .15s;
+}
+.switch .knob {
+  position: absolute; top: 2px; left: 2px; width: 16px; height: 16px; border-radius: 50%;
+  background: #fff; box-shadow: 0 1px 2px rgba(16, 24, 40, .25); transition: transform .15s;
+}
+.switch[aria-checked="true"] { background: var(--_accent); }
+.switch[aria-checked="true"] .knob { transform: translateX(16px); }
+.switch[aria-disabled="true"], .switch:disabled { opacity: .5; cursor: not-allowed; }
+.switch[aria-busy="true"] { opacity: .7; cursor: progress; }
+.prefs { width: 100%; border-collapse: collapse; }
+.prefs[hidden] { display: none; }
+.prefs th, .prefs td { padding: 7px 0; text-align: center; border-bottom: 1px solid var(--_border); }
+.prefs tr:last-child th, .prefs tr:last-child td { border-bottom: 0; }
+.prefs thead th { font-size: 12px; font-weight: 600; color: var(--_muted); padding-top: 0; }
+.prefs th:first-child { text-align: left; font-weight: 500; }
+.prefs thead th:first-child { font-weight: 600; }
+.prefs th[hidden], .prefs td[hidden] { display: none; }
+.prefs td, .prefs thead th:not(:first-child) { width: 72px; }
+.cat-name { overflow-wrap: anywhere; }
+.lock {
+  display: inline-flex; align-items: center; gap: 3px; margin-left: 8px; padding: 0 6px; border-radius: 999px;
+  font-size: 11px; font-weight: 600; color: var(--_muted); background: var(--_hover); vertical-align: 1px;
+}
+.lock[hidden] { display: none; }
+.alert {
+  margin: 8px 0; padding: 8px 10px; border-radius: 8px; font-size: 12.5px;
+  color: var(--_badge-bg); background: color-mix(in srgb, var(--_badge-bg) 8%, var(--_surface));
+}
+.alert[hidden] { display: none; }
+@media (prefers-reduced-motion: reduce) { .bell.ring svg, .item.fresh, .dropdown { animation: none; } .switch, .switch .knob { transition: none; } }
 `;

@@ -9,22 +9,36 @@
  *
  * Attributes: `api-url`, `stream-url`, `token` (a user token; prefer the
  * `getToken` property, which keeps it out of the DOM), `share="false"` (one
- * stream per tab instead of per browser). Properties: `getToken` (async,
- * returns the user's token), `stream` (a `HeraldStream` to share with the
- * rest of the page; its owner starts it), `client`, `inbox`.
+ * stream per tab instead of per browser), `service-worker` (the URL of a
+ * service worker running Herald's push handlers, `herald-sw.js`: turns on the
+ * "Enable desktop notifications" switch and the app badge) and
+ * `service-worker-scope`. Properties: `getToken` (async, returns the user's
+ * token), `stream` (a `HeraldStream` to share with the rest of the page; its
+ * owner starts it), `client`, `inbox`, `preferences`, `webPush`,
+ * `categoryLabel` (names categories in the settings view).
+ *
+ * The gear in the dropdown's header opens the settings view: the desktop
+ * notifications switch and the user's preferences per category.
  *
  * Reflects `data-unread` (the exact unread count, once known) and
  * `data-status` (the stream's status) on itself, and fires
  * `herald-unread` (`detail`: the counts) when the count changes.
  * Themable with CSS custom properties (see `bell-style.ts`); keyboard: the
  * button toggles, arrows move between notifications, Enter opens one,
- * Escape closes.
+ * Tab reaches the settings and their switches (Space flips one), Escape
+ * closes.
  */
 import { HeraldClient, type Notification } from './client.js';
 import { BELL_CSS } from './bell-style.js';
+import { SettingsPanel, categoryLabel } from './bell-settings.js';
 import { Inbox } from './inbox.js';
+import { UserPreferences } from './preferences.js';
+import { WebPush } from './push.js';
 import { HeraldStream } from './stream.js';
+import type { NotificationClickMessage } from './sw.js';
 
+const GEAR_ICON = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true"><circle cx="12" cy="12" r="3" fill="none" stroke="currentColor" stroke-width="1.8"/><path d="M19.4 15a1.7 1.7 0 0 0 .3 1.8l.1.1a2 2 0 1 1-2.8 2.8l-.1-.1a1.7 1.7 0 0 0-1.8-.3 1.7 1.7 0 0 0-1 1.5V21a2 2 0 1 1-4 0v-.1a1.7 1.7 0 0 0-1.1-1.5 1.7 1.7 0 0 0-1.8.3l-.1.1a2 2 0 1 1-2.8-2.8l.1-.1a1.7 1.7 0 0 0 .3-1.8 1.7 1.7 0 0 0-1.5-1H3a2 2 0 1 1 0-4h.1a1.7 1.7 0 0 0 1.5-1.1 1.7 1.7 0 0 0-.3-1.8l-.1-.1a2 2 0 1 1 2.8-2.8l.1.1a1.7 1.7 0 0 0 1.8.3H9a1.7 1.7 0 0 0 1-1.5V3a2 2 0 1 1 4 0v.1a1.7 1.7 0 0 0 1 1.5 1.7 1.7 0 0 0 1.8-.3l.1-.1a2 2 0 1 1 2.8 2.8l-.1.1a1.7 1.7 0 0 0-.3 1.8V9a1.7 1.7 0 0 0 1.5 1H21a2 2 0 1 1 0 4h-.1a1.7 1.7 0 0 0-1.5 1z" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round"/></svg>';
+const BACK_ICON = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true"><path d="M15 18l-6-6 6-6" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"/></svg>';
 const BELL_ICON = '<svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true"><path d="M18 8a6 6 0 1 0-12 0c0 7-3 9-3 9h18s-3-2-3-9" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round"/><path d="M13.73 21a2 2 0 0 1-3.46 0" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round"/></svg>';
 const HUES = [239, 199, 262, 160, 330, 24, 187, 292];
 
@@ -97,7 +111,7 @@ const Base: typeof HTMLElement = typeof HTMLElement === 'function' ? HTMLElement
 
 export class HeraldBell extends Base {
   static get observedAttributes(): string[] {
-    return ['api-url', 'stream-url', 'token'];
+    return ['api-url', 'stream-url', 'token', 'service-worker', 'service-worker-scope'];
   }
 
   /** Returns the user's access token (called for every REST call and stream token). */
@@ -106,6 +120,10 @@ export class HeraldBell extends Base {
   private ownsStream = false;
   private _client: HeraldClient | null = null;
   private _inbox: Inbox | null = null;
+  private _preferences: UserPreferences | null = null;
+  private _webPush: WebPush | null = null;
+  private _categoryLabel: (name: string) => string = categoryLabel;
+  private readonly settings = new SettingsPanel();
   private initGen = 0;
   private open = false;
   private lastUnread: number | null = null;
@@ -120,7 +138,11 @@ export class HeraldBell extends Base {
     badge: HTMLElement;
     dropdown: HTMLElement;
     count: HTMLElement;
+    title: HTMLElement;
+    settingsTitle: HTMLElement;
     markAll: HTMLButtonElement;
+    gear: HTMLButtonElement;
+    back: HTMLButtonElement;
     scroll: HTMLElement;
     list: HTMLUListElement;
     empty: HTMLElement;
@@ -161,13 +183,31 @@ export class HeraldBell extends Base {
     dropdown.setAttribute('aria-label', 'Notifications');
     dropdown.hidden = true;
     const head = el('header', 'head');
+    const start = el('div', 'head-start');
+    const back = el('button', 'icon-btn');
+    back.type = 'button';
+    back.dataset.testid = 'settings-back';
+    back.setAttribute('aria-label', 'Back to notifications');
+    back.innerHTML = BACK_ICON; // a constant
+    back.hidden = true;
     const title = el('h2', 'title', 'Notifications ');
     const count = el('span', 'count');
     title.append(count);
+    const settingsTitle = el('h2', 'title', 'Notification settings');
+    settingsTitle.hidden = true;
+    start.append(back, title, settingsTitle);
     const markAll = el('button', 'link', 'Mark all as read');
     markAll.type = 'button';
     markAll.dataset.testid = 'mark-all-read';
-    head.append(title, markAll);
+    const gear = el('button', 'icon-btn');
+    gear.type = 'button';
+    gear.dataset.testid = 'settings-button';
+    gear.setAttribute('aria-label', 'Notification settings');
+    gear.title = 'Notification settings';
+    gear.innerHTML = GEAR_ICON; // a constant
+    const actions = el('div', 'head-actions');
+    actions.append(markAll, gear);
+    head.append(start, actions);
     const scroll = el('div', 'scroll');
     scroll.dataset.testid = 'list';
     const list = el('ul', 'items');
@@ -189,11 +229,11 @@ export class HeraldBell extends Base {
     error.append(errorText, retry);
     scroll.append(list, empty, loading, error);
     const footer = el('footer', 'footer', 'Delivered live by Herald');
-    dropdown.append(head, scroll, footer);
+    dropdown.append(head, scroll, this.settings.root, footer);
     const live = el('div', 'sr');
     live.setAttribute('aria-live', 'polite');
     root.append(style, bell, dropdown, live);
-    this.ui = { bell, badge, dropdown, count, markAll, scroll, list, empty, loading, error, errorText, live };
+    this.ui = { bell, badge, dropdown, count, title, settingsTitle, markAll, gear, back, scroll, list, empty, loading, error, errorText, live };
 
     bell.addEventListener('click', (e) => {
       e.stopPropagation();
@@ -201,6 +241,8 @@ export class HeraldBell extends Base {
       else this.openDropdown();
     });
     markAll.addEventListener('click', () => void this._inbox?.markAllRead().catch(() => this.render()));
+    gear.addEventListener('click', () => this.showSettings());
+    back.addEventListener('click', () => this.showList());
     retry.addEventListener('click', () => {
       if (this._inbox) this._inbox.error = null;
       void this._inbox?.refresh();
@@ -254,6 +296,25 @@ export class HeraldBell extends Base {
     return this._inbox;
   }
 
+  /** The user's preferences, once the bell is connected. */
+  get preferences(): UserPreferences | null {
+    return this._preferences;
+  }
+
+  /** This browser's Web Push switch, when `service-worker` is set. */
+  get webPush(): WebPush | null {
+    return this._webPush;
+  }
+
+  /** Names a category in the settings view (default: `billing.invoice` → "Billing invoice"). */
+  get categoryLabel(): (name: string) => string {
+    return this._categoryLabel;
+  }
+  set categoryLabel(fn: (name: string) => string) {
+    this._categoryLabel = typeof fn === 'function' ? fn : categoryLabel;
+    this.settings.categoryLabels = this._categoryLabel;
+  }
+
   /** The exact unread count, or null before it is known. */
   get unread(): number | null {
     return this._inbox?.unread ?? null;
@@ -263,6 +324,7 @@ export class HeraldBell extends Base {
 
   connectedCallback(): void {
     document.addEventListener('click', this.onDocumentClick);
+    if (typeof navigator !== 'undefined' && navigator.serviceWorker) navigator.serviceWorker.addEventListener('message', this.onWorkerMessage);
     this.ageTimer = setInterval(() => {
       if (this.open) this.render();
     }, 30_000);
@@ -271,12 +333,17 @@ export class HeraldBell extends Base {
 
   disconnectedCallback(): void {
     document.removeEventListener('click', this.onDocumentClick);
+    if (typeof navigator !== 'undefined' && navigator.serviceWorker) navigator.serviceWorker.removeEventListener('message', this.onWorkerMessage);
     clearInterval(this.ageTimer);
     this.teardown();
   }
 
-  attributeChangedCallback(_name: string, oldValue: string | null, newValue: string | null): void {
+  attributeChangedCallback(name: string, oldValue: string | null, newValue: string | null): void {
     if (oldValue === newValue) return;
+    if (name === 'service-worker' || name === 'service-worker-scope') {
+      this.attachSettings();
+      return;
+    }
     this.teardown();
     this.restart();
   }
@@ -284,6 +351,30 @@ export class HeraldBell extends Base {
   private readonly onDocumentClick = (e: MouseEvent) => {
     if (this.open && !e.composedPath().includes(this)) this.closeDropdown();
   };
+
+  /** A click on one of our system notifications (herald-sw.js tells the tab it focused or opened): it has been read. */
+  private readonly onWorkerMessage = (e: MessageEvent) => {
+    const msg = e.data as Partial<NotificationClickMessage> | null;
+    if (!msg || msg.type !== 'herald.notificationclick' || typeof msg.id !== 'string' || !msg.id) return;
+    const inbox = this._inbox;
+    const n = inbox?.items.get(msg.id);
+    if (inbox && n) {
+      if (!n.read_at) void inbox.setState(msg.id, 'read').catch(() => this.render());
+    } else {
+      void this._client?.markRead(msg.id).catch(() => { /* gone, or not ours */ });
+    }
+  };
+
+  /** (Re)creates the Web Push switch from the `service-worker` attributes and hands the stores to the settings view. */
+  private attachSettings(): void {
+    const url = this.getAttribute('service-worker');
+    const client = this._client;
+    this._webPush = client && url
+      ? new WebPush({ client, serviceWorker: url, scope: this.getAttribute('service-worker-scope') || undefined })
+      : null;
+    this.settings.attach(this._preferences, this._webPush);
+    if (this.settings.visible) this.settings.show();
+  }
 
   private tokenSource(): (() => Promise<string | null>) | null {
     const fn = this._getToken;
@@ -329,6 +420,8 @@ export class HeraldBell extends Base {
     this._client = client;
     const inbox = new Inbox(client, stream);
     this._inbox = inbox;
+    this._preferences = new UserPreferences(client, stream);
+    this.attachSettings();
     this.unsubs.push(
       inbox.onChange((change) => this.onInboxChange(change.arrived)),
       stream.onState((status) => {
@@ -347,6 +440,10 @@ export class HeraldBell extends Base {
     for (const u of this.unsubs.splice(0)) u();
     this._inbox?.dispose();
     this._inbox = null;
+    this._preferences?.dispose();
+    this._preferences = null;
+    this._webPush = null;
+    this.settings.attach(null, null);
     if (this.ownsStream) {
       this._stream?.close();
       this._stream = null;
@@ -369,6 +466,7 @@ export class HeraldBell extends Base {
     this.open = true;
     this.ui.dropdown.hidden = false;
     this.ui.bell.setAttribute('aria-expanded', 'true');
+    this.setView('list');
     const inbox = this._inbox;
     if (inbox && !inbox.loaded) void inbox.refresh();
     this.render();
@@ -384,6 +482,40 @@ export class HeraldBell extends Base {
     this.ui.bell.setAttribute('aria-expanded', 'false');
   }
 
+  /** Shows the notifications list (the default view) or the settings view: only the DOM. */
+  private setView(view: 'list' | 'settings'): void {
+    const { scroll, title, settingsTitle, back, gear, markAll } = this.ui;
+    const list = view === 'list';
+    scroll.hidden = !list;
+    title.hidden = !list;
+    markAll.hidden = !list;
+    gear.hidden = !list;
+    settingsTitle.hidden = list;
+    back.hidden = list;
+    if (list) this.settings.hide();
+    else this.settings.show();
+  }
+
+  /** Back from the settings: the list is on screen again, so it is seen. */
+  private showList(): void {
+    this.setView('list');
+    this.render();
+    this.markSeenSoon(0);
+    this.fillViewport();
+    this.ui.gear.focus();
+  }
+
+  /** The settings view: desktop notifications and preferences per category. */
+  private showSettings(): void {
+    this.setView('settings');
+    (this.settings.firstControl() ?? this.ui.back).focus();
+  }
+
+  /** True while the notifications list is on screen (what "seen" means). */
+  private listShown(): boolean {
+    return this.open && !this.settings.visible;
+  }
+
   private markSeenSoon(delay: number): void {
     clearTimeout(this.seenTimer);
     this.seenTimer = setTimeout(() => void this._inbox?.markSeen(), delay);
@@ -392,7 +524,7 @@ export class HeraldBell extends Base {
   /** Infinite scroll: near the bottom (or nothing to scroll yet), fetch the next page. */
   private fillViewport(): void {
     const inbox = this._inbox;
-    if (!this.open || !inbox || !inbox.nextCursor || inbox.loadingMore) return;
+    if (!this.listShown() || !inbox || !inbox.nextCursor || inbox.loadingMore) return;
     const s = this.ui.scroll;
     if (s.scrollHeight - s.scrollTop - s.clientHeight < 120) void inbox.loadMore().then(() => this.fillViewport());
   }
@@ -410,7 +542,7 @@ export class HeraldBell extends Base {
     for (const id of arrived) this.fresh.add(id);
     if (arrived.length) {
       this.ring();
-      if (this.open) this.markSeenSoon(600); // it is on screen: it has been seen
+      if (this.listShown()) this.markSeenSoon(600); // it is on screen: it has been seen
       const n = this._inbox?.items.get(arrived[arrived.length - 1] as string);
       if (n) this.ui.live.textContent = 'New notification: ' + n.title;
     }
@@ -495,8 +627,16 @@ export class HeraldBell extends Base {
     if (unread !== this.lastUnread) {
       this.lastUnread = unread;
       if (inbox?.counts) this.dispatchEvent(new CustomEvent('herald-unread', { bubbles: true, composed: true, detail: { ...inbox.counts } }));
+      if (unread !== null && this._webPush) this.updateAppBadge(unread);
     }
     if (this.open) this.renderList();
+  }
+
+  /** The app badge (installed apps) follows the exact count while a tab is open; herald-sw.js sets it on each push. */
+  private updateAppBadge(unread: number): void {
+    const nav = navigator as Navigator & { setAppBadge?: (n?: number) => Promise<void>; clearAppBadge?: () => Promise<void> };
+    const call = unread > 0 ? nav.setAppBadge?.(unread) : nav.clearAppBadge?.();
+    call?.catch(() => { /* not an installed app */ });
   }
 
   private renderList(): void {

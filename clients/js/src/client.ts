@@ -22,6 +22,16 @@ export type OrderStatus = Schemas['OrderStatus'];
 export type Activity = Schemas['Activity'];
 export type ActivityPage = Schemas['ActivityPage'];
 export type EventPage = Schemas['EventPage'];
+export type Preferences = Schemas['Preferences'];
+export type PreferencesChange = Schemas['PreferencesChange'];
+export type CategoryPreference = Schemas['CategoryPreference'];
+export type ChannelChoice = Schemas['ChannelChoice'];
+export type NewPushSubscription = Schemas['NewPushSubscription'];
+export type PushSubscriptionInfo = Schemas['PushSubscriptionInfo'];
+export type PushSubscriptionList = Schemas['PushSubscriptionList'];
+export type VapidPublicKey = Schemas['VapidPublicKey'];
+/** A notification channel a user can turn on or off per category. */
+export type Channel = 'in_app' | 'web_push';
 
 export type Method = 'get' | 'post' | 'put' | 'delete';
 
@@ -196,6 +206,45 @@ export class HeraldClient {
   /** `POST /v1/me/notifications/seen`: the new counts. */
   seen(): Promise<Counts> {
     return this.request('post', '/v1/me/notifications/seen');
+  }
+
+  // ------------------------------------------------------------- preferences
+
+  /** `GET /v1/me/preferences`: every category with defaults or a choice of the user's, with what reaches them. */
+  preferences(): Promise<Preferences> {
+    return this.request('get', '/v1/me/preferences');
+  }
+
+  /**
+   * `PUT /v1/me/preferences`: changes the listed categories only (a channel
+   * `null` or left out follows the category's default again). Resolves with
+   * every category after the change; a required category muted is a 422
+   * `HeraldError` naming `categories.{category}`, and nothing is changed.
+   */
+  updatePreferences(change: PreferencesChange): Promise<Preferences> {
+    return this.request('put', '/v1/me/preferences', { body: change });
+  }
+
+  // ------------------------------------------------------------- Web Push
+
+  /** `GET /v1/push/vapid-public-key`: the `applicationServerKey` for `pushManager.subscribe` (404 when the server has no Web Push). */
+  vapidPublicKey(): Promise<VapidPublicKey> {
+    return this.request('get', '/v1/push/vapid-public-key');
+  }
+
+  /** `GET /v1/me/push-subscriptions`: the user's subscribed browsers, oldest first. */
+  listPushSubscriptions(): Promise<PushSubscriptionList> {
+    return this.request('get', '/v1/me/push-subscriptions');
+  }
+
+  /** `POST /v1/me/push-subscriptions` with exactly `PushSubscription.toJSON()`. */
+  addPushSubscription(subscription: NewPushSubscription): Promise<PushSubscriptionInfo> {
+    return this.request('post', '/v1/me/push-subscriptions', { body: subscription });
+  }
+
+  /** `DELETE /v1/me/push-subscriptions`: forgets one endpoint of the user's (idempotent). */
+  async removePushSubscription(endpoint: string): Promise<void> {
+    await this.request('delete', '/v1/me/push-subscriptions', { body: { endpoint } });
   }
 
   // ------------------------------------------------------------- streams, history, feeds, orders

@@ -5,6 +5,9 @@
  * - `HeraldStream`: live events over one `EventSource` per browser, shared by
  *   every tab of the origin, resumed without loss or duplicates.
  * - `Inbox`: notifications and exact counts kept current from both.
+ * - `UserPreferences`: the user's choices per category and channel, live.
+ * - `WebPush`: this browser's push subscription on and off (with the
+ *   service worker of `@herald/client/sw`, built as `herald-sw.js`).
  * - `<herald-bell>`: import `@herald/client/bell` (or load the single-file
  *   `dist/browser/herald-bell.js`) to define it.
  */
@@ -14,23 +17,32 @@ export {
   type Activity,
   type ActivityPage,
   type BodyOf,
+  type CategoryPreference,
+  type Channel,
+  type ChannelChoice,
   type Counts,
   type Envelope,
   type EventPage,
   type HeraldClientOptions,
   type Method,
+  type NewPushSubscription,
   type Notification,
   type NotificationPage,
   type NotificationStatus,
   type Order,
   type OrderStatus,
   type PathsWith,
+  type Preferences,
+  type PreferencesChange,
   type Problem,
+  type PushSubscriptionInfo,
+  type PushSubscriptionList,
   type RequestOptions,
   type Schemas,
   type StreamToken,
   type SuccessOf,
   type TokenSource,
+  type VapidPublicKey,
   type components,
   type paths,
 } from './client.js';
@@ -44,3 +56,13 @@ export {
   type StreamTokenSource,
 } from './stream.js';
 export { Inbox, INBOX_EVENTS, compareNotifications, type InboxChange } from './inbox.js';
+export { UserPreferences, PREFERENCE_EVENTS, type PreferencesChangeEvent } from './preferences.js';
+export {
+  WebPush,
+  WebPushError,
+  base64UrlToBytes,
+  webPushSupported,
+  type PushState,
+  type PushStatus,
+  type WebPushOptions,
+} from './push.js';

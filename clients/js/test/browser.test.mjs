@@ -21,7 +21,14 @@
 //      gateway has exactly one stream open (herald_open_streams);
 //   4. closing the leader tab while publishing: another tab takes over, every tab
 //      shows each new notification exactly once, nothing is missing, one stream again;
-//   5. the React (Vite) example app, screenshot with the dropdown open.
+//   5. the React (Vite) example app, screenshot with the dropdown open;
+//   6. the bell's settings from another origin: the categories, a change saved over CORS
+//      (PUT), the required one locked; this server has no Web Push, so the desktop
+//      notifications switch is disabled with the reason and the desktop column is gone;
+//   7. herald-sw.js's handlers (the package's service worker, dist/sw.js) with stand-ins
+//      for the browser objects a service worker gets: the notification shown for a push
+//      (title, body, tag, data), the app badge, what a click focuses or opens (never a
+//      non-http URL), and the bell marking a clicked notification read.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -126,7 +133,7 @@ function problemsSince(marks) {
 // ------------------------------------------------------------------ the pages' server
 
 const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
-const SERVED = ['/web/herald-bell.js', '/clients/js/examples/'];
+const SERVED = ['/web/herald-bell.js', '/web/herald-sw.js', '/clients/js/examples/', '/clients/js/dist/'];
 const server = createServer((req, res) => {
   let p = decodeURIComponent(new URL(req.url, 'http://x').pathname);
   if (p.endsWith('/')) p += 'index.html';
@@ -346,4 +353,142 @@ step('the React (Vite) example app embeds the bell from another origin', 60_000,
   const file = path.join(ARTIFACTS, 'example-app.png');
   await page.screenshot({ path: file });
   log(`saved ${file}`);
+});
+
+// ------------------------------------------------------------------ settings and the service worker
+
+const inBell = (page, selector) => page.locator(`herald-bell ${selector}`);
+
+step('the bell\'s settings from another origin: preferences saved over CORS, no desktop switch without Web Push', 40_000, async () => {
+  await http('PUT', `${API}/v1/categories/digest`, SERVICE_TOKEN, { in_app: true, web_push: false });
+  await http('PUT', `${API}/v1/categories/alerts`, SERVICE_TOKEN, { required: true });
+  const page = await newTab(ALLOWED);
+  await eventually('the bell is live', () => status(page), (s) => s === 'live', 10_000);
+  await inBell(page, '[data-testid="bell"]').click();
+  await inBell(page, '[data-testid="settings-button"]').click();
+  const row = (c) => inBell(page, `[data-testid="category"][data-category="${c}"]`);
+  await eventually('the categories are listed', () => page.evaluate(() =>
+    Array.from(document.querySelector('herald-bell').shadowRoot.querySelectorAll('[data-testid="category"]'), (tr) => tr.dataset.category)),
+  (v) => v.includes('digest') && v.includes('alerts'), 5000);
+  assert.equal(await row('alerts').getAttribute('data-required'), 'true', 'alerts is locked');
+  assert.equal(await row('alerts').locator('[data-testid="in_app"]').getAttribute('aria-disabled'), 'true');
+
+  // No VAPID key on this server (404): the switch says so, and there is no desktop column.
+  const hint = await eventually('the switch explains it', () => inBell(page, '[data-testid="push-hint"]').textContent(), (t) => /not configured/.test(t), 5000);
+  assert.equal(await inBell(page, '[data-testid="push-switch"]').isDisabled(), true, 'the switch is disabled');
+  assert.equal(await row('digest').locator('[data-testid="web_push"]').isVisible(), false, 'no desktop column');
+  log(`desktop notifications: “${hint.value}”`);
+
+  // A change, from this origin: the browser preflights the PUT, the server keeps it.
+  const sw = row('digest').locator('[data-testid="in_app"]');
+  assert.equal(await sw.getAttribute('aria-checked'), 'true');
+  await sw.click();
+  await eventually('the server has digest in app off', async () => (await http('GET', `${API}/v1/me/preferences`, USER_TOKEN)).categories.digest,
+    (d) => d.in_app === false, 3000);
+  await eventually('the switch shows it', () => sw.getAttribute('aria-checked'), (v) => v === 'false', 2000);
+  await sw.click(); // and back
+  await eventually('the server has digest in app on again', async () => (await http('GET', `${API}/v1/me/preferences`, USER_TOKEN)).categories.digest,
+    (d) => d.in_app === true, 3000);
+  await page.close();
+});
+
+step('herald-sw.js: a push shows its notification and badge, a click focuses or opens only http(s), the bell marks it read', 40_000, async () => {
+  const page = await newTab(ALLOWED);
+  const results = await page.evaluate(async (origin) => {
+    const sw = await import('/clients/js/dist/sw.js');
+    const scope = `${origin}/app/`;
+    const calls = [];
+    const registration = { scope, showNotification: async (title, options) => { calls.push(['show', title, options]); } };
+    const badge = { setAppBadge: async (n) => { calls.push(['badge', n]); }, clearAppBadge: async () => { calls.push(['clear']); } };
+    const options = sw.workerOptions(`${origin}/herald-sw.js?icon=/icon.png&url=javascript:alert(1)`);
+    const out = { options };
+    const take = () => calls.splice(0);
+
+    const payload = { id: 'n-1', title: 'Deploy finished', body: 'v2 is live', action_url: `${origin}/app/deploys/7`, category: 'deploy', unread: 3 };
+    await sw.handlePush(sw.parsePayload({ json: () => payload }), { registration, badge, options });
+    out.push = take();
+    await sw.handlePush(sw.parsePayload({ json: () => ({ ...payload, id: 'n-2', unread: 0, action_url: 'javascript:alert(1)', body: null }) }), { registration, badge, options });
+    out.pushUnsafe = take();
+    await sw.handlePush(sw.parsePayload({ json: () => { throw new SyntaxError('not JSON'); } }), { registration, badge, options });
+    out.pushGarbage = take();
+
+    const tab = (url, extra = {}) => {
+      const c = { url, ...extra, messages: [], focus: async () => { calls.push(['focus', url]); return c; }, postMessage: (m) => c.messages.push(m) };
+      return c;
+    };
+    const clientsOf = (list) => ({
+      matchAll: async (o) => { calls.push(['matchAll', o.type, o.includeUncontrolled]); return list; },
+      openWindow: async (url) => { calls.push(['open', url]); return tab(url); },
+    });
+    const note = (data) => ({ data, close: () => calls.push(['close']) });
+    const data = (action_url) => ({ herald: true, id: 'n-1', action_url, category: 'deploy', url: scope });
+
+    const there = tab(`${origin}/app/deploys/7#top`);
+    await sw.handleNotificationClick(note(data(`${origin}/app/deploys/7`)), { clients: clientsOf([tab(`${origin}/app/`), there]), scope });
+    out.clickThere = take();
+    out.clickThereMessages = there.messages;
+    const opened = await sw.handleNotificationClick(note(data(`${origin}/app/deploys/8`)), { clients: clientsOf([tab(`${origin}/app/`)]), scope });
+    out.clickOpen = take();
+    out.clickOpenMessages = opened.messages;
+    await sw.handleNotificationClick(note(data('javascript:alert(1)')), {
+      clients: clientsOf([tab(`${origin}/elsewhere`, { focused: true }), tab(`${origin}/app/a`), tab(`${origin}/app/b`, { focused: true })]), scope });
+    out.clickUnsafe = take();
+    await sw.handleNotificationClick(note(data(null)), { clients: clientsOf([]), scope });
+    out.clickNothingOpen = take();
+    await sw.handleNotificationClick(note(data(null)), { clients: clientsOf([tab(`${origin}/elsewhere`)]), scope });
+    out.clickOtherPage = take();
+
+    // The wiring a service worker gets from installHeraldServiceWorker(self).
+    const listeners = {};
+    const waited = [];
+    sw.installHeraldServiceWorker({
+      location: { href: `${origin}/herald-sw.js` }, registration, clients: clientsOf([]), navigator: badge,
+      addEventListener: (type, fn) => { listeners[type] = fn; },
+    });
+    out.listens = Object.keys(listeners).sort();
+    listeners.push({ data: { json: () => payload }, waitUntil: (p) => waited.push(p) });
+    listeners.notificationclick({ notification: note({ app: 'its own' }), waitUntil: (p) => waited.push(p) });
+    await Promise.all(waited);
+    out.wired = { waited: waited.length, calls: take() };
+    out.isHeralds = [sw.isHeralds({ data: data(null) }), sw.isHeralds({ data: { id: 'x' } }), sw.isHeralds({})];
+    return out;
+  }, ALLOWED);
+
+  assert.deepEqual(results.options, { icon: `${ALLOWED}/icon.png` }, 'worker options: http(s) URLs only');
+  const data = (id, action_url) => ({ herald: true, id, action_url, category: 'deploy', url: `${ALLOWED}/app/` });
+  assert.deepEqual(results.push, [
+    ['show', 'Deploy finished', { data: data('n-1', `${ALLOWED}/app/deploys/7`), body: 'v2 is live', tag: 'n-1', icon: `${ALLOWED}/icon.png` }],
+    ['badge', 3],
+  ], 'a push: the notification (tag = id), then the badge');
+  assert.deepEqual(results.pushUnsafe, [
+    ['show', 'Deploy finished', { data: data('n-2', null), tag: 'n-2', icon: `${ALLOWED}/icon.png` }],
+    ['clear'],
+  ], 'a javascript: action_url is dropped; unread 0 clears the badge');
+  assert.deepEqual(results.pushGarbage, [['show', 'New notification', { data: { herald: true, id: null, action_url: null, category: null, url: `${ALLOWED}/app/` } }]],
+    'a push that is not Herald\'s still shows something (userVisibleOnly)');
+
+  assert.deepEqual(results.clickThere, [['close'], ['matchAll', 'window', true], ['focus', `${ALLOWED}/app/deploys/7#top`]], 'the tab already there is focused');
+  assert.deepEqual(results.clickThereMessages, [{ type: 'herald.notificationclick', id: 'n-1', action_url: `${ALLOWED}/app/deploys/7` }], 'and told which one');
+  assert.deepEqual(results.clickOpen, [['close'], ['matchAll', 'window', true], ['open', `${ALLOWED}/app/deploys/8`]], 'else action_url is opened');
+  assert.deepEqual(results.clickOpenMessages, [{ type: 'herald.notificationclick', id: 'n-1', action_url: `${ALLOWED}/app/deploys/8` }]);
+  assert.deepEqual(results.clickUnsafe, [['close'], ['matchAll', 'window', true], ['focus', `${ALLOWED}/app/b`]],
+    'a javascript: URL is never opened: the focused tab of the app instead');
+  assert.deepEqual(results.clickNothingOpen, [['close'], ['matchAll', 'window', true], ['open', `${ALLOWED}/app/`]], 'no tab: the app is opened');
+  assert.deepEqual(results.clickOtherPage, [['close'], ['matchAll', 'window', true], ['focus', `${ALLOWED}/elsewhere`]], 'else any tab of the origin');
+  assert.deepEqual(results.listens, ['notificationclick', 'push', 'pushsubscriptionchange']);
+  assert.equal(results.wired.waited, 1, 'the push extends its event; a click on the app\'s own notification is left alone');
+  assert.deepEqual(results.wired.calls.map((c) => c[0]), ['show', 'badge']);
+  assert.deepEqual(results.isHeralds, [true, false, false]);
+
+  // The bell's half of a click: the tab told about it marks the notification read.
+  await publish(`Clicked in the system tray · ${RUN}`);
+  await eventually('the bell has it', () => page.evaluate((t) => document.querySelector('herald-bell').inbox.list().some((n) => n.title === t), `Clicked in the system tray · ${RUN}`), Boolean, 5000);
+  const id = await page.evaluate((t) => document.querySelector('herald-bell').inbox.list().find((n) => n.title === t).id, `Clicked in the system tray · ${RUN}`);
+  const before = (await counts()).unread;
+  await page.evaluate((nid) => navigator.serviceWorker.dispatchEvent(new MessageEvent('message', { data: { type: 'herald.notificationclick', id: nid, action_url: null } })), id);
+  await eventually('the server has it read', counts, (c) => c.unread === before - 1, 3000);
+  const listed = await http('GET', `${API}/v1/me/notifications?status=unread&limit=100`, USER_TOKEN);
+  assert.ok(!listed.items.some((n) => n.id === id), 'no longer unread');
+  log('service worker handlers: push, badge, clicks; the bell marked the clicked one read');
+  await page.close();
 });

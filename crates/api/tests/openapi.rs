@@ -30,3 +30,23 @@ fn the_stream_endpoint_is_documented_as_an_event_stream() {
         assert!(doc["paths"][path].is_object(), "{path} documented");
     }
 }
+
+/// Generated clients name their methods after `operationId`s (and openapi-typescript
+/// makes them keys of one interface): two operations with one id break them.
+#[test]
+fn every_operation_id_is_unique() {
+    let doc: serde_json::Value = serde_json::from_str(&herald_api::openapi_json()).unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Some(id) = op["operationId"].as_str() else {
+                continue;
+            };
+            let here = format!("{} {path}", method.to_uppercase());
+            if let Some(first) = seen.insert(id.to_owned(), here.clone()) {
+                panic!("operationId {id:?} is used by both {first} and {here}");
+            }
+        }
+    }
+    assert!(seen.len() > 20, "found the operations: {seen:?}");
+}

@@ -7,13 +7,19 @@ import {
   HeraldError,
   HeraldStream,
   Inbox,
+  UserPreferences,
+  WebPush,
+  WebPushError,
   type Counts,
   type Envelope,
   type Notification,
   type NotificationPage,
+  type Preferences,
+  type PushState,
   type paths,
 } from '@herald/client';
 import { HeraldBell, defineHeraldBell } from '@herald/client/bell';
+import { handleNotificationClick, handlePush, installHeraldServiceWorker, parsePayload, type PushPayload } from '@herald/client/sw';
 import type { components } from '@herald/client/schema';
 
 const client = new HeraldClient({ baseUrl: 'https://notify.example.com', token: async () => 'jwt' });
@@ -59,6 +65,37 @@ const isBell: HeraldBell = bell;
 bell.getToken = async () => 'jwt';
 bell.stream = stream;
 const unreadNow: number | null = bell.unread;
+bell.categoryLabel = (name) => name.toUpperCase();
 void [typed, isBell, unreadNow, HeraldError];
+
+async function preferencesAndPush(): Promise<void> {
+  const prefs: Preferences = await client.preferences();
+  const required: boolean | undefined = prefs.categories['comment']?.required;
+  await client.updatePreferences({ categories: { comment: { in_app: false, web_push: null } } });
+  // @ts-expect-error: a channel is on, off or null (the default)
+  await client.updatePreferences({ categories: { comment: { in_app: 'off' } } });
+  const key: string = (await client.vapidPublicKey()).public_key;
+  const endpoints: string[] = (await client.listPushSubscriptions()).subscriptions.map((s) => s.endpoint);
+  await client.addPushSubscription({ endpoint: 'https://fcm.googleapis.com/fcm/send/x', expirationTime: null, keys: { p256dh: 'BN', auth: 'tB' } });
+  // @ts-expect-error: a subscription has keys
+  await client.addPushSubscription({ endpoint: 'https://fcm.googleapis.com/fcm/send/x' });
+  await client.removePushSubscription('https://fcm.googleapis.com/fcm/send/x');
+
+  const live = new UserPreferences(client, stream);
+  await live.set('comment', 'web_push', false);
+  // @ts-expect-error: the channels are in_app and web_push
+  await live.set('comment', 'email', false);
+  const webPush = new WebPush({ client, serviceWorker: '/herald-sw.js' });
+  const state: PushState = await webPush.state();
+  if (state.status === 'off') await webPush.enable().catch((e: WebPushError) => console.log(e.message));
+  const fromBell: WebPush | null = bell.webPush;
+  void [required, key, endpoints, fromBell];
+
+  const payload: PushPayload | null = parsePayload({ json: () => ({ id: 'x', title: 't' }) });
+  await handlePush(payload, { registration: { scope: '/', showNotification: async () => {} } });
+  await handleNotificationClick({ data: null, close() {} }, { clients: { matchAll: async () => [], openWindow: async () => null }, scope: '/' });
+  void installHeraldServiceWorker;
+}
+void preferencesAndPush;
 type StreamOp = paths['/v1/stream']['get'];
 void (null as unknown as StreamOp);
