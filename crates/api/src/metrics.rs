@@ -16,16 +16,7 @@ impl ApiMetrics {
             "Events accepted by POST /v1/events.",
             self.published.get(),
         )
-        .gauge(
-            "herald_db_pool_connections",
-            "Open Postgres connections in the pool.",
-            i64::from(pool_size),
-        )
-        .gauge(
-            "herald_db_pool_idle_connections",
-            "Idle Postgres connections in the pool.",
-            pool_idle as i64,
-        );
+        .db_pool(pool_size, pool_idle);
         let mut out = x.finish();
         self.http.render(&mut out);
         out

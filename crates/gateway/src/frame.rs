@@ -10,15 +10,25 @@ use herald_domain::{sse, Envelope, Seq};
 pub struct Frame {
     pub seq: Seq,
     pub bytes: Bytes,
+    /// Goes out even at or below the last position a stream sent, which
+    /// moves back to `seq`: the `herald.reset` of a history that went
+    /// backwards (see `hub::session`). Every other frame at or below it is a
+    /// duplicate.
+    pub rewind: bool,
 }
 
 impl Frame {
     /// Not an event: the hub's wake-up for a stream whose socket it stopped
     /// writing to (see `hub::sink`). Streams skip it.
-    pub const WAKE: Self = Self {
-        seq: Seq::ZERO,
-        bytes: Bytes::new(),
-    };
+    pub const WAKE: Self = Self::new(Seq::ZERO, Bytes::new());
+
+    pub const fn new(seq: Seq, bytes: Bytes) -> Self {
+        Self {
+            seq,
+            bytes,
+            rewind: false,
+        }
+    }
 
     /// Frames an envelope read from Postgres.
     pub fn from_envelope(e: &Envelope) -> Self {
@@ -34,10 +44,7 @@ impl Frame {
     fn event(seq: Seq, event_type: &str, json: &str) -> Self {
         let mut buf = String::with_capacity(json.len() + event_type.len() + 40);
         sse::write_event(&mut buf, Some(seq), Some(event_type), json);
-        Self {
-            seq,
-            bytes: Bytes::from(buf),
-        }
+        Self::new(seq, Bytes::from(buf))
     }
 }
 

@@ -11,9 +11,12 @@
 //! - This module is the registry it fans out to.
 //! - [`sink`] is each stream's end: its queue, and the writer the hub uses
 //!   while the stream is parked.
+//! - [`window`] keeps each topic's recent frames, so that a resume a few
+//!   seconds back is served from memory when the window provably covers it.
 
 mod session;
 pub mod sink;
+mod window;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::sink::Deliveries;
 pub use self::sink::Sink;
+use self::window::{Budget, Window};
 use crate::frame::{control, Frame};
 use crate::metrics::GatewayMetrics;
 
@@ -44,18 +48,31 @@ enum Command {
     Unsubscribe(String),
 }
 
-#[derive(Default)]
 struct TopicEntry {
+    name: Arc<str>,
     subscribers: HashMap<u64, Arc<Sink>>,
     /// Confirmed by the bus at least once; new streams need not wait.
     active: bool,
     waiters: Vec<oneshot::Sender<()>>,
+    window: Window,
 }
 
-#[derive(Default)]
+impl TopicEntry {
+    fn new(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            subscribers: HashMap::new(),
+            active: false,
+            waiters: Vec::new(),
+            window: Window::default(),
+        }
+    }
+}
+
 struct Registry {
     topics: HashMap<String, TopicEntry>,
     next_id: u64,
+    budget: Budget,
 }
 
 struct Inner {
@@ -82,13 +99,18 @@ pub struct Subscription {
     /// Cancelled when the stream fell behind its queue bound.
     pub kicked: CancellationToken,
     pub sink: Arc<Sink>,
+    /// Asked to resume after a position the replay windows cover: every
+    /// frame after it the hub forwarded before the registration, in `seq`
+    /// order (the rest arrives in `frames`).
+    pub from_memory: Option<Vec<Frame>>,
 }
 
 impl Hub {
-    /// Starts the hub's connection task on `bus`. Fails only on a malformed
-    /// bus address.
+    /// Starts the hub's connection task on `bus`, with replay windows of
+    /// `window_bytes` in all (0: none). Fails only on a malformed bus address.
     pub fn start(
         bus: &Bus,
+        window_bytes: usize,
         pool: PgPool,
         metrics: Arc<GatewayMetrics>,
         shutdown: CancellationToken,
@@ -96,7 +118,11 @@ impl Hub {
         let subscriber = bus.subscriber()?;
         let (commands, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
-            registry: Mutex::new(Registry::default()),
+            registry: Mutex::new(Registry {
+                topics: HashMap::new(),
+                next_id: 0,
+                budget: Budget::new(window_bytes),
+            }),
             commands,
             connected: AtomicBool::new(false),
             metrics,
@@ -113,23 +139,30 @@ impl Hub {
     /// Registers a stream for `topics` with a queue of `capacity` frames.
     /// Returns once the bus confirmed every topic's subscription (within
     /// `wait`), so that any event published from now on reaches the stream.
-    /// `kick` is cancelled if the stream falls behind its queue bound.
+    /// `kick` is cancelled if the stream falls behind its queue bound. With
+    /// `resume`, the frames after it come from the replay windows when they
+    /// cover it ([`Subscription::from_memory`]).
     pub async fn subscribe(
         &self,
         topics: &[Topic],
         capacity: usize,
         wait: Duration,
         kick: CancellationToken,
+        resume: Option<Seq>,
     ) -> Result<Subscription, HubError> {
         let (tx, frames) = mpsc::channel(capacity);
         let sink = Arc::new(Sink::new(tx, kick.clone()));
         let mut confirmations = Vec::new();
-        let id = {
+        let (id, from_memory) = {
             let mut registry = self.inner.registry();
             registry.next_id += 1;
             let id = registry.next_id;
             for topic in topics {
-                let entry = registry.topics.entry(topic.to_string()).or_default();
+                let name = topic.as_str();
+                let entry = registry
+                    .topics
+                    .entry(name.to_owned())
+                    .or_insert_with(|| TopicEntry::new(name));
                 let new = entry.subscribers.is_empty() && !entry.active && entry.waiters.is_empty();
                 entry.subscribers.insert(id, sink.clone());
                 if !entry.active {
@@ -141,7 +174,8 @@ impl Hub {
                     }
                 }
             }
-            id
+            let from_memory = resume.and_then(|after| registry.remembered_after(topics, after));
+            (id, from_memory)
         };
         let subscription = Subscription {
             inner: self.inner.clone(),
@@ -150,6 +184,7 @@ impl Hub {
             frames,
             kicked: kick,
             sink,
+            from_memory,
         };
         let confirmed = tokio::time::timeout(wait, futures_util::future::join_all(confirmations)).await;
         match confirmed {
@@ -173,10 +208,44 @@ impl Drop for Subscription {
             if let Some(entry) = registry.topics.get_mut(topic) {
                 entry.subscribers.remove(&self.id);
                 if entry.subscribers.is_empty() {
-                    registry.topics.remove(topic);
+                    if let Some(entry) = registry.topics.remove(topic) {
+                        registry.budget.release(&entry.window);
+                    }
                     let _ = self.inner.commands.send(Command::Unsubscribe(topic.clone()));
                 }
             }
+        }
+    }
+}
+
+impl Registry {
+    /// Every frame after `after` of `topics` when each topic's window covers
+    /// it (the topic is confirmed, and its window starts at or before
+    /// `after`), merged in `seq` order.
+    fn remembered_after(&self, topics: &[Topic], after: Seq) -> Option<Vec<Frame>> {
+        let mut frames = Vec::new();
+        for topic in topics {
+            let entry = self.topics.get(topic.as_str()).filter(|e| e.active)?;
+            frames.extend(entry.window.after(after)?.cloned());
+        }
+        // An event has one topic: no duplicates to merge away.
+        frames.sort_unstable_by_key(|f| f.seq);
+        Some(frames)
+    }
+
+    /// Drops the oldest frames, whatever their topic, until within budget.
+    fn evict(&mut self) {
+        while self.budget.over() {
+            let Some((topic, seq)) = self.budget.oldest() else {
+                break;
+            };
+            if let Some(entry) = self.topics.get_mut(&*topic) {
+                self.budget.evict(&mut entry.window, seq);
+            }
+        }
+        if self.budget.stale() {
+            self.budget
+                .rebuild(self.topics.values().map(|e| (&e.name, &e.window)));
         }
     }
 }
@@ -235,6 +304,7 @@ impl Inner {
     /// with `Last-Event-ID`).
     fn fan_out(&self, topic: &str, frame: Frame, deliveries: &mut Deliveries) {
         let mut registry = self.registry();
+        let registry = &mut *registry;
         let Some(entry) = registry.topics.get_mut(topic) else {
             return;
         };
@@ -245,26 +315,50 @@ impl Inner {
             }
             kept
         });
+        registry.budget.record(&entry.name, &mut entry.window, &frame);
+        registry.evict();
     }
 
-    /// Sends `herald.reset` at `head` to every registered stream that has
-    /// not sent `head` yet (the sink's filter drops it for the others), once
-    /// per stream whatever its number of topics.
-    fn reset_all(&self, head: Seq) {
-        let frame = Frame {
-            seq: head,
-            bytes: Bytes::from(control("herald.reset", "pruned", Some(head))),
-        };
+    /// Whether replay windows are kept.
+    fn windows(&self) -> bool {
+        self.registry().budget.enabled()
+    }
+
+    /// Sets the replay windows' start of `topics` where it is not known yet:
+    /// the hub has forwarded (or will) every event of theirs after `start`.
+    fn seed_windows(&self, topics: &[String], start: Seq) {
+        let mut registry = self.registry();
+        let registry = &mut *registry;
+        for topic in topics {
+            if let Some(entry) = registry.topics.get_mut(topic) {
+                registry.budget.seed(&mut entry.window, start);
+            }
+        }
+    }
+
+    /// Sends `herald.reset` at `head` to every registered stream, once per
+    /// stream whatever its number of topics, and restarts every replay
+    /// window at `head`. `reason` `pruned`: history the hub had not
+    /// forwarded is gone, and streams that sent `head` already drop the
+    /// reset (the sink's filter); `rewound`: history went backwards to
+    /// `head`, and every stream gets it.
+    fn reset_all(&self, head: Seq, reason: &str) {
+        let mut frame = Frame::new(head, Bytes::from(control("herald.reset", reason, Some(head))));
+        frame.rewind = reason == "rewound";
         let mut deliveries = Deliveries::default();
         {
-            let registry = self.registry();
+            let mut registry = self.registry();
+            let registry = &mut *registry;
+            for entry in registry.topics.values_mut() {
+                registry.budget.restart(&mut entry.window, head);
+            }
             let mut seen = HashSet::new();
             for entry in registry.topics.values() {
                 for (id, sink) in &entry.subscribers {
                     if !seen.insert(*id) {
                         continue;
                     }
-                    if sink.last_sent() < head {
+                    if frame.rewind || sink.last_sent() < head {
                         self.metrics.resets.inc();
                     }
                     // A stream whose queue is full resumes with

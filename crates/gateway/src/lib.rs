@@ -89,7 +89,13 @@ impl Gateway {
             .map_err(|source| BuildError::Bind { addr, source })?;
         let metrics = Arc::new(GatewayMetrics::default());
         let hub_stop = CancellationToken::new();
-        let hub = Hub::start(&bus, pool.clone(), metrics.clone(), hub_stop.clone())?;
+        let hub = Hub::start(
+            &bus,
+            settings.gateway.replay_window_bytes,
+            pool.clone(),
+            metrics.clone(),
+            hub_stop.clone(),
+        )?;
         let limits = limits::StreamLimits::new(
             settings.gateway.max_streams,
             settings.gateway.max_streams_per_user,

@@ -14,6 +14,7 @@ pub struct GatewayMetrics {
     pub refused: Counter,
     pub delivered: Counter,
     pub replays: Counter,
+    pub replays_from_memory: Counter,
     pub replayed_events: Counter,
     pub resets: Counter,
     pub redis_reconnects: Counter,
@@ -54,12 +55,17 @@ impl GatewayMetrics {
         )
         .counter(
             "herald_replays_total",
-            "Streams that resumed from a position.",
+            "Streams that resumed from a position, replayed from Postgres.",
             self.replays.get(),
         )
         .counter(
+            "herald_replays_from_memory_total",
+            "Streams that resumed from a position, replayed from the gateway's window.",
+            self.replays_from_memory.get(),
+        )
+        .counter(
             "herald_replayed_events_total",
-            "Events replayed from Postgres.",
+            "Events replayed (from Postgres or the window).",
             self.replayed_events.get(),
         )
         .counter(
@@ -77,16 +83,7 @@ impl GatewayMetrics {
             "Events read from Postgres after a bus reconnect.",
             self.caught_up_events.get(),
         )
-        .gauge(
-            "herald_db_pool_connections",
-            "Open Postgres connections in the pool.",
-            i64::from(pool_size),
-        )
-        .gauge(
-            "herald_db_pool_idle_connections",
-            "Idle Postgres connections in the pool.",
-            pool_idle as i64,
-        );
+        .db_pool(pool_size, pool_idle);
         x.finish()
     }
 }

@@ -286,6 +286,9 @@ pub struct GatewaySettings {
     pub max_streams_per_user: usize,
     /// How long a draining gateway keeps streams open after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Memory for the recent frames resumes are served from (all topics
+    /// together); 0: every resume replays from Postgres.
+    pub replay_window_bytes: usize,
 }
 
 /// The worker (`herald-worker`).
@@ -617,6 +620,7 @@ impl GatewaySettings {
             max_streams: get(lookup, "HERALD_MAX_STREAMS", 100_000)?,
             max_streams_per_user: get(lookup, "HERALD_MAX_STREAMS_PER_USER", 100)?,
             shutdown_grace: get_duration(lookup, "HERALD_SHUTDOWN_GRACE", Duration::from_millis(500))?,
+            replay_window_bytes: get(lookup, "HERALD_REPLAY_WINDOW_BYTES", 32 * 1024 * 1024)?,
         })
     }
 }

@@ -72,6 +72,20 @@ impl Exposition {
         self
     }
 
+    /// The Postgres pool's gauges, which every service exports.
+    pub fn db_pool(&mut self, size: u32, idle: usize) -> &mut Self {
+        self.gauge(
+            "herald_db_pool_connections",
+            "Open Postgres connections in the pool.",
+            i64::from(size),
+        )
+        .gauge(
+            "herald_db_pool_idle_connections",
+            "Idle Postgres connections in the pool.",
+            idle as i64,
+        )
+    }
+
     pub fn finish(self) -> String {
         self.0
     }

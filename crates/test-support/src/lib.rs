@@ -43,6 +43,13 @@ pub fn settings(redis_url: &str) -> Settings {
         ("HERALD_WORKER_ADDR", "127.0.0.1:0".into()),
         ("HERALD_WORKER_POLL", "50ms".into()),
         ("HERALD_SHUTDOWN_GRACE", "0ms".into()),
+        // `HERALD_TEST_REPLAY_WINDOW_BYTES=0` runs the tests with every resume
+        // replayed from Postgres (scripts/test does both).
+        (
+            "HERALD_REPLAY_WINDOW_BYTES",
+            std::env::var("HERALD_TEST_REPLAY_WINDOW_BYTES")
+                .unwrap_or_else(|_| (32 * 1024 * 1024).to_string()),
+        ),
     ]);
     Settings::from_lookup(&|k| map.get(k).cloned()).expect("test settings are valid")
 }

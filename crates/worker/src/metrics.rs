@@ -63,16 +63,7 @@ impl WorkerMetrics {
             "Idempotency keys deleted by retention.",
             self.pruned_idempotency_keys.get(),
         )
-        .gauge(
-            "herald_db_pool_connections",
-            "Open Postgres connections in the pool.",
-            i64::from(pool_size),
-        )
-        .gauge(
-            "herald_db_pool_idle_connections",
-            "Idle Postgres connections in the pool.",
-            pool_idle as i64,
-        );
+        .db_pool(pool_size, pool_idle);
         x.counter_vec(
             "herald_push_deliveries_total",
             "Push deliveries by outcome: sent (2xx), skipped (read, seen or muted meanwhile), retried (429, 5xx, no answer), gone (404/410: the subscription is deleted), dropped (can never succeed).",

@@ -17,6 +17,16 @@
 //! A stream's own replay covers everything up to a snapshot taken after its
 //! subscription was confirmed; the hub covers everything after. The stream
 //! drops what it already sent (see `connection`).
+//!
+//! # History going backwards
+//!
+//! The log's head can only be at or above the watermark: an event is
+//! sequenced before it is published. A head below it means the log lost
+//! events the hub forwarded (Postgres failed over to a replica that had not
+//! received them), and later events will reuse their positions. The hub
+//! checks the head every second; when it finds it below the watermark it
+//! connects again, and every stream gets `herald.reset` at the head, even
+//! those past it, whose positions mean nothing any more.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -46,6 +56,8 @@ enum SessionError {
     Bus(#[from] BusError),
     #[error("postgres: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("history went backwards: the log's head {head} is below the {last} already forwarded (a failover to a replica that had not received everything?)")]
+    Rewound { head: Seq, last: Seq },
 }
 
 /// The connection task: sessions until `shutdown`, with a backoff between
@@ -80,6 +92,7 @@ pub(super) async fn run(
                 tracing::warn!(missed = n, "fell behind the bus; catching up from Postgres");
                 inner.metrics.bus_lagged.inc();
             }
+            Err(e @ SessionError::Rewound { .. }) => tracing::warn!(error = %e, "connecting again to reset"),
             Err(e) => {
                 tracing::warn!(error = %e, "bus connection lost; reconnecting");
                 inner.metrics.redis_reconnects.inc();
@@ -120,6 +133,9 @@ impl Session {
             // Again: forward what was published while we were away.
             Some(from) => self.catch_up(&topics, from).await?,
         };
+        // Everything after `caught_up` is forwarded from now on; windows
+        // that existed are contiguous across the outage (caught up).
+        self.inner.seed_windows(&topics, self.last.unwrap_or(caught_up));
         self.last = Some(caught_up);
         bus.caught_up(caught_up);
         self.inner.activate(&topics);
@@ -139,7 +155,25 @@ impl Session {
                     let Some(first) = cmd else { return Ok(()) };
                     self.follow(bus, first, commands).await?;
                 }
-                _ = check.tick() => bus.check().await?,
+                _ = check.tick() => {
+                    bus.check().await?;
+                    self.check_head().await?;
+                }
+            }
+        }
+    }
+
+    /// Fails when history went backwards (see the module docs). A database
+    /// that does not answer is no reason to drop the bus: the next check
+    /// tries again.
+    async fn check_head(&self) -> Result<(), SessionError> {
+        let Some(last) = self.last else { return Ok(()) };
+        match history::positions(&self.pool).await {
+            Ok(p) if p.head < last => Err(SessionError::Rewound { head: p.head, last }),
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::debug!(error = %e, "reading the log's head failed; checking again later");
+                Ok(())
             }
         }
     }
@@ -185,6 +219,13 @@ impl Session {
             bus.subscribe(chunk).await?;
             self.inner.activate(chunk);
         }
+        // The head read after the confirmations: every event of these topics
+        // after it reaches the hub, so their windows can start there.
+        if !subscribe.is_empty() && self.inner.windows() {
+            if let Ok(p) = history::positions(&self.pool).await {
+                self.inner.seed_windows(&subscribe, p.head);
+            }
+        }
         Ok(())
     }
 
@@ -200,20 +241,22 @@ impl Session {
     /// so everything after the head arrives live.
     async fn catch_up(&self, topics: &[String], from: Seq) -> Result<Seq, sqlx::Error> {
         let mut last = from;
-        if topics.is_empty() {
-            return Ok(last);
-        }
         loop {
             let page = history::events_after(&self.pool, topics, last, CATCH_UP_PAGE).await?;
+            let head = page.positions.head;
+            if head < last {
+                tracing::warn!(%head, forwarded = %last, "history went backwards; resetting every stream");
+                self.inner.reset_all(head, "rewound");
+                return Ok(head);
+            }
             if !page.complete_after(last) {
-                let head = page.positions.head;
                 tracing::warn!(
                     from = %last,
                     pruned = %page.positions.pruned,
                     %head,
                     "history the hub had not forwarded was pruned; resetting its streams"
                 );
-                self.inner.reset_all(head);
+                self.inner.reset_all(head, "pruned");
                 return Ok(head);
             }
             let n = page.events.len();

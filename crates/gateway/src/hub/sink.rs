@@ -50,6 +50,23 @@ struct SinkState {
     listed: bool,
 }
 
+/// Whether `frame` goes out after `last_sent`: above it (else a duplicate),
+/// or a rewind.
+fn admits(last_sent: Seq, frame: &Frame) -> bool {
+    frame.rewind || frame.seq > last_sent
+}
+
+impl SinkState {
+    /// [`admits`], and if so, `frame` is the last sent.
+    fn admit(&mut self, frame: &Frame) -> bool {
+        let admitted = admits(self.last_sent, frame);
+        if admitted {
+            self.last_sent = frame.seq;
+        }
+        admitted
+    }
+}
+
 /// Where a stream's writer is, as far as the hub is concerned.
 #[derive(Debug, Default)]
 enum Parked {
@@ -116,10 +133,7 @@ impl Sink {
     /// sent, which moves to it).
     pub fn accept_one(&self, frame: Frame) -> Option<Bytes> {
         let mut st = self.state();
-        (frame.seq > st.last_sent).then(|| {
-            st.last_sent = frame.seq;
-            frame.bytes
-        })
+        st.admit(&frame).then_some(frame.bytes)
     }
 
     /// The frames of `frames` that go out now (those above the last
@@ -128,8 +142,7 @@ impl Sink {
         let mut st = self.state();
         let mut n = 0;
         for f in frames {
-            if f.seq > st.last_sent {
-                st.last_sent = f.seq;
+            if st.admit(&f) {
                 out.push(f.bytes);
                 n += 1;
             }
@@ -151,7 +164,7 @@ impl Sink {
                 Err(mpsc::error::TrySendError::Full(_))
             );
         };
-        if frame.seq > st.last_sent {
+        if admits(st.last_sent, frame) {
             st.last_sent = frame.seq;
             writer.push(frame.bytes.clone());
             batch.frames += 1;
