@@ -166,15 +166,17 @@ fn parse(buf: &[u8], stream_path: &str) -> Parsed {
     Parsed::Stream(Box::new(request))
 }
 
-/// Answers `request` through `router` and writes the response to `tcp`,
-/// which closes when the response ends (or its owner's future does).
+/// Answers `request` through `router` and writes the response to `tcp`. A
+/// response that takes the connection over returns its owner's future,
+/// which the caller runs as long as it likes (the connection closes when it
+/// ends); any other closes when its body ends.
 pub(crate) async fn serve(
     mut tcp: TcpStream,
     mut request: Request<Body>,
     router: Router,
     limits: HttpLimits,
     handle: ConnectionHandle,
-) {
+) -> Option<BoxFuture<'static, ()>> {
     use tower::ServiceExt;
     let version = request.version();
     request.extensions_mut().insert(handle);
@@ -189,19 +191,19 @@ pub(crate) async fn serve(
         Some(_) => None,
         None => axum::body::HttpBody::size_hint(&body).exact(),
     };
-    if write_all(&tcp, head(version, parts.status, &parts.headers, exact))
-        .await
-        .is_err()
-    {
-        return;
+    let head = head(version, parts.status, &parts.headers, exact);
+    drop(parts);
+    if write_all(&tcp, head).await.is_err() {
+        return None;
     }
     match owner {
-        Some(owner) => owner(tcp).await,
+        Some(owner) => Some(owner(tcp)),
         None => {
             if send_body(&tcp, body).await {
                 // Every byte is queued: send FIN; the kernel delivers the rest.
                 let _ = tcp.shutdown().await;
             }
+            None
         }
     }
 }

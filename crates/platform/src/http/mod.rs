@@ -131,6 +131,8 @@ struct Listener {
     shutdown: CancellationToken,
     /// Cancelled when connections outlive [`CLOSE_BOUND`] after shutdown.
     force: CancellationToken,
+    /// Every connection's task, for the shutdown to wait for.
+    tracker: tokio_util::task::TaskTracker,
 }
 
 async fn serve_connections(
@@ -147,6 +149,7 @@ async fn serve_connections(
         stream_path,
         shutdown: shutdown.clone(),
         force: CancellationToken::new(),
+        tracker: tracker.clone(),
     };
     loop {
         let tcp = tokio::select! {
@@ -198,11 +201,24 @@ async fn serve_connection(l: Listener, mut tcp: TcpStream) {
             lean::First::Other(read) => prefix = read,
             lean::First::Stream(request) => {
                 let serve = lean::serve(tcp, *request, l.router, l.limits, ConnectionHandle(close.clone()));
-                // Dropping the future closes the socket, whoever owns it.
-                tokio::select! {
-                    _ = serve => {}
-                    _ = close.cancelled() => {}
-                    _ = l.force.cancelled() => {}
+                // Dropping a future that owns the socket closes it.
+                let owner = tokio::select! {
+                    owner = serve => owner,
+                    _ = close.cancelled() => None,
+                    _ = l.force.cancelled() => None,
+                };
+                // The owner runs in a task of its own, which holds only it:
+                // this one's state is sized for hyper, and an idle stream
+                // would carry it for hours.
+                if let Some(owner) = owner {
+                    let force = l.force.clone();
+                    l.tracker.spawn(async move {
+                        tokio::select! {
+                            _ = owner => {}
+                            _ = close.cancelled() => {}
+                            _ = force.cancelled() => {}
+                        }
+                    });
                 }
                 return;
             }
