@@ -1,5 +1,7 @@
 //! Notifications: what a service sends, validated field by field.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
 use crate::topic::Topic;
@@ -8,6 +10,10 @@ pub const MAX_RECIPIENTS: usize = 1000;
 pub const MAX_TITLE_CHARS: usize = 200;
 pub const MAX_BODY_CHARS: usize = 5000;
 pub const MAX_URL_LEN: usize = 2048;
+pub const MAX_GROUP_KEY_CHARS: usize = 200;
+pub const MAX_ACTOR_CHARS: usize = 200;
+/// The distinct actors a grouped entry keeps, newest first.
+pub const MAX_ACTORS: usize = 5;
 
 /// A user id usable as the key of `user:{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -114,6 +120,53 @@ pub fn expires_at(t: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), String> {
     Ok(())
 }
 
+/// A `group_key`: what makes notifications one inbox entry (1–200
+/// characters, not blank).
+pub fn group_key(s: &str) -> Result<(), String> {
+    short_text(s, MAX_GROUP_KEY_CHARS)
+}
+
+/// An `actor`: who did what the notification is about, as the bell names
+/// them ("Maya"); 1–200 characters, not blank.
+pub fn actor(s: &str) -> Result<(), String> {
+    short_text(s, MAX_ACTOR_CHARS)
+}
+
+fn short_text(s: &str, max: usize) -> Result<(), String> {
+    if s.trim().is_empty() || s.chars().count() > max {
+        return Err(format!("must be 1 to {max} characters, not blank"));
+    }
+    storable(s)
+}
+
+/// A `deliver_at`: at most `horizon` ahead of `now`. A time already past is
+/// delivered at once (a clock a little behind, or a retry of a request
+/// accepted earlier, must not fail).
+pub fn deliver_at(t: DateTime<Utc>, now: DateTime<Utc>, horizon: Duration) -> Result<(), String> {
+    within(t, now, horizon)
+}
+
+/// A snooze's `until`: in the future, at most `horizon` ahead of `now`.
+pub fn snooze_until(t: DateTime<Utc>, now: DateTime<Utc>, horizon: Duration) -> Result<(), String> {
+    if t <= now {
+        return Err("must be in the future".into());
+    }
+    within(t, now, horizon)
+}
+
+fn within(t: DateTime<Utc>, now: DateTime<Utc>, horizon: Duration) -> Result<(), String> {
+    let limit = chrono::Duration::from_std(horizon)
+        .ok()
+        .and_then(|h| now.checked_add_signed(h));
+    match limit {
+        Some(limit) if t > limit => Err(format!(
+            "must be at most {} ahead (HERALD_MAX_SCHEDULE_AHEAD)",
+            crate::duration::format(horizon)
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +195,36 @@ mod tests {
         ] {
             assert!(action_url(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn scheduled_and_snoozed_times_stay_within_the_horizon() {
+        let now = Utc::now();
+        let day = Duration::from_secs(86_400);
+        let h = chrono::Duration::hours;
+        assert!(deliver_at(now + h(23), now, day).is_ok());
+        assert!(
+            deliver_at(now - h(1), now, day).is_ok(),
+            "past: delivered at once"
+        );
+        let e = deliver_at(now + h(25), now, day).unwrap_err();
+        assert!(e.contains("1d"), "{e}");
+        assert!(snooze_until(now + h(1), now, day).is_ok());
+        assert!(snooze_until(now, now, day).is_err());
+        assert!(snooze_until(now + h(25), now, day).is_err());
+        assert!(deliver_at(now + h(1), now, Duration::MAX).is_ok());
+    }
+
+    #[test]
+    fn group_keys_and_actors_are_short_visible_text() {
+        assert!(group_key("doc:42:comments").is_ok());
+        assert!(actor("Maya").is_ok());
+        for bad in ["", "  ", "a\u{0}b"] {
+            assert!(group_key(bad).is_err(), "{bad:?}");
+            assert!(actor(bad).is_err(), "{bad:?}");
+        }
+        assert!(actor(&"é".repeat(200)).is_ok());
+        assert!(actor(&"é".repeat(201)).is_err());
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub struct CategoryDefaults {
     /// How long a push waits: a notification read or seen meanwhile (an open tab
     /// showed it) is not pushed.
     pub push_delay: Duration,
+    /// How long a group stays open: notifications with the same `group_key`
+    /// within this time of the group's first one join its inbox entry (while
+    /// it is unread). Zero turns grouping off for the category.
+    pub group_window: Duration,
 }
 
 impl Default for CategoryDefaults {
@@ -36,12 +40,19 @@ impl Default for CategoryDefaults {
             },
             required: false,
             push_delay: Duration::ZERO,
+            group_window: DEFAULT_GROUP_WINDOW,
         }
     }
 }
 
 /// The longest `push_delay` a category may have.
 pub const MAX_PUSH_DELAY: Duration = Duration::from_secs(7 * 86_400);
+
+/// A category's `group_window` unless a service set one.
+pub const DEFAULT_GROUP_WINDOW: Duration = Duration::from_secs(3600);
+
+/// The longest `group_window` a category may have.
+pub const MAX_GROUP_WINDOW: Duration = Duration::from_secs(30 * 86_400);
 
 /// A user's own choice for one category: `None` follows the default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,6 +84,13 @@ impl CategoryDefaults {
     pub fn check_push_delay(d: Duration) -> Result<(), String> {
         if d > MAX_PUSH_DELAY {
             return Err("must be at most 7d".into());
+        }
+        Ok(())
+    }
+
+    pub fn check_group_window(d: Duration) -> Result<(), String> {
+        if d > MAX_GROUP_WINDOW {
+            return Err("must be at most 30d".into());
         }
         Ok(())
     }

@@ -27,6 +27,8 @@ fn validators() -> Vec<(&'static str, Accepts)> {
         ("notification::action_url", |s| {
             notification::action_url(s).is_ok()
         }),
+        ("notification::group_key", |s| notification::group_key(s).is_ok()),
+        ("notification::actor", |s| notification::actor(s).is_ok()),
         ("feed::text_field", |s| feed::text_field(s).is_ok()),
         ("feed::verb", |s| feed::verb(s).is_ok()),
         ("order::note", |s| order::note(s).is_ok()),

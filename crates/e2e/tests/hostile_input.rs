@@ -89,6 +89,7 @@ async fn rows(pool: &PgPool) -> Vec<i64> {
         "order_timeline",
         "idempotency_keys",
         "due_work",
+        "scheduled_deliveries",
     ] {
         out.push(
             sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM {table}"))
@@ -176,6 +177,31 @@ async fn operations(app: &TestApp) -> Vec<Op> {
         .unwrap();
     let id = sent["notifications"][0]["id"].as_str().unwrap().to_owned();
     let event = json!({"topic": "user:alice", "type": "demo.hello", "data": data});
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let mut scheduled_event = event.clone();
+    scheduled_event["deliver_at"] = json!(later);
+    let scheduled_notification = json!({"recipients": ["alice"], "category": "comment", "title": "T",
+        "body": "B", "data": data, "group_key": "doc:1", "actor": "Maya", "deliver_at": later});
+    let schedule = |path: &'static str, body: Value| {
+        let http = http.clone();
+        let url = format!("{}{path}", app.api_url());
+        let svc = svc.clone();
+        async move {
+            let v: Value = http
+                .post(url)
+                .bearer_auth(&svc)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let scheduled_event_id = schedule("/v1/events", scheduled_event.clone()).await;
+    let scheduled_notification_id = schedule("/v1/notifications", scheduled_notification.clone()).await;
     vec![
         Op {
             method: Method::POST,
@@ -183,6 +209,38 @@ async fn operations(app: &TestApp) -> Vec<Op> {
             params: vec![],
             query: vec![],
             body: Some(event.clone()),
+            token: svc.clone(),
+        },
+        Op {
+            method: Method::POST,
+            template: "/v1/events",
+            params: vec![],
+            query: vec![],
+            body: Some(scheduled_event),
+            token: svc.clone(),
+        },
+        Op {
+            method: Method::POST,
+            template: "/v1/notifications",
+            params: vec![],
+            query: vec![],
+            body: Some(scheduled_notification),
+            token: svc.clone(),
+        },
+        Op {
+            method: Method::DELETE,
+            template: "/v1/events/{id}",
+            params: vec![("id", scheduled_event_id)],
+            query: vec![],
+            body: None,
+            token: svc.clone(),
+        },
+        Op {
+            method: Method::DELETE,
+            template: "/v1/notifications/{id}",
+            params: vec![("id", scheduled_notification_id)],
+            query: vec![],
+            body: None,
             token: svc.clone(),
         },
         Op {
@@ -200,7 +258,8 @@ async fn operations(app: &TestApp) -> Vec<Op> {
             query: vec![],
             body: Some(
                 json!({"recipients": ["alice", "bob"], "category": "comment", "title": "T",
-                "body": "B", "action_url": "https://app.example.com/a", "data": data}),
+                "body": "B", "action_url": "https://app.example.com/a", "data": data,
+                "group_key": "doc:1", "actor": "Maya"}),
             ),
             token: svc.clone(),
         },
@@ -254,6 +313,22 @@ async fn operations(app: &TestApp) -> Vec<Op> {
         Op {
             method: Method::POST,
             template: "/v1/me/notifications/{id}/read",
+            params: vec![("id", id.clone())],
+            query: vec![],
+            body: None,
+            token: alice.clone(),
+        },
+        Op {
+            method: Method::POST,
+            template: "/v1/me/notifications/{id}/snooze",
+            params: vec![("id", id.clone())],
+            query: vec![],
+            body: Some(json!({"until": chrono::Utc::now() + chrono::Duration::hours(1)})),
+            token: alice.clone(),
+        },
+        Op {
+            method: Method::POST,
+            template: "/v1/me/notifications/{id}/unsnooze",
             params: vec![("id", id)],
             query: vec![],
             body: None,

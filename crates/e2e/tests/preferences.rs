@@ -56,7 +56,7 @@ async fn preferences_follow_defaults_until_a_user_chooses_and_every_change_is_an
     assert_eq!(s, 200);
     assert_eq!(
         set,
-        json!({"in_app": true, "web_push": false, "required": false, "push_delay": "90s"})
+        json!({"in_app": true, "web_push": false, "required": false, "push_delay": "90s", "group_window": "1h"})
     );
     let (s, got) = call(&app, reqwest::Method::GET, "/v1/categories/digest", &alice, None).await;
     assert_eq!((s, got), (200, set));

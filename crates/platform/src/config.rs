@@ -261,6 +261,9 @@ pub struct ApiSettings {
     pub max_event_data_bytes: usize,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// `HERALD_MAX_SCHEDULE_AHEAD`: how far ahead a `deliver_at` (scheduled
+    /// delivery) or a snooze's `until` may be.
+    pub max_schedule_ahead: Duration,
     /// Events per second one service token may publish (429 beyond).
     pub publish_rate: u32,
     /// Serve the demo bell page at `/demo` (development).
@@ -594,6 +597,21 @@ impl ApiSettings {
             )?,
             max_event_data_bytes: get(lookup, "HERALD_MAX_EVENT_DATA_BYTES", 64 * 1024)?,
             max_body_bytes: get(lookup, "HERALD_MAX_BODY_BYTES", 256 * 1024)?,
+            max_schedule_ahead: {
+                let d = get_duration(
+                    lookup,
+                    "HERALD_MAX_SCHEDULE_AHEAD",
+                    Duration::from_secs(30 * 86_400),
+                )?;
+                if d < Duration::from_secs(1) {
+                    return Err(invalid(
+                        "HERALD_MAX_SCHEDULE_AHEAD",
+                        format!("{d:?}"),
+                        "must be at least 1s",
+                    ));
+                }
+                d
+            },
             publish_rate: get(lookup, "HERALD_PUBLISH_RATE", 10_000)?,
             demo: get(lookup, "HERALD_DEMO", false)?,
             web_dir: non_empty(lookup, "HERALD_WEB_DIR")
@@ -836,6 +854,22 @@ mod tests {
         ] {
             let e = with(&[("HERALD_CORS_ORIGINS", bad)]).unwrap_err().to_string();
             assert!(e.starts_with("HERALD_CORS_ORIGINS"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_schedule_horizon_defaults_to_30_days_and_must_be_positive() {
+        assert_eq!(
+            with(&[]).unwrap().api.max_schedule_ahead,
+            Duration::from_secs(30 * 86_400)
+        );
+        let s = with(&[("HERALD_MAX_SCHEDULE_AHEAD", "12h")]).unwrap();
+        assert_eq!(s.api.max_schedule_ahead, Duration::from_secs(43_200));
+        for bad in ["0s", "soon"] {
+            let e = with(&[("HERALD_MAX_SCHEDULE_AHEAD", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("HERALD_MAX_SCHEDULE_AHEAD"), "{bad}: {e}");
         }
     }
 

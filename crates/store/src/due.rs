@@ -1,5 +1,7 @@
-//! Due work: things that must happen at a time, not on a request — today a
-//! notification's expiry, announced to its user with the new counts.
+//! Due work: things that must happen at a time, not on a request — a
+//! notification's expiry and a snoozed notification's return, each announced
+//! to its user with the new counts, and the delivery of what a service
+//! scheduled (`deliver_at`).
 //!
 //! One table (`due_work`), one mechanism: a writer schedules an item in the
 //! transaction that makes it necessary ([`schedule`]); the worker claims what
@@ -18,18 +20,28 @@ pub enum DueKind {
     /// Announce that a notification expired (`notification.expired`, with
     /// the new counts) on its user's topic.
     ExpireNotification,
+    /// Bring a snoozed notification back (`notification.updated`, with the
+    /// new counts): see `snooze::wake_due`.
+    WakeNotification,
+    /// Deliver a scheduled event or notification through the outbox: see
+    /// `scheduled::deliver`.
+    DeliverScheduled,
 }
 
 impl DueKind {
     fn as_str(self) -> &'static str {
         match self {
             Self::ExpireNotification => "notification.expire",
+            Self::WakeNotification => "notification.wake",
+            Self::DeliverScheduled => "scheduled.deliver",
         }
     }
 
     fn parse(s: &str) -> Option<Self> {
         match s {
             "notification.expire" => Some(Self::ExpireNotification),
+            "notification.wake" => Some(Self::WakeNotification),
+            "scheduled.deliver" => Some(Self::DeliverScheduled),
             _ => None,
         }
     }

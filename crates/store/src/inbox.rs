@@ -11,9 +11,11 @@
 //! received always carries the current counts. Counts are computed with the
 //! very filters the listing uses, so they agree with the list at every instant
 //! (expired entries vanish from both at `expires_at`).
+//!
+//! Snoozing is such a change, and so is the wake-up (see [`crate::snooze`]).
 
 use chrono::{DateTime, Utc};
-use herald_domain::notification::UserId;
+use herald_domain::notification::{UserId, MAX_ACTORS};
 use herald_domain::EventType;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -37,9 +39,26 @@ pub struct Notification {
     pub read_at: Option<DateTime<Utc>>,
     pub seen_at: Option<DateTime<Utc>>,
     pub archived_at: Option<DateTime<Utc>>,
+    /// The `group_key` its notifications were sent with, if any.
+    pub group_key: Option<String>,
+    /// How many notifications the entry stands for: 1, or more for a group
+    /// ("Maya and 2 others commented" is 3).
+    pub group_count: i32,
+    /// The last few distinct `actor`s, newest first (at most 5).
+    pub actors: Vec<String>,
+    /// When its newest notification arrived; lists are sorted by it, newest
+    /// first, so an entry a notification joined moves to the top.
+    pub latest_at: DateTime<Utc>,
+    /// The list position behind `latest_at` (a UUIDv7), for cursors.
+    #[serde(skip)]
+    pub latest_id: Uuid,
+    /// Set while snoozed: the entry is out of lists (but `status=snoozed`)
+    /// and counts, and comes back unread, at the top, at this time.
+    pub snoozed_until: Option<DateTime<Utc>>,
 }
 
-/// The badge numbers. `total` counts what `status=all` lists (not archived).
+/// The badge numbers. `total` counts what `status=all` lists (not archived,
+/// not snoozed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Counts {
     pub unread: i64,
@@ -64,7 +83,7 @@ pub async fn counts(conn: &mut PgConnection, user: &str) -> Result<Counts, sqlx:
                   count(*) FILTER (WHERE seen_at IS NULL) AS "unseen!",
                   count(*) AS "total!"
              FROM notifications
-            WHERE user_id = $1 AND archived_at IS NULL
+            WHERE user_id = $1 AND archived_at IS NULL AND snoozed_until IS NULL
               AND (expires_at IS NULL OR expires_at > now())"#,
         user
     )
@@ -77,7 +96,7 @@ pub async fn counts(conn: &mut PgConnection, user: &str) -> Result<Counts, sqlx:
     })
 }
 
-/// A new entry, as sent by a service.
+/// A new notification, as sent by a service.
 pub struct NewNotification<'a> {
     pub category: &'a str,
     pub title: &'a str,
@@ -85,37 +104,117 @@ pub struct NewNotification<'a> {
     pub data: &'a serde_json::Value,
     pub action_url: Option<&'a str>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Notifications with the same recipient, category and key share one
+    /// entry while it is open (see [`place`]).
+    pub group_key: Option<&'a str>,
+    pub actor: Option<&'a str>,
 }
 
-/// Inserts one entry for `user` and announces it (`notification.created`).
-/// The caller holds the user's inbox lock.
-pub async fn insert(
+/// Where [`place`] put a notification.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub entry: Notification,
+    /// It joined an existing entry (a group) rather than making one.
+    pub grouped: bool,
+}
+
+/// Puts a notification into `user`'s inbox and announces it, with the new
+/// counts. The caller holds the user's inbox lock.
+///
+/// With a `group_key`, it joins the user's open group of that category and
+/// key, if there is one — unread, not archived, not snoozed, and within
+/// `group_window` of the group's first notification (reading, archiving or
+/// snoozing closes a group for good) — taking over its title, body, data, link and expiry, adding
+/// its actor, counting one more, becoming unseen and moving to the top:
+/// `notification.updated`, and unread does not change. Otherwise it is a new
+/// entry (which opens a group when it has a key): `notification.created`.
+pub async fn place(
     tx: &mut OutboxTx,
     user: &UserId,
     n: &NewNotification<'_>,
-) -> Result<Notification, sqlx::Error> {
-    let row = sqlx::query_as!(
-        Notification,
-        r#"INSERT INTO notifications (id, user_id, category, title, body, data, action_url, expires_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-           RETURNING id, category, title, body, data, action_url, created_at, expires_at,
-                     read_at, seen_at, archived_at"#,
-        Uuid::now_v7(),
-        user.as_str(),
-        n.category,
-        n.title,
-        n.body,
-        n.data,
-        n.action_url,
-        n.expires_at,
-    )
-    .fetch_one(&mut **tx)
-    .await?;
-    if let Some(at) = row.expires_at {
-        crate::due::schedule(tx, at, crate::due::DueKind::ExpireNotification, row.id).await?;
+    group_window: std::time::Duration,
+) -> Result<Placed, sqlx::Error> {
+    let latest_id = Uuid::now_v7();
+    let joined = match n.group_key {
+        None => None,
+        Some(key) => {
+            sqlx::query_as!(
+                Notification,
+                r#"UPDATE notifications
+                      SET group_count = group_count + 1,
+                          actors = CASE WHEN $1::text IS NULL THEN actors
+                                        ELSE (ARRAY[$1::text] || array_remove(actors, $1::text))[1:$2] END,
+                          title = $3, body = $4, data = $5, action_url = $6, expires_at = $7,
+                          latest_id = $8, latest_at = now(), seen_at = NULL
+                    WHERE id = (SELECT id FROM notifications
+                                 WHERE user_id = $9 AND category = $10 AND group_key = $11
+                                   AND read_at IS NULL AND archived_at IS NULL AND snoozed_until IS NULL
+                                   AND group_open_until > now()
+                                   AND (expires_at IS NULL OR expires_at > now())
+                                 ORDER BY latest_id DESC
+                                 LIMIT 1)
+                RETURNING id, category, title, body, data, action_url, created_at, expires_at,
+                          read_at, seen_at, archived_at, group_key, group_count, actors,
+                          latest_at, latest_id, snoozed_until"#,
+                n.actor,
+                MAX_ACTORS as i32,
+                n.title,
+                n.body,
+                n.data,
+                n.action_url,
+                n.expires_at,
+                latest_id,
+                user.as_str(),
+                n.category,
+                key,
+            )
+            .fetch_optional(&mut **tx)
+            .await?
+        }
+    };
+    let (entry, grouped) = match joined {
+        Some(entry) => (entry, true),
+        None => {
+            let window_ms = i64::try_from(group_window.as_millis()).unwrap_or(i64::MAX);
+            let entry = sqlx::query_as!(
+                Notification,
+                r#"INSERT INTO notifications (id, latest_id, user_id, category, title, body, data, action_url,
+                                              expires_at, group_key, group_open_until, actors)
+                   VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $9,
+                           CASE WHEN $9::text IS NULL THEN NULL
+                                ELSE now() + $10::bigint * interval '1 millisecond' END,
+                           CASE WHEN $11::text IS NULL THEN '{}'::text[] ELSE ARRAY[$11::text] END)
+                   RETURNING id, category, title, body, data, action_url, created_at, expires_at,
+                             read_at, seen_at, archived_at, group_key, group_count, actors,
+                             latest_at, latest_id, snoozed_until"#,
+                latest_id,
+                user.as_str(),
+                n.category,
+                n.title,
+                n.body,
+                n.data,
+                n.action_url,
+                n.expires_at,
+                n.group_key,
+                window_ms,
+                n.actor,
+            )
+            .fetch_one(&mut **tx)
+            .await?;
+            (entry, false)
+        }
+    };
+    if let Some(at) = n.expires_at {
+        // A group's earlier expiry, if any, finds it unexpired and is a no-op.
+        crate::due::schedule(tx, at, crate::due::DueKind::ExpireNotification, entry.id).await?;
     }
-    announce(tx, user.as_str(), "notification.created", Some(&row)).await?;
-    Ok(row)
+    let event = if grouped {
+        "notification.updated"
+    } else {
+        "notification.created"
+    };
+    announce(tx, user.as_str(), event, Some(&entry)).await?;
+    Ok(Placed { entry, grouped })
 }
 
 /// Announces the expiry of the notifications `ids` (due work: their
@@ -128,20 +227,13 @@ pub async fn announce_expired(tx: &mut OutboxTx, ids: &[Uuid]) -> Result<usize, 
     if ids.is_empty() {
         return Ok(0);
     }
-    let mut users: Vec<String> = sqlx::query_scalar!(
-        "SELECT DISTINCT user_id FROM notifications WHERE id = ANY($1) AND archived_at IS NULL",
-        ids
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    users.sort();
-    for user in &users {
-        lock_user(tx, user).await?;
-    }
+    let users = owners(tx, ids).await?;
+    lock_users(tx, &users).await?;
     // Read after the locks: an entry archived meanwhile is left out.
     let expired = sqlx::query!(
         r#"SELECT user_id, id, category, title, body, data, action_url, created_at, expires_at,
-                  read_at, seen_at, archived_at
+                  read_at, seen_at, archived_at, group_key, group_count, actors,
+                  latest_at, latest_id, snoozed_until
              FROM notifications
             WHERE id = ANY($1) AND archived_at IS NULL AND expires_at <= now()
             ORDER BY user_id, expires_at, id"#,
@@ -163,10 +255,42 @@ pub async fn announce_expired(tx: &mut OutboxTx, ids: &[Uuid]) -> Result<usize, 
             read_at: r.read_at,
             seen_at: r.seen_at,
             archived_at: r.archived_at,
+            group_key: r.group_key,
+            group_count: r.group_count,
+            actors: r.actors,
+            latest_at: r.latest_at,
+            latest_id: r.latest_id,
+            snoozed_until: r.snoozed_until,
         };
         announce(tx, &r.user_id, "notification.expired", Some(&row)).await?;
     }
     Ok(n)
+}
+
+/// Serializes changes to every inbox of `users` (sorted and deduplicated
+/// here, the order every multi-user change takes them in, so none can
+/// deadlock with another). Taking a lock the transaction holds is a no-op.
+pub async fn lock_users(conn: &mut PgConnection, users: &[String]) -> Result<(), sqlx::Error> {
+    let mut users: Vec<&String> = users.iter().collect();
+    users.sort();
+    users.dedup();
+    for user in users {
+        lock_user(conn, user).await?;
+    }
+    Ok(())
+}
+
+/// The owners of the entries `ids`.
+pub async fn owners(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<String>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar!(
+        "SELECT DISTINCT user_id FROM notifications WHERE id = ANY($1)",
+        ids
+    )
+    .fetch_all(conn)
+    .await
 }
 
 /// Publishes an inbox event on `user:{user}` carrying the current counts
@@ -200,7 +324,8 @@ pub async fn find_for_update(
     sqlx::query_as!(
         Notification,
         r#"SELECT id, category, title, body, data, action_url, created_at, expires_at,
-                  read_at, seen_at, archived_at
+                  read_at, seen_at, archived_at, group_key, group_count, actors,
+                  latest_at, latest_id, snoozed_until
              FROM notifications
             WHERE id = $1 AND user_id = $2 AND (expires_at IS NULL OR expires_at > now())
             FOR UPDATE"#,
@@ -230,6 +355,9 @@ impl Change {
     }
 }
 
+/// Applies `change` to the entry `id`. Reading or archiving closes its group:
+/// later notifications with its key start a new one. Archiving ends a snooze;
+/// reading a snoozed entry does not (it comes back unread all the same).
 pub async fn apply(conn: &mut PgConnection, id: Uuid, change: Change) -> Result<Notification, sqlx::Error> {
     let (read, unread, archive) = (
         change == Change::Read,
@@ -241,10 +369,13 @@ pub async fn apply(conn: &mut PgConnection, id: Uuid, change: Change) -> Result<
         r#"UPDATE notifications
               SET read_at = CASE WHEN $2 THEN COALESCE(read_at, now()) WHEN $3 THEN NULL ELSE read_at END,
                   seen_at = CASE WHEN $2 THEN COALESCE(seen_at, now()) ELSE seen_at END,
-                  archived_at = CASE WHEN $4 THEN COALESCE(archived_at, now()) ELSE archived_at END
+                  archived_at = CASE WHEN $4 THEN COALESCE(archived_at, now()) ELSE archived_at END,
+                  group_open_until = CASE WHEN $2 OR $4 THEN NULL ELSE group_open_until END,
+                  snoozed_until = CASE WHEN $4 THEN NULL ELSE snoozed_until END
             WHERE id = $1
         RETURNING id, category, title, body, data, action_url, created_at, expires_at,
-                  read_at, seen_at, archived_at"#,
+                  read_at, seen_at, archived_at, group_key, group_count, actors,
+                  latest_at, latest_id, snoozed_until"#,
         id,
         read,
         unread,
@@ -254,11 +385,13 @@ pub async fn apply(conn: &mut PgConnection, id: Uuid, change: Change) -> Result<
     .await
 }
 
-/// Marks every visible unread entry read; returns how many changed.
+/// Marks every visible unread entry read (closing its group); returns how
+/// many changed.
 pub async fn read_all(conn: &mut PgConnection, user: &str) -> Result<u64, sqlx::Error> {
     Ok(sqlx::query!(
-        r#"UPDATE notifications SET read_at = now(), seen_at = COALESCE(seen_at, now())
-            WHERE user_id = $1 AND read_at IS NULL AND archived_at IS NULL
+        r#"UPDATE notifications
+              SET read_at = now(), seen_at = COALESCE(seen_at, now()), group_open_until = NULL
+            WHERE user_id = $1 AND read_at IS NULL AND archived_at IS NULL AND snoozed_until IS NULL
               AND (expires_at IS NULL OR expires_at > now())"#,
         user
     )
@@ -271,7 +404,7 @@ pub async fn read_all(conn: &mut PgConnection, user: &str) -> Result<u64, sqlx::
 pub async fn seen_all(conn: &mut PgConnection, user: &str) -> Result<u64, sqlx::Error> {
     Ok(sqlx::query!(
         r#"UPDATE notifications SET seen_at = now()
-            WHERE user_id = $1 AND seen_at IS NULL AND archived_at IS NULL
+            WHERE user_id = $1 AND seen_at IS NULL AND archived_at IS NULL AND snoozed_until IS NULL
               AND (expires_at IS NULL OR expires_at > now())"#,
         user
     )
@@ -280,7 +413,8 @@ pub async fn seen_all(conn: &mut PgConnection, user: &str) -> Result<u64, sqlx::
     .rows_affected())
 }
 
-/// One page of `user`'s inbox, newest first, strictly older than `before`.
+/// One page of `user`'s inbox, newest first (by `latest_id`), strictly
+/// older than `before` (a `latest_id`).
 pub async fn page(
     conn: &mut PgConnection,
     user: &str,
@@ -292,19 +426,21 @@ pub async fn page(
     sqlx::query_as!(
         Notification,
         r#"SELECT id, category, title, body, data, action_url, created_at, expires_at,
-                  read_at, seen_at, archived_at
+                  read_at, seen_at, archived_at, group_key, group_count, actors,
+                  latest_at, latest_id, snoozed_until
              FROM notifications
             WHERE user_id = $1
               AND (expires_at IS NULL OR expires_at > now())
-              AND ($2::uuid IS NULL OR id < $2)
+              AND ($2::uuid IS NULL OR latest_id < $2)
               AND CASE $3
-                    WHEN 'unread' THEN read_at IS NULL AND archived_at IS NULL
-                    WHEN 'read' THEN read_at IS NOT NULL AND archived_at IS NULL
+                    WHEN 'unread' THEN read_at IS NULL AND archived_at IS NULL AND snoozed_until IS NULL
+                    WHEN 'read' THEN read_at IS NOT NULL AND archived_at IS NULL AND snoozed_until IS NULL
                     WHEN 'archived' THEN archived_at IS NOT NULL
-                    ELSE archived_at IS NULL
+                    WHEN 'snoozed' THEN snoozed_until IS NOT NULL AND archived_at IS NULL
+                    ELSE archived_at IS NULL AND snoozed_until IS NULL
                   END
               AND ($4::text IS NULL OR category = $4)
-            ORDER BY id DESC
+            ORDER BY latest_id DESC
             LIMIT $5"#,
         user,
         before,

@@ -7,9 +7,13 @@
 //! - [`outbox`]: an event is appended in the same transaction as the state it
 //!   announces ([`outbox::OutboxTx`]), and the worker is woken after commit.
 //! - [`inbox`]: notification rows, their per-user lock and exact counts, and
-//!   the events that announce every change on `user:{id}`.
-//! - [`due`]: work that falls due at a time (a notification's expiry), kept
-//!   in one table and claimed exactly once by whichever worker gets to it.
+//!   the events that announce every change on `user:{id}`; groups.
+//! - [`snooze`]: entries out of lists and counts until a time.
+//! - [`due`]: work that falls due at a time (a notification's expiry, a
+//!   snooze's end), kept in one table and claimed exactly once by whichever
+//!   worker gets to it.
+//! - [`scheduled`]: events and notifications accepted with a `deliver_at`,
+//!   delivered through the outbox by due work when it comes.
 //! - [`preferences`]: category defaults and users' choices per channel.
 //! - [`push`]: push subscriptions and the push queue.
 //! - [`send`]: one notification to its recipients, each reached the way they
@@ -24,4 +28,6 @@ pub mod inbox;
 pub mod outbox;
 pub mod preferences;
 pub mod push;
+pub mod scheduled;
 pub mod send;
+pub mod snooze;

@@ -56,7 +56,7 @@ impl Outbox {
         data: &serde_json::Value,
     ) -> Result<Appended, sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
-        let appended = insert(&mut conn, topic, event_type, data).await?;
+        let appended = insert(&mut conn, Uuid::now_v7(), topic, event_type, data).await?;
         self.wake.notify_one();
         Ok(appended)
     }
@@ -121,7 +121,19 @@ pub async fn append(
     event_type: &EventType,
     data: &serde_json::Value,
 ) -> Result<Appended, sqlx::Error> {
-    let appended = insert(tx, topic, event_type, data).await?;
+    append_as(tx, Uuid::now_v7(), topic, event_type, data).await
+}
+
+/// Appends an event with the id `id` in `tx` (a scheduled event keeps the id
+/// its publisher was given when it was accepted).
+pub async fn append_as(
+    tx: &mut OutboxTx,
+    id: Uuid,
+    topic: &Topic,
+    event_type: &EventType,
+    data: &serde_json::Value,
+) -> Result<Appended, sqlx::Error> {
+    let appended = insert(tx, id, topic, event_type, data).await?;
     tx.appended = true;
     Ok(appended)
 }
@@ -171,11 +183,11 @@ pub async fn append_many(
 
 async fn insert(
     conn: &mut PgConnection,
+    id: Uuid,
     topic: &Topic,
     event_type: &EventType,
     data: &serde_json::Value,
 ) -> Result<Appended, sqlx::Error> {
-    let id = Uuid::now_v7();
     let created_at = sqlx::query_scalar!(
         r#"INSERT INTO events (id, topic, type, data) VALUES ($1, $2, $3, $4) RETURNING created_at"#,
         id,

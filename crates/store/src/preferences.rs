@@ -41,7 +41,7 @@ pub async fn defaults(
     category: &str,
 ) -> Result<Option<CategoryDefaults>, sqlx::Error> {
     let row = sqlx::query!(
-        "SELECT in_app, web_push, required, push_delay_ms FROM categories WHERE category = $1",
+        "SELECT in_app, web_push, required, push_delay_ms, group_window_ms FROM categories WHERE category = $1",
         category
     )
     .fetch_optional(conn)
@@ -53,6 +53,7 @@ pub async fn defaults(
         },
         required: r.required,
         push_delay: Duration::from_millis(r.push_delay_ms.max(0) as u64),
+        group_window: Duration::from_millis(r.group_window_ms.max(0) as u64),
     }))
 }
 
@@ -63,17 +64,18 @@ pub async fn set_defaults(
     d: &CategoryDefaults,
 ) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        r#"INSERT INTO categories (category, in_app, web_push, required, push_delay_ms)
-           VALUES ($1, $2, $3, $4, $5)
+        r#"INSERT INTO categories (category, in_app, web_push, required, push_delay_ms, group_window_ms)
+           VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (category) DO UPDATE
               SET in_app = EXCLUDED.in_app, web_push = EXCLUDED.web_push,
                   required = EXCLUDED.required, push_delay_ms = EXCLUDED.push_delay_ms,
-                  updated_at = now()"#,
+                  group_window_ms = EXCLUDED.group_window_ms, updated_at = now()"#,
         category,
         d.channels.in_app,
         d.channels.web_push,
         d.required,
         d.push_delay.as_millis() as i64,
+        d.group_window.as_millis() as i64,
     )
     .execute(conn)
     .await?;
@@ -116,6 +118,7 @@ pub async fn of_user(conn: &mut PgConnection, user: &str) -> Result<Preferences,
     let rows = sqlx::query!(
         r#"SELECT k.category AS "category!", c.in_app AS "default_in_app?", c.web_push AS "default_web_push?",
                   c.required AS "required?", c.push_delay_ms AS "push_delay_ms?",
+                  c.group_window_ms AS "group_window_ms?",
                   p.in_app AS "in_app?", p.web_push AS "web_push?"
              FROM (SELECT category FROM categories
                    UNION SELECT category FROM preferences WHERE user_id = $1) k
@@ -133,6 +136,7 @@ pub async fn of_user(conn: &mut PgConnection, user: &str) -> Result<Preferences,
                 channels: Channels { in_app, web_push },
                 required,
                 push_delay: Duration::from_millis(r.push_delay_ms.unwrap_or(0).max(0) as u64),
+                group_window: Duration::from_millis(r.group_window_ms.unwrap_or(0).max(0) as u64),
             },
             _ => CategoryDefaults::default(),
         };

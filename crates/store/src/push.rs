@@ -148,7 +148,8 @@ pub async fn claim(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Cla
                   c.payload AS "payload!", c.subscription_id AS "subscription_id!",
                   s.endpoint, s.p256dh, s.auth,
                   (n.id IS NOT NULL AND (n.read_at IS NOT NULL OR n.seen_at IS NOT NULL
-                     OR n.archived_at IS NOT NULL OR COALESCE(n.expires_at <= now(), false))) AS "settled!",
+                     OR n.archived_at IS NOT NULL OR n.snoozed_until IS NOT NULL
+                     OR COALESCE(n.expires_at <= now(), false))) AS "settled!",
                   k.in_app AS "default_in_app?", k.web_push AS "default_web_push?",
                   k.required AS "required?", p.in_app AS "in_app?", p.web_push AS "web_push?"
              FROM claimed c
@@ -171,7 +172,7 @@ pub async fn claim(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Cla
                 (Some(in_app), Some(web_push), Some(required)) => CategoryDefaults {
                     channels: Channels { in_app, web_push },
                     required,
-                    push_delay: Duration::ZERO,
+                    ..CategoryDefaults::default()
                 },
                 _ => CategoryDefaults::default(),
             };

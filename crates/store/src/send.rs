@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::inbox::{self, NewNotification, Notification};
+use crate::inbox::{self, NewNotification, Placed};
 use crate::outbox::OutboxTx;
 use crate::{preferences, push};
 
@@ -41,14 +41,15 @@ pub struct Delivery {
 /// What [`send`] did.
 #[derive(Debug, Clone)]
 pub struct Sent {
-    /// The inbox entries made, in recipient order.
-    pub created: Vec<(UserId, Notification)>,
+    /// The inbox entries made or joined (a group), in recipient order.
+    pub created: Vec<(UserId, Placed)>,
     pub delivery: Delivery,
 }
 
 /// Sends `n` to `recipients` (distinct). Takes their inbox locks in sorted
 /// order (so concurrent sends cannot deadlock), then reads their preferences
-/// under those locks. `web_push`: whether this deployment pushes at all (a
+/// under those locks, and places it in each inbox ([`inbox::place`]: a new
+/// entry, or one more in an open group of the category's `group_window`). `web_push`: whether this deployment pushes at all (a
 /// VAPID key is configured); without it no push is queued.
 pub async fn send(
     tx: &mut OutboxTx,
@@ -71,9 +72,9 @@ pub async fn send(
             continue;
         };
         let id = if c.in_app {
-            let row = inbox::insert(tx, user, n).await?;
-            let id = row.id;
-            sent.created.push((user.clone(), row));
+            let placed = inbox::place(tx, user, n, defaults.group_window).await?;
+            let id = placed.entry.id;
+            sent.created.push((user.clone(), placed));
             sent.delivery.in_app.reached += 1;
             id
         } else {

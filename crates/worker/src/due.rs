@@ -1,6 +1,7 @@
 //! The worker's due-work loop: runs every item of `due_work` whose time has
-//! come (see `herald_store::due`), exactly once across all workers, then
-//! sleeps until the nearest due time.
+//! come (see `herald_store::due`) — expiries, snooze wake-ups, scheduled
+//! deliveries — exactly once across all workers, then sleeps until the
+//! nearest due time.
 //!
 //! Every worker runs it, leader or not: claiming with `FOR UPDATE SKIP
 //! LOCKED` hands each item to one of them. The work appends events through
@@ -10,8 +11,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use herald_store::due::{self, DueKind};
-use herald_store::inbox;
 use herald_store::outbox::Outbox;
+use herald_store::{inbox, scheduled, snooze};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -21,14 +22,24 @@ const BATCH: i64 = 200;
 /// another process) is picked up at most this late.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
-/// Runs due work until `shutdown`.
-pub async fn run(pool: PgPool, outbox: Outbox, shutdown: CancellationToken) {
-    poll(&DueWork { pool, outbox }, &shutdown).await
+/// Runs due work until `shutdown`. `web_push`: whether this deployment
+/// pushes (scheduled notifications queue their pushes when delivered).
+pub async fn run(pool: PgPool, outbox: Outbox, web_push: bool, shutdown: CancellationToken) {
+    poll(
+        &DueWork {
+            pool,
+            outbox,
+            web_push,
+        },
+        &shutdown,
+    )
+    .await
 }
 
 struct DueWork {
     pool: PgPool,
     outbox: Outbox,
+    web_push: bool,
 }
 
 impl Queue for DueWork {
@@ -39,7 +50,7 @@ impl Queue for DueWork {
     }
 
     fn step(&self) -> impl std::future::Future<Output = Result<usize, sqlx::Error>> + Send {
-        run_batch(&self.outbox)
+        run_batch(&self.outbox, self.web_push)
     }
 
     fn next_due(
@@ -91,19 +102,34 @@ pub async fn poll<Q: Queue>(queue: &Q, shutdown: &CancellationToken) {
 
 /// Claims and does one batch of due items in one transaction. Returns how
 /// many it claimed.
-pub async fn run_batch(outbox: &Outbox) -> Result<usize, sqlx::Error> {
+///
+/// Locks are taken in one order: the scheduled deliveries' rows, then the
+/// inbox locks of every user the batch touches, sorted, as every
+/// multi-user change takes them — taking them kind by kind could deadlock
+/// with a send to two of those users.
+pub async fn run_batch(outbox: &Outbox, web_push: bool) -> Result<usize, sqlx::Error> {
     let mut tx = outbox.begin().await?;
     let items = due::claim(&mut tx, BATCH).await?;
     if items.is_empty() {
         tx.rollback().await?;
         return Ok(0);
     }
-    let expiring: Vec<uuid::Uuid> = items
-        .iter()
-        .filter(|i| i.kind == DueKind::ExpireNotification)
-        .map(|i| i.subject)
-        .collect();
+    let of = |kind: DueKind| -> Vec<uuid::Uuid> {
+        items
+            .iter()
+            .filter(|i| i.kind == kind)
+            .map(|i| i.subject)
+            .collect()
+    };
+    let (expiring, waking) = (of(DueKind::ExpireNotification), of(DueKind::WakeNotification));
+    let deliveries = scheduled::lock_due(&mut tx, &of(DueKind::DeliverScheduled)).await?;
+    let entries: Vec<uuid::Uuid> = expiring.iter().chain(&waking).copied().collect();
+    let mut users = inbox::owners(&mut tx, &entries).await?;
+    users.extend(deliveries.recipients());
+    inbox::lock_users(&mut tx, &users).await?;
     inbox::announce_expired(&mut tx, &expiring).await?;
+    snooze::wake_due(&mut tx, &waking).await?;
+    scheduled::deliver(&mut tx, deliveries, web_push).await?;
     tx.commit().await?;
     Ok(items.len())
 }

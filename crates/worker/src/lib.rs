@@ -110,6 +110,7 @@ impl Worker {
         let due = tokio::spawn(due::run(
             self.pool.clone(),
             herald_store::outbox::Outbox::start(self.pool.clone()),
+            self.push.is_some(),
             shutdown.clone(),
         ));
         let pusher = self.push.map(|p| tokio::spawn(p.run(shutdown.clone())));

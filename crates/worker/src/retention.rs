@@ -1,5 +1,5 @@
-//! Retention: deletes history and idempotency keys older than
-//! `HERALD_RETENTION`, oldest first, in bounded batches.
+//! Retention: deletes history, idempotency keys and finished scheduled
+//! deliveries older than `HERALD_RETENTION`, oldest first, in bounded batches.
 //!
 //! Every step is bounded, and none holds the sequencer's row lock for more
 //! than the end of one small transaction: delivery runs through that lock
@@ -13,8 +13,10 @@
 //! prove a page complete). The `UPDATE` of the sequencer row comes last, so
 //! the row lock is held only for the commit.
 //!
-//! Idempotency keys are deleted in their own batches, outside any
-//! transaction that touches the sequencer.
+//! Idempotency keys, and scheduled deliveries done (delivered or cancelled)
+//! before the cutoff, are deleted in their own batches, outside any
+//! transaction that touches the sequencer. Pending scheduled deliveries are
+//! kept, however old.
 
 use std::time::Duration;
 
@@ -26,6 +28,8 @@ use sqlx::PgPool;
 pub struct Pruned {
     pub events: u64,
     pub idempotency_keys: u64,
+    /// Scheduled deliveries delivered or cancelled before the cutoff.
+    pub scheduled: u64,
 }
 
 /// Prunes everything older than `retention`, `batch` rows per transaction,
@@ -48,6 +52,13 @@ pub async fn prune_pass(
     while !stop.is_cancelled() {
         let n = prune_idempotency_keys(pool, cutoff, batch).await?;
         pruned.idempotency_keys += n;
+        if n < batch as u64 {
+            break;
+        }
+    }
+    while !stop.is_cancelled() {
+        let n = prune_scheduled(pool, cutoff, batch).await?;
+        pruned.scheduled += n;
         if n < batch as u64 {
             break;
         }
@@ -123,6 +134,31 @@ pub async fn prune_idempotency_keys(
                 SELECT principal, key FROM idempotency_keys
                  WHERE created_at < $1
                  ORDER BY created_at
+                 LIMIT $2)",
+        cutoff,
+        limit,
+    )
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(deleted)
+}
+
+/// Deletes up to `limit` scheduled deliveries delivered or cancelled before
+/// `cutoff`, oldest first (a cancel of one is then a 404, not a 409).
+/// Returns how many were deleted.
+pub async fn prune_scheduled(
+    pool: &PgPool,
+    cutoff: chrono::DateTime<chrono::Utc>,
+    limit: i64,
+) -> Result<u64, sqlx::Error> {
+    let deleted = sqlx::query!(
+        "DELETE FROM scheduled_deliveries
+          WHERE id IN (
+                SELECT id FROM scheduled_deliveries
+                 WHERE (delivered_at IS NOT NULL OR cancelled_at IS NOT NULL)
+                   AND COALESCE(delivered_at, cancelled_at) < $1
+                 ORDER BY COALESCE(delivered_at, cancelled_at)
                  LIMIT $2)",
         cutoff,
         limit,

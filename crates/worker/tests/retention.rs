@@ -170,3 +170,48 @@ async fn retention_never_stalls_delivery(pool: PgPool) {
         "delivery stalled during the prune: max {max:?}"
     );
 }
+
+/// Finished scheduled deliveries older than the retention go; pending ones
+/// stay however old (they are still to be delivered), and so do recent ones.
+#[sqlx::test(migrations = "../../migrations")]
+async fn retention_prunes_finished_scheduled_deliveries_only(pool: PgPool) {
+    for (done, age_days) in [
+        ("delivered", 3),
+        ("cancelled", 3),
+        ("pending", 3),
+        ("delivered", 0),
+    ] {
+        sqlx::query(
+            "INSERT INTO scheduled_deliveries (id, kind, deliver_at, payload, delivered_at, cancelled_at)
+             VALUES ($1, 'event', now() - make_interval(days => $2), '{}',
+                     CASE WHEN $3 = 'delivered' THEN now() - make_interval(days => $2) END,
+                     CASE WHEN $3 = 'cancelled' THEN now() - make_interval(days => $2) END)",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind(age_days)
+        .bind(done)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let pruned = prune_pass(
+        &pool,
+        Duration::from_secs(86_400),
+        1_000,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(pruned.scheduled, 2);
+    let left: Vec<(bool, bool)> = sqlx::query_as(
+        "SELECT delivered_at IS NOT NULL, cancelled_at IS NOT NULL FROM scheduled_deliveries ORDER BY deliver_at",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        left,
+        [(false, false), (true, false)],
+        "the old pending one and the recent one"
+    );
+}

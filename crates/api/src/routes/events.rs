@@ -1,11 +1,13 @@
-//! Generic domain events: publishing (`POST /v1/events`) and a topic's
-//! durable history (`GET /v1/topics/{topic}/events`).
+//! Generic domain events: publishing (`POST /v1/events`, now or at
+//! `deliver_at`; `DELETE /v1/events/{id}` cancels a scheduled one) and a
+//! topic's durable history (`GET /v1/topics/{topic}/events`).
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
+use herald_domain::notification as rules;
 use herald_domain::{Envelope, EventType, Seq, Topic};
 use herald_platform::auth::{Authenticated, Principal};
 use herald_platform::http::{JsonBody, QueryParams};
@@ -33,6 +35,29 @@ pub struct PublishEvent {
     #[serde(default)]
     #[schema(value_type = serde_json::Value)]
     pub data: serde_json::Value,
+    /// Deliver it then instead of now, at most `HERALD_MAX_SCHEDULE_AHEAD`
+    /// (30 days) ahead; a time already past delivers at once. Until then it
+    /// is in no stream and no history; then it is delivered like any event,
+    /// with its `seq` from that moment. `DELETE /v1/events/{id}` cancels it
+    /// until then.
+    pub deliver_at: Option<DateTime<Utc>>,
+}
+
+/// One event of a batch: delivered now, in the batch's order.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchEvent {
+    /// `kind:key`, e.g. `project:42`.
+    #[schema(value_type = String, example = "user:alice")]
+    pub topic: Topic,
+    /// `[a-z][a-z0-9_.-]{0,63}`, e.g. `build.finished`.
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "demo.hello")]
+    pub event_type: EventTypeField,
+    /// Any JSON value, at most `HERALD_MAX_EVENT_DATA_BYTES` (64 KiB) serialized.
+    #[serde(default)]
+    #[schema(value_type = serde_json::Value)]
+    pub data: serde_json::Value,
 }
 
 /// [`EventType`] as a request field.
@@ -48,8 +73,9 @@ impl<'de> Deserialize<'de> for EventTypeField {
 }
 
 /// The accepted event. `seq` is `null` here: positions are assigned by the
-/// sequencer right after the transaction commits (see ARCHITECTURE.md), and
-/// appear in the stream and in the topic's history. `id` identifies the event.
+/// sequencer right after the transaction commits (see ARCHITECTURE.md), or
+/// when a scheduled event is delivered, and appear in the stream and in the
+/// topic's history. `id` identifies the event (a scheduled one keeps it).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AcceptedEvent {
     pub id: Uuid,
@@ -61,9 +87,15 @@ pub struct AcceptedEvent {
     pub event_type: String,
     #[schema(value_type = serde_json::Value)]
     pub data: serde_json::Value,
+    /// When it was accepted; a scheduled event's envelope has the time it
+    /// was delivered.
     #[serde(with = "herald_domain::event::millis")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
+    /// Set for a scheduled event: when it will be delivered (now, for a
+    /// `deliver_at` already past).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_at: Option<DateTime<Utc>>,
 }
 
 /// Publishes one event on a topic.
@@ -75,7 +107,7 @@ pub struct AcceptedEvent {
     params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body return the original response; same key, other body: 422.")),
     responses(
         (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
-        (status = 202, description = "Accepted and durably stored; delivered to subscribers right after.", body = AcceptedEvent),
+        (status = 202, description = "Accepted and durably stored; delivered to subscribers right after (or at `deliver_at`).", body = AcceptedEvent),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks the `publish` scope", body = Problem, content_type = "application/problem+json"),
@@ -92,10 +124,25 @@ pub async fn publish_event(
     JsonBody(req): JsonBody<PublishEvent>,
 ) -> ApiResult<Response> {
     require_publish(&state, &principal, 1)?;
+    let mut errors = Vec::new();
     if let Err(message) = state.check_event_data(&req.data) {
-        return Err(Problem::invalid(vec![FieldError::new("data", message)]).into());
+        errors.push(FieldError::new("data", message));
+    }
+    // A time already past is delivered at once: scheduled for now.
+    let now = Utc::now();
+    let deliver_at = req.deliver_at.map(|t| t.max(now));
+    if let Some(at) = deliver_at {
+        if let Err(m) = rules::deliver_at(at, now, state.settings.api.max_schedule_ahead) {
+            errors.push(FieldError::new("deliver_at", m));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Problem::invalid(errors).into());
     }
     let key = IdempotencyKey::from_headers(&headers, &principal, "POST /v1/events", &req)?;
+    if let Some(at) = deliver_at {
+        return crate::routes::scheduled::schedule_event(&state, key, req, at).await;
+    }
 
     let Some(key) = key else {
         // Nothing else to write: the event is its own transaction.
@@ -129,6 +176,19 @@ fn accepted_event(req: PublishEvent, appended: outbox::Appended) -> AcceptedEven
         event_type: req.event_type.0.to_string(),
         data: req.data,
         created_at: appended.created_at,
+        deliver_at: None,
+    }
+}
+
+fn accepted_batch_event(e: BatchEvent, appended: outbox::Appended) -> AcceptedEvent {
+    AcceptedEvent {
+        id: appended.id,
+        seq: None,
+        topic: e.topic.to_string(),
+        event_type: e.event_type.0.to_string(),
+        data: e.data,
+        created_at: appended.created_at,
+        deliver_at: None,
     }
 }
 
@@ -142,7 +202,7 @@ pub struct PublishBatch {
     /// 1 to 500 events. They commit together or not at all, and get
     /// consecutive positions in this order.
     #[schema(min_items = 1, max_items = 500)]
-    pub events: Vec<PublishEvent>,
+    pub events: Vec<BatchEvent>,
 }
 
 /// The accepted events, in the order given.
@@ -219,7 +279,7 @@ pub async fn publish_batch(
             .events
             .into_iter()
             .zip(appended)
-            .map(|(e, a)| accepted_event(e, a))
+            .map(|(e, a)| accepted_batch_event(e, a))
             .collect(),
     };
     if let Some(key) = &key {
@@ -242,13 +302,19 @@ pub fn replayed(status: StatusCode, body: serde_json::Value) -> Response {
 /// The caller may publish (`publish` scope) and is within its publish rate
 /// (`events` more events now).
 pub fn require_publish(state: &AppState, p: &Principal, events: u32) -> Result<(), ApiError> {
+    require_publish_scope(p)?;
+    state.publish_rate.take(&p.sub, events)?;
+    Ok(())
+}
+
+/// The caller may publish (`publish` scope).
+pub fn require_publish_scope(p: &Principal) -> Result<(), ApiError> {
     if !p.publish {
         return Err(Problem::forbidden(
             "this endpoint needs a service token whose `scope` contains `publish`",
         )
         .into());
     }
-    state.publish_rate.take(&p.sub, events)?;
     Ok(())
 }
 

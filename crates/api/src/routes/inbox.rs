@@ -3,9 +3,11 @@
 //! every open tab and device updates its badge at once.
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::Json;
+use chrono::{DateTime, SubsecRound, Utc};
 use herald_platform::auth::{Authenticated, Principal};
-use herald_platform::http::QueryParams;
+use herald_platform::http::{JsonBody, QueryParams};
 use herald_platform::problem::Problem;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -26,7 +28,7 @@ pub(crate) fn user(p: &Principal) -> Result<String, Problem> {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    /// Default `all`: read and unread, not archived.
+    /// Default `all`: read and unread, not archived, not snoozed.
     #[param(inline)]
     pub status: Option<ListStatus>,
     /// Only this category.
@@ -44,6 +46,8 @@ pub enum ListStatus {
     Unread,
     Read,
     Archived,
+    /// Snoozed, not archived: what will come back.
+    Snoozed,
     All,
 }
 
@@ -53,6 +57,7 @@ impl ListStatus {
             Self::Unread => "unread",
             Self::Read => "read",
             Self::Archived => "archived",
+            Self::Snoozed => "snoozed",
             Self::All => "all",
         }
     }
@@ -60,10 +65,12 @@ impl ListStatus {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct NotificationPage {
-    /// Newest first.
+    /// Newest first, by `latest_at`: an entry a grouped notification joined
+    /// (or back from snooze) moves to the top.
     pub items: Vec<Notification>,
     /// Pass as `cursor` for the next (older) page; `null` at the end. Stays
-    /// valid while new notifications arrive (they sort before it).
+    /// valid while new notifications arrive (they sort before it); an entry
+    /// that moves to the top meanwhile is not listed again further down.
     pub next_cursor: Option<String>,
 }
 
@@ -106,7 +113,11 @@ pub async fn list(
     let mut conn = state.pool.acquire().await?;
     let items = inbox::page(&mut conn, &user, status, q.category.as_deref(), before, limit).await?;
     let next_cursor = (items.len() as i64 == limit)
-        .then(|| items.last().map(|n| format!("{CURSOR_PREFIX}{}", n.id.simple())))
+        .then(|| {
+            items
+                .last()
+                .map(|n| format!("{CURSOR_PREFIX}{}", n.latest_id.simple()))
+        })
         .flatten();
     Ok(Json(NotificationPage { items, next_cursor }))
 }
@@ -252,4 +263,111 @@ async fn bulk(state: &AppState, principal: &Principal, event: &str) -> ApiResult
     };
     tx.commit().await?;
     Ok(Json(counts))
+}
+
+/// When a snoozed notification comes back.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Snooze {
+    /// In the future, at most `HERALD_MAX_SCHEDULE_AHEAD` (30 days) ahead.
+    pub until: DateTime<Utc>,
+}
+
+/// Snoozes one notification: it leaves every list (but `status=snoozed`) and
+/// the counts until `until`, when it comes back unread, at the top, announced
+/// as `notification.updated` with the new counts. The snooze itself is
+/// announced as `notification.snoozed` (`{notification, counts}`). Snoozing
+/// again moves the time; the same time again changes nothing. A snoozed
+/// notification is not pushed, and its group takes no more notifications.
+#[utoipa::path(
+    post,
+    path = "/v1/me/notifications/{id}/snooze",
+    tag = "inbox",
+    params(("id" = Uuid, Path, description = "Notification id")),
+    request_body = Snooze,
+    responses(
+        (status = 200, description = "The notification, snoozed (idempotent)", body = Notification),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not in the caller's inbox", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The notification is archived", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`until` is not in the future, or too far ahead", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn snooze(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<Snooze>,
+) -> ApiResult<Json<Notification>> {
+    let user = user(&principal)?;
+    let not_found = || Problem::not_found("no such notification in your inbox");
+    let id = Uuid::try_parse(&id).map_err(|_| not_found())?;
+    // As stored: Postgres keeps microseconds, so a repeat compares equal.
+    let until = req.until.trunc_subsecs(6);
+    herald_domain::notification::snooze_until(until, Utc::now(), state.settings.api.max_schedule_ahead)
+        .map_err(|m| Problem::invalid_field("until", m))?;
+    let mut tx = state.outbox.begin().await?;
+    inbox::lock_user(&mut tx, &user).await?;
+    let current = inbox::find_for_update(&mut tx, &user, id)
+        .await?
+        .ok_or_else(not_found)?;
+    if current.archived_at.is_some() {
+        tx.rollback().await?;
+        return Err(
+            Problem::new(StatusCode::CONFLICT, "archived", "The notification is archived")
+                .detail("an archived notification cannot be snoozed")
+                .into(),
+        );
+    }
+    if current.snoozed_until == Some(until) {
+        tx.rollback().await?;
+        return Ok(Json(current)); // idempotent: nothing to announce
+    }
+    let snoozed = herald_store::snooze::snooze(&mut tx, id, until).await?;
+    inbox::announce(&mut tx, &user, "notification.snoozed", Some(&snoozed)).await?;
+    tx.commit().await?;
+    Ok(Json(snoozed))
+}
+
+/// Brings a snoozed notification back now: unread, at the top, announced as
+/// `notification.updated` with the new counts. A notification that is not
+/// snoozed is answered as it is.
+#[utoipa::path(
+    post,
+    path = "/v1/me/notifications/{id}/unsnooze",
+    tag = "inbox",
+    params(("id" = Uuid, Path, description = "Notification id")),
+    responses(
+        (status = 200, description = "The notification, back (idempotent)", body = Notification),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not in the caller's inbox", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The id holds a character that cannot be stored (NUL)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn unsnooze(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Notification>> {
+    let user = user(&principal)?;
+    let not_found = || Problem::not_found("no such notification in your inbox");
+    let id = Uuid::try_parse(&id).map_err(|_| not_found())?;
+    let mut tx = state.outbox.begin().await?;
+    inbox::lock_user(&mut tx, &user).await?;
+    let current = inbox::find_for_update(&mut tx, &user, id)
+        .await?
+        .ok_or_else(not_found)?;
+    if current.snoozed_until.is_none() {
+        tx.rollback().await?;
+        return Ok(Json(current)); // idempotent: nothing to announce
+    }
+    let back = herald_store::snooze::unsnooze(&mut tx, id).await?;
+    inbox::announce(&mut tx, &user, "notification.updated", Some(&back)).await?;
+    tx.commit().await?;
+    Ok(Json(back))
 }

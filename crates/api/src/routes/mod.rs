@@ -9,5 +9,6 @@ pub mod ops;
 pub mod orders;
 pub mod preferences;
 pub mod push;
+pub mod scheduled;
 pub mod stream;
 pub mod stream_tokens;

@@ -1,5 +1,6 @@
 //! `POST /v1/notifications`: one inbox entry per recipient, each announced on
-//! `user:{id}`, all in one transaction.
+//! `user:{id}`, all in one transaction — now, or at `deliver_at` (see
+//! `routes::scheduled`).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -10,6 +11,7 @@ use herald_domain::notification as rules;
 use herald_platform::auth::Authenticated;
 use herald_platform::http::JsonBody;
 use herald_platform::problem::{FieldError, Problem};
+use herald_store::scheduled::{self, Scheduled, ScheduledNotification as ScheduledNotificationRow};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -39,20 +41,54 @@ pub struct CreateNotifications {
     pub data: Option<serde_json::Value>,
     /// An absolute http(s) URL.
     pub action_url: Option<String>,
-    /// When the notification disappears from lists and counts; must be in the future.
+    /// When the notification disappears from lists and counts; must be in the
+    /// future (and after `deliver_at`).
+    #[schema(example = "2030-01-01T00:00:00Z")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// Groups notifications into one inbox entry (1–200 characters), e.g.
+    /// `doc:42:comments`: within the category's `group_window` of the
+    /// group's first one, a notification with the same recipient, category
+    /// and key updates that recipient's unread entry (`group_count`,
+    /// `actors`, the newest title, body, data and link, moved to the top)
+    /// instead of adding one. A read or archived group is closed: the next
+    /// one starts a new group.
+    #[schema(example = "doc:42:comments")]
+    pub group_key: Option<String>,
+    /// Who did it, as the bell names them (1–200 characters), e.g. `Maya`;
+    /// a group keeps the last 5 distinct actors, newest first.
+    #[schema(example = "Maya")]
+    pub actor: Option<String>,
+    /// Deliver it then instead of now, at most `HERALD_MAX_SCHEDULE_AHEAD`
+    /// (30 days) ahead; a time already past delivers at once. Until then it
+    /// is in no inbox, count or stream; then it is sent like any
+    /// notification (preferences and groups as they are then). The answer
+    /// is a 202 with the id `DELETE /v1/notifications/{id}` cancels it with.
+    pub deliver_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreatedNotification {
     pub recipient: String,
+    /// The recipient's inbox entry: a new one, or the group it joined.
     pub id: Uuid,
+    /// It joined the recipient's open group `id` (announced as
+    /// `notification.updated`) instead of making an entry.
+    pub grouped: bool,
+}
+
+/// A notification accepted for delivery at `deliver_at`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ScheduledNotification {
+    /// Cancels it: `DELETE /v1/notifications/{id}`. Not an inbox entry's id.
+    pub id: Uuid,
+    /// When it will be delivered (now, for a `deliver_at` already past).
+    pub deliver_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreatedNotifications {
-    /// One inbox entry per distinct recipient who has `in_app` on for the
-    /// category, in request order.
+    /// One inbox entry (new, or the group it joined) per distinct recipient
+    /// who has `in_app` on for the category, in request order.
     pub notifications: Vec<CreatedNotification>,
     /// Per channel: recipients reached, and suppressed by their preferences.
     pub delivery: herald_store::send::Delivery,
@@ -68,7 +104,8 @@ pub struct CreatedNotifications {
     responses(
         (status = 415, description = "The body is not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "Malformed or empty JSON body", body = Problem, content_type = "application/problem+json"),
-        (status = 201, description = "Stored and announced on each `user:{id}` as `notification.created` (for recipients with `in_app` on), pushes queued (for those with `web_push` on)", body = CreatedNotifications),
+        (status = 201, description = "Stored and announced on each `user:{id}` as `notification.created` (or `notification.updated` where it joined a group) for recipients with `in_app` on, pushes queued for those with `web_push` on", body = CreatedNotifications),
+        (status = 202, description = "Scheduled (`deliver_at`): stored, delivered then", body = ScheduledNotification),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks the `publish` scope", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
@@ -106,8 +143,26 @@ pub async fn create_notifications(
     if let Some(u) = &req.action_url {
         field("action_url", rules::action_url(u));
     }
+    let now = Utc::now();
     if let Some(t) = req.expires_at {
-        field("expires_at", rules::expires_at(t, Utc::now()));
+        field("expires_at", rules::expires_at(t, now));
+    }
+    // A time already past is delivered at once: scheduled for now.
+    let deliver_at = req.deliver_at.map(|t| t.max(now));
+    if let Some(at) = deliver_at {
+        field(
+            "deliver_at",
+            rules::deliver_at(at, now, state.settings.api.max_schedule_ahead),
+        );
+        if req.expires_at.is_some_and(|t| t <= at) {
+            field("expires_at", Err("must be after deliver_at".into()));
+        }
+    }
+    if let Some(k) = &req.group_key {
+        field("group_key", rules::group_key(k));
+    }
+    if let Some(a) = &req.actor {
+        field("actor", rules::actor(a));
     }
     let data = req.data.clone().unwrap_or_else(|| serde_json::json!({}));
     field("data", state.check_event_data(&data));
@@ -123,6 +178,28 @@ pub async fn create_notifications(
             return Ok(replayed(status, body));
         }
     }
+    if let Some(at) = deliver_at {
+        let what = Scheduled::Notification(ScheduledNotificationRow {
+            recipients: recipients.iter().map(|u| u.as_str().to_owned()).collect(),
+            category: req.category.clone(),
+            title: req.title.clone(),
+            body: req.body.clone(),
+            data: data.clone(),
+            action_url: req.action_url.clone(),
+            expires_at: req.expires_at,
+            group_key: req.group_key.clone(),
+            actor: req.actor.clone(),
+        });
+        let id = Uuid::now_v7();
+        scheduled::schedule(&mut tx, id, at, &what).await?;
+        let body = ScheduledNotification { id, deliver_at: at };
+        if let Some(key) = &key {
+            key.record(&mut tx, StatusCode::ACCEPTED, &serde_json::to_value(&body)?)
+                .await?;
+        }
+        tx.commit().await?;
+        return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
+    }
     let new = NewNotification {
         category: &req.category,
         title: &req.title,
@@ -130,15 +207,18 @@ pub async fn create_notifications(
         data: &data,
         action_url: req.action_url.as_deref(),
         expires_at: req.expires_at,
+        group_key: req.group_key.as_deref(),
+        actor: req.actor.as_deref(),
     };
     let sent = herald_store::send::send(&mut tx, &recipients, &new, state.push.is_some()).await?;
     let body = CreatedNotifications {
         notifications: sent
             .created
             .iter()
-            .map(|(user, n)| CreatedNotification {
+            .map(|(user, placed)| CreatedNotification {
                 recipient: user.as_str().to_owned(),
-                id: n.id,
+                id: placed.entry.id,
+                grouped: placed.grouped,
             })
             .collect(),
         delivery: sent.delivery,

@@ -181,6 +181,8 @@ async fn record_status(
             data: &payload,
             action_url: None,
             expires_at: None,
+            group_key: None,
+            actor: None,
         },
         web_push,
     )

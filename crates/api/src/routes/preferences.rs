@@ -139,10 +139,21 @@ pub struct CategorySettings {
     #[serde(default)]
     #[schema(value_type = String, example = "30s")]
     pub push_delay: Written,
+    /// How long a group stays open, e.g. `1h` (the default; `0s` turns
+    /// grouping off, at most `30d`): notifications with the same
+    /// `group_key` within this time of the group's first one join its inbox
+    /// entry while it is unread.
+    #[serde(default = "default_group_window")]
+    #[schema(value_type = String, example = "1h")]
+    pub group_window: Written,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn default_group_window() -> Written {
+    Written(herald_domain::preference::DEFAULT_GROUP_WINDOW)
 }
 
 impl From<CategoryDefaults> for CategorySettings {
@@ -152,6 +163,7 @@ impl From<CategoryDefaults> for CategorySettings {
             web_push: d.channels.web_push,
             required: d.required,
             push_delay: Written(d.push_delay),
+            group_window: Written(d.group_window),
         }
     }
 }
@@ -198,6 +210,8 @@ pub async fn put_category(
     category_param(&category)?;
     CategoryDefaults::check_push_delay(req.push_delay.0)
         .map_err(|m| Problem::invalid_field("push_delay", m))?;
+    CategoryDefaults::check_group_window(req.group_window.0)
+        .map_err(|m| Problem::invalid_field("group_window", m))?;
     let d = CategoryDefaults {
         channels: Channels {
             in_app: req.in_app,
@@ -205,6 +219,7 @@ pub async fn put_category(
         },
         required: req.required,
         push_delay: req.push_delay.0,
+        group_window: req.group_window.0,
     };
     let mut conn = state.pool.acquire().await?;
     preferences::set_defaults(&mut conn, &category, &d).await?;
