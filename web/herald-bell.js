@@ -94,6 +94,21 @@ var HeraldClient = class {
   archive(id) {
     return this.request("post", "/v1/me/notifications/{id}/archive", { path: { id } });
   }
+  /**
+   * `POST /v1/me/notifications/{id}/snooze`: out of every list (but `status=snoozed`)
+   * and the counts until `until`, when it comes back unread at the top. `until` must
+   * be in the future and at most 30 days ahead (else a 422 `HeraldError`).
+   */
+  snooze(id, until) {
+    return this.request("post", "/v1/me/notifications/{id}/snooze", {
+      path: { id },
+      body: { until: typeof until === "string" ? until : until.toISOString() }
+    });
+  }
+  /** `POST /v1/me/notifications/{id}/unsnooze`: back now, unread at the top. */
+  unsnooze(id) {
+    return this.request("post", "/v1/me/notifications/{id}/unsnooze", { path: { id } });
+  }
   /** `POST /v1/me/notifications/read-all`: the new counts. */
   readAll() {
     return this.request("post", "/v1/me/notifications/read-all");
@@ -209,10 +224,10 @@ button { font: inherit; }
   display: flex; align-items: center; justify-content: space-between;
   padding: 14px 16px 12px; border-bottom: 1px solid var(--_border);
 }
-.title { margin: 0; font-size: 15px; font-weight: 650; display: flex; align-items: center; gap: 8px; }
-.count { font-size: 12px; font-weight: 600; color: var(--_accent); background: var(--_accent-soft); border-radius: 999px; padding: 1px 8px; }
+.title { margin: 0; font-size: 15px; font-weight: 650; display: flex; align-items: center; gap: 8px; white-space: nowrap; }
+.count { font-size: 12px; font-weight: 600; color: var(--_accent); background: var(--_accent-soft); border-radius: 999px; padding: 1px 8px; white-space: nowrap; }
 .count:empty { display: none; }
-.link { border: 0; background: none; padding: 4px 6px; border-radius: 6px; color: var(--_accent); font-size: 13px; font-weight: 550; cursor: pointer; }
+.link { border: 0; background: none; white-space: nowrap; padding: 4px 6px; border-radius: 6px; color: var(--_accent); font-size: 13px; font-weight: 550; cursor: pointer; }
 .link:hover:not(:disabled) { background: var(--_accent-soft); }
 .link:disabled { color: var(--_muted); cursor: default; }
 .scroll { max-height: min(440px, calc(100vh - 160px)); overflow-y: auto; overscroll-behavior: contain; }
@@ -229,30 +244,62 @@ button { font: inherit; }
 .icon {
   --hue: 239; width: 36px; height: 36px; border-radius: 10px; display: grid; place-items: center;
   font-weight: 700; font-size: 14px; text-transform: uppercase;
-  background: hsl(var(--hue) 90% 96%); color: hsl(var(--hue) 60% 48%);
+  background: hsl(var(--hue) 90% 96%); color: hsl(var(--hue) 60% 48%); position: relative;
 }
+.stack {
+  position: absolute; right: -6px; bottom: -6px; min-width: 14px; height: 14px; padding: 0 3px;
+  border-radius: 8px; border: 2px solid var(--_surface); background: hsl(var(--hue) 60% 48%); color: #fff;
+  font-size: 10px; font-weight: 700; line-height: 14px; text-align: center; font-variant-numeric: tabular-nums;
+  box-sizing: content-box;
+}
+.stack[hidden] { display: none; }
 .main { min-width: 0; }
 .item-title { font-weight: 500; color: var(--_muted); overflow-wrap: anywhere; }
 .item.unread .item-title { font-weight: 650; color: var(--_text); }
+.who { font-weight: 650; color: var(--_text); }
+.by { font-size: 12.5px; color: var(--_muted); }
+.by[hidden] { display: none; }
 .body {
   margin-top: 2px; color: var(--_muted); font-size: 13px; overflow-wrap: anywhere;
   display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical; overflow: hidden;
 }
 .body[hidden] { display: none; }
-.foot { margin-top: 4px; display: flex; align-items: center; justify-content: space-between; gap: 8px; min-height: 24px; }
-.meta { font-size: 12px; color: var(--_muted); display: flex; gap: 6px; align-items: center; white-space: nowrap; }
+.foot { margin-top: 4px; display: flex; align-items: center; justify-content: space-between; gap: 6px; min-height: 24px; }
+.meta { font-size: 12px; color: var(--_muted); display: flex; gap: 6px; align-items: center; white-space: nowrap; min-width: 0; overflow: hidden; }
 .cat { text-transform: capitalize; }
 .dot { width: 8px; height: 8px; margin-top: 7px; border-radius: 50%; background: var(--_accent); }
 .item:not(.unread) .dot { visibility: hidden; }
 .actions { display: flex; gap: 2px; margin-right: -6px; }
 .action {
   border: 0; background: none; cursor: pointer; font-size: 12px; font-weight: 550; color: var(--_muted);
-  padding: 3px 6px; border-radius: 6px; white-space: nowrap;
+  padding: 3px 5px; border-radius: 6px; white-space: nowrap;
 }
 .action:hover { background: var(--_hover); color: var(--_text); }
 .action.primary { color: var(--_accent); }
+.icon-action { display: grid; place-items: center; padding: 3px 5px; }
+.action[aria-expanded="true"] { opacity: 1; background: var(--_hover); color: var(--_text); }
 .action.subtle { opacity: 0; transition: opacity .1s; }
 .item:hover .action.subtle, .item:focus-within .action.subtle, .item:focus .action.subtle { opacity: 1; }
+.menu {
+  position: absolute; z-index: 2; min-width: 230px; padding: 4px;
+  background: var(--_surface); border: 1px solid var(--_border); border-radius: 10px;
+  box-shadow: 0 10px 24px -6px rgba(16, 24, 40, .2);
+}
+.menu[hidden] { display: none; }
+.menu-item {
+  display: flex; justify-content: space-between; gap: 16px; width: 100%; padding: 6px 10px; border: 0; border-radius: 6px;
+  background: none; color: var(--_text); font-size: 13px; text-align: left; cursor: pointer; white-space: nowrap;
+}
+.menu-item:hover { background: var(--_hover); }
+.menu-item:focus-visible { outline: 2px solid var(--_accent); outline-offset: -2px; background: var(--_accent-soft); }
+.menu-when { color: var(--_muted); font-size: 12px; }
+.snoozed { max-height: min(440px, calc(100vh - 160px)); overflow-y: auto; overscroll-behavior: contain; }
+.snoozed[hidden] { display: none; }
+.snoozed .alert { margin: 8px 16px; }
+.snoozed-item { display: flex; align-items: center; justify-content: space-between; gap: 12px; padding: 10px 16px; border-bottom: 1px solid var(--_border); }
+.snoozed-item:last-child { border-bottom: 0; }
+.snoozed-item .item-title { color: var(--_text); }
+.snoozed-when { display: block; font-size: 12px; color: var(--_muted); }
 .note { display: flex; align-items: center; justify-content: center; gap: 8px; padding: 16px; color: var(--_muted); font-size: 13px; }
 .note[hidden] { display: none; }
 .note.error { color: var(--_badge-bg); }
@@ -635,10 +682,260 @@ var SettingsPanel = class {
   }
 };
 
+// dist/group.js
+var ACTORS_KEPT = 5;
+function actorPhrase(actors, groupCount) {
+  const newest = actors[0];
+  if (!newest)
+    return null;
+  const people = actors.length < ACTORS_KEPT ? actors.length : Math.max(actors.length, groupCount);
+  if (people === 1)
+    return newest;
+  if (people === 2)
+    return `${newest} and ${actors[1]}`;
+  return `${newest} and ${people - 1} others`;
+}
+function entryText(n) {
+  const title = String(n.title || "");
+  const actors = n.actors ?? [];
+  const phrase = actorPhrase(actors, n.group_count ?? 1);
+  const newest = actors[0] ?? "";
+  if (!phrase)
+    return { lead: null, rest: title, by: null };
+  const after = title.slice(newest.length);
+  if (title.startsWith(newest) && !/^[\p{L}\p{N}]/u.test(after))
+    return { lead: phrase, rest: after, by: null };
+  return { lead: null, rest: title, by: phrase };
+}
+function entrySummary(n) {
+  const t = entryText(n);
+  return (t.lead ?? "") + t.rest + (t.by ? ` (${t.by})` : "");
+}
+
+// dist/bell-snooze.js
+function dayAt(now, days, hour) {
+  const d = new Date(now);
+  d.setDate(d.getDate() + days);
+  d.setHours(hour, 0, 0, 0);
+  return d;
+}
+var DEFAULT_SNOOZE_OPTIONS = [
+  { label: "For 1 hour", until: (now) => new Date(now.getTime() + 36e5) },
+  { label: "Until tomorrow", until: (now) => dayAt(now, 1, 9) },
+  { label: "Until next week", until: (now) => dayAt(now, (8 - now.getDay()) % 7 || 7, 9) }
+];
+function snoozeTime(when) {
+  const d = typeof when === "string" ? new Date(when) : when;
+  return d.toLocaleString(void 0, { weekday: "short", hour: "numeric", minute: "2-digit" });
+}
+function el2(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className)
+    node.className = className;
+  if (text !== void 0)
+    node.textContent = text;
+  return node;
+}
+var SnoozeMenu = class {
+  constructor() {
+    this.options = DEFAULT_SNOOZE_OPTIONS;
+    this.anchor = null;
+    this.pick = null;
+    const root = el2("div", "menu");
+    root.dataset.testid = "snooze-menu";
+    root.part.add("snooze-menu");
+    root.setAttribute("role", "menu");
+    root.setAttribute("aria-label", "Snooze until");
+    root.hidden = true;
+    this.root = root;
+    root.addEventListener("click", (e) => {
+      const item = e.target.closest("button[data-option]");
+      const option = item ? this.options[Number(item.dataset.option)] : void 0;
+      const pick = this.pick;
+      if (!option || !pick)
+        return;
+      this.close();
+      pick(option.until(/* @__PURE__ */ new Date()));
+    });
+    root.addEventListener("keydown", (e) => this.onKey(e));
+    root.addEventListener("focusout", (e) => {
+      const to = e.relatedTarget;
+      if (!(to && (root.contains(to) || to === this.anchor)))
+        this.close();
+    });
+  }
+  /** Opens at `anchor` (a row's Snooze button), or closes if open there; `pick` gets the time chosen. */
+  toggle(anchor, pick) {
+    const same = this.anchor === anchor;
+    this.close();
+    if (same)
+      return;
+    const now = /* @__PURE__ */ new Date();
+    const items = this.options.map((o, i) => {
+      const b = el2("button", "menu-item");
+      b.type = "button";
+      b.tabIndex = -1;
+      b.setAttribute("role", "menuitem");
+      b.dataset.option = String(i);
+      b.dataset.testid = "snooze-option";
+      b.append(el2("span", void 0, o.label), el2("span", "menu-when", snoozeTime(o.until(now))));
+      return b;
+    });
+    this.root.replaceChildren(...items);
+    this.anchor = anchor;
+    this.pick = pick;
+    anchor.setAttribute("aria-expanded", "true");
+    this.root.hidden = false;
+    this.place();
+    items[0]?.focus({ preventScroll: true });
+  }
+  /**
+   * Puts the open menu under its button, or above it when the dropdown (its
+   * positioned parent) would cut it off below; closes it when the button is gone.
+   */
+  place() {
+    const anchor = this.anchor;
+    if (!anchor)
+      return;
+    const box = this.root.offsetParent;
+    if (!anchor.isConnected || !box) {
+      this.close();
+      return;
+    }
+    const a = anchor.getBoundingClientRect();
+    const b = box.getBoundingClientRect();
+    const h = this.root.offsetHeight;
+    const below = a.bottom + 4 + h <= b.bottom || a.top - 4 - h < b.top;
+    this.root.style.top = `${(below ? a.bottom + 4 : a.top - 4 - h) - b.top}px`;
+    this.root.style.right = `${b.right - a.right}px`;
+  }
+  close() {
+    const anchor = this.anchor;
+    this.anchor = null;
+    this.pick = null;
+    this.root.hidden = true;
+    anchor?.setAttribute("aria-expanded", "false");
+  }
+  onKey(e) {
+    e.stopPropagation();
+    const items = Array.from(this.root.querySelectorAll("button[data-option]"));
+    const i = items.indexOf(e.target);
+    const moves = { ArrowDown: i + 1, ArrowUp: i - 1, Home: 0, End: items.length - 1 };
+    if (e.key in moves) {
+      e.preventDefault();
+      const n = items.length;
+      items[(moves[e.key] + n) % n]?.focus();
+    } else if (e.key === "Escape" || e.key === "Tab") {
+      if (e.key === "Escape")
+        e.preventDefault();
+      const anchor = this.anchor;
+      this.close();
+      anchor?.focus();
+    }
+  }
+};
+var SnoozedPanel = class {
+  constructor() {
+    this.inbox = null;
+    const root = el2("div", "snoozed");
+    root.dataset.testid = "snoozed";
+    root.part.add("snoozed");
+    root.hidden = true;
+    const list = el2("ul", "items");
+    list.setAttribute("aria-label", "Snoozed notifications, the soonest back first");
+    const empty = el2("div", "empty");
+    empty.dataset.testid = "snoozed-empty";
+    empty.append(el2("p", "empty-title", "Nothing snoozed"), el2("p", "empty-text", "Snooze a notification to have it come back later."));
+    const loading = el2("div", "note");
+    loading.append(el2("span", "spinner"), document.createTextNode("Loading\u2026"));
+    const error = el2("div", "alert");
+    error.setAttribute("role", "alert");
+    const more = el2("button", "link", "Show more");
+    more.type = "button";
+    const moreRow = el2("div", "note");
+    moreRow.append(more);
+    root.append(error, list, empty, loading, moreRow);
+    this.root = root;
+    this.ui = { list, empty, loading, error, more, moreRow };
+    more.addEventListener("click", () => void this.inbox?.loadSnoozed(true));
+    list.addEventListener("click", (e) => {
+      const b = e.target.closest("button[data-id]");
+      if (b)
+        this.unsnooze(b);
+    });
+  }
+  attach(inbox) {
+    this.inbox = inbox;
+    this.render();
+  }
+  get visible() {
+    return !this.root.hidden;
+  }
+  /** Shows the view, fetching the snoozed list. */
+  show() {
+    this.root.hidden = false;
+    void this.inbox?.loadSnoozed();
+    this.render();
+  }
+  hide() {
+    this.root.hidden = true;
+  }
+  /** The first control, for focus when the view opens. */
+  firstControl() {
+    return this.ui.list.querySelector("button");
+  }
+  /** Brings one back; focus goes to the next one's button, or the view. */
+  unsnooze(b) {
+    const inbox = this.inbox;
+    if (!inbox)
+      return;
+    const buttons = Array.from(this.ui.list.querySelectorAll("button"));
+    const i = buttons.indexOf(b);
+    void inbox.unsnooze(b.dataset.id).catch(() => this.render());
+    const next = Array.from(this.ui.list.querySelectorAll("button"));
+    (next[Math.min(i, next.length - 1)] ?? this.ui.more).focus();
+  }
+  render() {
+    const inbox = this.inbox;
+    const { list, empty, loading, error, moreRow } = this.ui;
+    const items = inbox ? inbox.listSnoozed() : [];
+    const rows = items.map((n) => {
+      const li = el2("li", "snoozed-item");
+      li.dataset.testid = "snoozed-notification";
+      li.dataset.id = n.id;
+      const text = el2("div", "main");
+      const title = el2("div", "item-title", entrySummary(n));
+      title.dataset.testid = "title";
+      const when = el2("time", "snoozed-when", n.snoozed_until ? "Back " + snoozeTime(n.snoozed_until) : "");
+      when.dateTime = n.snoozed_until || "";
+      text.append(title, when);
+      const b = el2("button", "action primary", "Unsnooze");
+      b.type = "button";
+      b.dataset.id = n.id;
+      b.dataset.testid = "unsnooze";
+      b.setAttribute("aria-label", `Unsnooze: ${entrySummary(n)}`);
+      li.append(text, b);
+      return li;
+    });
+    const focused = list.getRootNode().activeElement;
+    const focusedId = focused && list.contains(focused) ? focused.dataset.id : void 0;
+    list.replaceChildren(...rows);
+    if (focusedId)
+      list.querySelector(`button[data-id="${CSS.escape(focusedId)}"]`)?.focus();
+    const loaded = !!inbox?.snoozed;
+    loading.hidden = !inbox?.loadingSnoozed;
+    empty.hidden = !(loaded && items.length === 0 && !inbox?.snoozedCursor);
+    moreRow.hidden = !inbox?.snoozedCursor || inbox.loadingSnoozed;
+    error.textContent = inbox?.snoozedError ?? "";
+    error.hidden = !inbox?.snoozedError;
+  }
+};
+
 // dist/inbox.js
 var INBOX_EVENTS = [
   "notification.created",
   "notification.updated",
+  "notification.snoozed",
   "notification.expired",
   "inbox.read_all",
   "inbox.seen"
@@ -648,23 +945,45 @@ var time = (iso) => {
   const t = iso ? Date.parse(iso) : NaN;
   return Number.isFinite(t) ? t : 0;
 };
+var latest = (n) => time(n.latest_at || n.created_at);
 function compareNotifications(a, b) {
-  const d = time(b.created_at) - time(a.created_at);
+  const d = latest(b) - latest(a);
   if (d !== 0)
     return d;
   return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
+}
+var listed = (n) => !n.archived_at && !n.snoozed_until;
+function file(held, belongs, complete, n) {
+  if (!belongs) {
+    held.delete(n.id);
+    return;
+  }
+  if (!held.has(n.id) && !complete) {
+    let oldest = null;
+    for (const it of held.values())
+      if (!oldest || compareNotifications(it, oldest) > 0)
+        oldest = it;
+    if (oldest && compareNotifications(n, oldest) > 0)
+      return;
+  }
+  held.set(n.id, n);
 }
 var Inbox = class {
   constructor(client, stream) {
     this.client = client;
     this.stream = stream;
     this.items = /* @__PURE__ */ new Map();
+    this.snoozed = null;
+    this.snoozedCursor = null;
+    this.loadingSnoozed = false;
+    this.snoozedError = null;
     this.counts = null;
     this.nextCursor = null;
     this.loaded = false;
     this.loadingMore = false;
     this.error = null;
     this.eventGen = 0;
+    this.snoozedGen = 0;
     this.refreshing = null;
     this.refreshAgain = false;
     this.listeners = /* @__PURE__ */ new Set();
@@ -676,6 +995,8 @@ var Inbox = class {
       if (reason === "reset")
         this.eventGen++;
       void this.refresh();
+      if (this.snoozed)
+        void this.loadSnoozed();
     }));
   }
   /** Calls `fn` after every change. */
@@ -694,6 +1015,10 @@ var Inbox = class {
   /** The loaded notifications, newest first, without the expired ones. */
   list(now = Date.now()) {
     return Array.from(this.items.values()).filter((n) => !n.expires_at || time(n.expires_at) > now).sort(compareNotifications);
+  }
+  /** The loaded snoozed notifications, the soonest back first. */
+  listSnoozed() {
+    return Array.from(this.snoozed?.values() ?? []).sort((a, b) => time(a.snoozed_until) - time(b.snoozed_until) || compareNotifications(a, b));
   }
   unreadLoaded() {
     let n = 0;
@@ -717,46 +1042,35 @@ var Inbox = class {
       return;
     this.counts = { unread: counts.unread, unseen: counts.unseen, total: counts.total };
   }
-  /** The oldest loaded item bounds what we know: older ones come with pagination. */
-  inLoadedRange(n) {
-    if (!this.loaded || this.nextCursor === null)
-      return true;
-    let oldest = null;
-    for (const it of this.items.values())
-      if (!oldest || compareNotifications(it, oldest) > 0)
-        oldest = it;
-    return !oldest || compareNotifications(n, oldest) <= 0;
-  }
+  /** Files a notification's new state in `items` or `snoozed`, wherever it now belongs. */
   upsert(n) {
     if (!n || typeof n.id !== "string")
       return;
-    if (n.archived_at) {
-      this.items.delete(n.id);
-      return;
-    }
-    if (!this.items.has(n.id) && !this.inLoadedRange(n))
-      return;
-    this.items.set(n.id, n);
+    file(this.items, listed(n), !this.loaded || this.nextCursor === null, n);
+    if (this.snoozed)
+      file(this.snoozed, !!n.snoozed_until && !n.archived_at, this.snoozedCursor === null, n);
   }
   onEvent(type, data, at) {
     this.eventGen++;
     const arrived = [];
-    if (type === "notification.created" || type === "notification.updated") {
+    if (type === "notification.expired") {
       const n = data?.notification;
-      const isNew = !!n && !this.items.has(n.id);
-      this.upsert(n);
-      if (type === "notification.created" && n && isNew && this.items.has(n.id))
-        arrived.push(n.id);
-    } else if (type === "notification.expired") {
-      const n = data?.notification;
-      if (n && typeof n.id === "string")
+      if (n && typeof n.id === "string") {
         this.items.delete(n.id);
+        this.snoozed?.delete(n.id);
+      }
+    } else if (type === "notification.created" || type === "notification.updated" || type === "notification.snoozed") {
+      const n = data?.notification;
+      const before = n ? this.items.get(n.id) : void 0;
+      this.upsert(n);
+      if (n && this.items.has(n.id) && !n.seen_at && !n.read_at && (!before || latest(n) > latest(before)))
+        arrived.push(n.id);
     } else {
       const field = type === "inbox.read_all" ? "read_at" : "seen_at";
       const when = at || (/* @__PURE__ */ new Date()).toISOString();
       const cutoff = time(when);
       for (const [id, n] of this.items) {
-        if (!n[field] && time(n.created_at) <= cutoff)
+        if (!n[field] && latest(n) <= cutoff)
           this.items.set(id, { ...n, [field]: when });
       }
     }
@@ -790,7 +1104,7 @@ var Inbox = class {
           continue;
         this.items.clear();
         for (const n of page.items || [])
-          if (n && n.id && !n.archived_at)
+          if (n && n.id && listed(n))
             this.items.set(n.id, n);
         this.nextCursor = page.next_cursor || null;
         this.loaded = true;
@@ -815,7 +1129,7 @@ var Inbox = class {
       const page = await this.fetchPage(cursor);
       if (this.nextCursor === cursor) {
         for (const n of page.items || []) {
-          if (!this.items.has(n.id) && !n.archived_at)
+          if (!this.items.has(n.id) && listed(n))
             this.items.set(n.id, n);
         }
         this.nextCursor = page.next_cursor || null;
@@ -873,6 +1187,87 @@ var Inbox = class {
       this.error = action === "archive" ? "Couldn't archive that notification." : "Couldn't update that notification.";
       void this.refresh();
       throw err;
+    }
+  }
+  /** Snoozes a listed notification until `until`: out of the list at once, the counts exact when the event comes. */
+  async snooze(id, until) {
+    const n = this.items.get(id);
+    if (!n)
+      return;
+    const gen = this.eventGen;
+    this.items.delete(id);
+    if (!n.read_at && this.counts)
+      this.counts.unread = Math.max(0, this.counts.unread - 1);
+    this.emit();
+    try {
+      const snoozed = await this.client.snooze(id, until);
+      if (this.eventGen === gen && snoozed && snoozed.id === id) {
+        this.upsert(snoozed);
+        this.emit();
+      }
+      if (this.stream.status !== "live")
+        void this.refreshCounts();
+    } catch (err) {
+      this.error = "Couldn't snooze that notification.";
+      void this.refresh();
+      throw err;
+    }
+  }
+  /** Brings a snoozed notification back now: it returns to the top of the list, unread. */
+  async unsnooze(id) {
+    const gen = this.eventGen;
+    this.snoozed?.delete(id);
+    this.emit();
+    try {
+      const back = await this.client.unsnooze(id);
+      if (this.eventGen === gen && back && back.id === id) {
+        this.upsert(back);
+        this.emit();
+      }
+      if (this.stream.status !== "live")
+        void this.refreshCounts();
+    } catch (err) {
+      this.snoozedError = "Couldn't bring that notification back.";
+      void this.loadSnoozed();
+      throw err;
+    }
+  }
+  /**
+   * Fetches the snoozed list (`status=snoozed`): its first page again, or with
+   * `more` the next one. Retried while inbox events race with it; the last call wins.
+   */
+  async loadSnoozed(more = false) {
+    const cursor = more ? this.snoozedCursor : null;
+    if (more && !cursor)
+      return;
+    const mine = ++this.snoozedGen;
+    this.loadingSnoozed = true;
+    this.emit();
+    try {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const gen = this.eventGen;
+        const page = await this.client.listNotifications({ status: "snoozed", limit: PAGE_SIZE, cursor });
+        if (mine !== this.snoozedGen)
+          return;
+        if (this.eventGen !== gen && attempt < 4)
+          continue;
+        const held = more && this.snoozed ? this.snoozed : /* @__PURE__ */ new Map();
+        for (const n of page.items || [])
+          if (n && n.id && n.snoozed_until && !n.archived_at && !held.has(n.id))
+            held.set(n.id, n);
+        this.snoozed = held;
+        this.snoozedCursor = page.next_cursor || null;
+        this.snoozedError = null;
+        return;
+      }
+    } catch {
+      if (mine === this.snoozedGen)
+        this.snoozedError = "Couldn't load the snoozed notifications.";
+    } finally {
+      if (mine === this.snoozedGen) {
+        this.loadingSnoozed = false;
+        this.emit();
+      }
     }
   }
   async markAllRead() {
@@ -1858,6 +2253,7 @@ var HeraldStream = class {
 var GEAR_ICON = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true"><circle cx="12" cy="12" r="3" fill="none" stroke="currentColor" stroke-width="1.8"/><path d="M19.4 15a1.7 1.7 0 0 0 .3 1.8l.1.1a2 2 0 1 1-2.8 2.8l-.1-.1a1.7 1.7 0 0 0-1.8-.3 1.7 1.7 0 0 0-1 1.5V21a2 2 0 1 1-4 0v-.1a1.7 1.7 0 0 0-1.1-1.5 1.7 1.7 0 0 0-1.8.3l-.1.1a2 2 0 1 1-2.8-2.8l.1-.1a1.7 1.7 0 0 0 .3-1.8 1.7 1.7 0 0 0-1.5-1H3a2 2 0 1 1 0-4h.1a1.7 1.7 0 0 0 1.5-1.1 1.7 1.7 0 0 0-.3-1.8l-.1-.1a2 2 0 1 1 2.8-2.8l.1.1a1.7 1.7 0 0 0 1.8.3H9a1.7 1.7 0 0 0 1-1.5V3a2 2 0 1 1 4 0v.1a1.7 1.7 0 0 0 1 1.5 1.7 1.7 0 0 0 1.8-.3l.1-.1a2 2 0 1 1 2.8 2.8l-.1.1a1.7 1.7 0 0 0-.3 1.8V9a1.7 1.7 0 0 0 1.5 1H21a2 2 0 1 1 0 4h-.1a1.7 1.7 0 0 0-1.5 1z" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round"/></svg>';
 var BACK_ICON = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true"><path d="M15 18l-6-6 6-6" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"/></svg>';
 var BELL_ICON = '<svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true"><path d="M18 8a6 6 0 1 0-12 0c0 7-3 9-3 9h18s-3-2-3-9" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round"/><path d="M13.73 21a2 2 0 0 1-3.46 0" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round"/></svg>';
+var clockIcon = (size) => `<svg viewBox="0 0 24 24" width="${size}" height="${size}" aria-hidden="true"><circle cx="12" cy="12" r="8.5" fill="none" stroke="currentColor" stroke-width="1.8"/><path d="M12 7.5V12l3 2" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round"/></svg>`;
 var HUES = [239, 199, 262, 160, 330, 24, 187, 292];
 function hue(text) {
   let h = 0;
@@ -1909,7 +2305,7 @@ function tokenSubject(token) {
     return null;
   }
 }
-function el2(tag, className, text) {
+function el3(tag, className, text) {
   const node = document.createElement(tag);
   if (className)
     node.className = className;
@@ -1934,8 +2330,11 @@ var HeraldBell = class extends Base {
     this._webPush = null;
     this._categoryLabel = categoryLabel;
     this.settings = new SettingsPanel();
+    this.snoozeMenu = new SnoozeMenu();
+    this.snoozedPanel = new SnoozedPanel();
     this.initGen = 0;
     this.open = false;
+    this.view = "list";
     this.lastUnread = null;
     this.rows = /* @__PURE__ */ new Map();
     this.fresh = /* @__PURE__ */ new Set();
@@ -1959,10 +2358,10 @@ var HeraldBell = class extends Base {
       }
     };
     const root = this.attachShadow({ mode: "open" });
-    const style = el2("style");
+    const style = el3("style");
     style.textContent = BELL_CSS;
     const id = "herald-dd-" + Math.random().toString(36).slice(2, 8);
-    const bell = el2("button", "bell");
+    const bell = el3("button", "bell");
     bell.type = "button";
     bell.part.add("button");
     bell.dataset.testid = "bell";
@@ -1971,71 +2370,77 @@ var HeraldBell = class extends Base {
     bell.setAttribute("aria-controls", id);
     bell.setAttribute("aria-label", "Notifications");
     bell.innerHTML = BELL_ICON;
-    const badge = el2("span", "badge");
+    const badge = el3("span", "badge");
     badge.part.add("badge");
     badge.dataset.testid = "badge";
     badge.hidden = true;
     badge.setAttribute("aria-hidden", "true");
     bell.append(badge);
-    const dropdown = el2("section", "dropdown");
+    const dropdown = el3("section", "dropdown");
     dropdown.id = id;
     dropdown.part.add("dropdown");
     dropdown.dataset.testid = "dropdown";
     dropdown.setAttribute("role", "dialog");
     dropdown.setAttribute("aria-label", "Notifications");
     dropdown.hidden = true;
-    const head = el2("header", "head");
-    const start = el2("div", "head-start");
-    const back = el2("button", "icon-btn");
+    const head = el3("header", "head");
+    const start = el3("div", "head-start");
+    const back = el3("button", "icon-btn");
     back.type = "button";
     back.dataset.testid = "settings-back";
     back.setAttribute("aria-label", "Back to notifications");
     back.innerHTML = BACK_ICON;
     back.hidden = true;
-    const title = el2("h2", "title", "Notifications ");
-    const count = el2("span", "count");
+    const title = el3("h2", "title", "Notifications ");
+    const count = el3("span", "count");
     title.append(count);
-    const settingsTitle = el2("h2", "title", "Notification settings");
-    settingsTitle.hidden = true;
-    start.append(back, title, settingsTitle);
-    const markAll = el2("button", "link", "Mark all as read");
+    const viewTitle = el3("h2", "title");
+    viewTitle.hidden = true;
+    start.append(back, title, viewTitle);
+    const markAll = el3("button", "link", "Mark all read");
     markAll.type = "button";
     markAll.dataset.testid = "mark-all-read";
-    const gear = el2("button", "icon-btn");
+    const gear = el3("button", "icon-btn");
     gear.type = "button";
     gear.dataset.testid = "settings-button";
     gear.setAttribute("aria-label", "Notification settings");
     gear.title = "Notification settings";
     gear.innerHTML = GEAR_ICON;
-    const actions = el2("div", "head-actions");
-    actions.append(markAll, gear);
+    const snoozed = el3("button", "icon-btn");
+    snoozed.type = "button";
+    snoozed.dataset.testid = "snoozed-button";
+    snoozed.setAttribute("aria-label", "Snoozed notifications");
+    snoozed.title = "Snoozed notifications";
+    snoozed.innerHTML = clockIcon(18);
+    const actions = el3("div", "head-actions");
+    actions.append(markAll, snoozed, gear);
     head.append(start, actions);
-    const scroll = el2("div", "scroll");
+    const scroll = el3("div", "scroll");
     scroll.dataset.testid = "list";
-    const list = el2("ul", "items");
+    const list = el3("ul", "items");
     list.setAttribute("role", "list");
     list.setAttribute("aria-label", "Notifications, newest first");
-    const empty = el2("div", "empty");
+    const empty = el3("div", "empty");
     empty.dataset.testid = "empty";
     empty.hidden = true;
-    empty.append(el2("p", "empty-title", "You're all caught up"), el2("p", "empty-text", "New notifications will show up here as they happen."));
-    const loading = el2("div", "note");
+    empty.append(el3("p", "empty-title", "You're all caught up"), el3("p", "empty-text", "New notifications will show up here as they happen."));
+    const loading = el3("div", "note");
     loading.dataset.testid = "loading";
     loading.hidden = true;
-    loading.append(el2("span", "spinner"), document.createTextNode("Loading\u2026"));
-    const error = el2("div", "note error");
+    loading.append(el3("span", "spinner"), document.createTextNode("Loading\u2026"));
+    const error = el3("div", "note error");
     error.hidden = true;
-    const errorText = el2("span");
-    const retry = el2("button", "link", "Retry");
+    const errorText = el3("span");
+    const retry = el3("button", "link", "Retry");
     retry.type = "button";
     error.append(errorText, retry);
     scroll.append(list, empty, loading, error);
-    const footer = el2("footer", "footer", "Delivered live by Herald");
-    dropdown.append(head, scroll, this.settings.root, footer);
-    const live = el2("div", "sr");
+    const footer = el3("footer", "footer", "Delivered live by Herald");
+    dropdown.append(head, scroll, this.snoozedPanel.root, this.settings.root, footer, this.snoozeMenu.root);
+    const live = el3("div", "sr");
     live.setAttribute("aria-live", "polite");
     root.append(style, bell, dropdown, live);
-    this.ui = { bell, badge, dropdown, count, title, settingsTitle, markAll, gear, back, scroll, list, empty, loading, error, errorText, live };
+    this.ui = { bell, badge, dropdown, count, title, viewTitle, markAll, snoozed, gear, back, scroll, list, empty, loading, error, errorText, live };
     bell.addEventListener("click", (e) => {
       e.stopPropagation();
       if (this.open)
@@ -2045,13 +2450,17 @@ var HeraldBell = class extends Base {
     });
     markAll.addEventListener("click", () => void this._inbox?.markAllRead().catch(() => this.render()));
     gear.addEventListener("click", () => this.showSettings());
+    snoozed.addEventListener("click", () => this.showSnoozed());
     back.addEventListener("click", () => this.showList());
     retry.addEventListener("click", () => {
       if (this._inbox)
         this._inbox.error = null;
       void this._inbox?.refresh();
     });
-    scroll.addEventListener("scroll", () => this.fillViewport(), { passive: true });
+    scroll.addEventListener("scroll", () => {
+      this.snoozeMenu.close();
+      this.fillViewport();
+    }, { passive: true });
     list.addEventListener("click", (e) => this.onListClick(e));
     list.addEventListener("keydown", (e) => this.onListKey(e));
     dropdown.addEventListener("keydown", (e) => {
@@ -2111,6 +2520,13 @@ var HeraldBell = class extends Base {
   set categoryLabel(fn) {
     this._categoryLabel = typeof fn === "function" ? fn : categoryLabel;
     this.settings.categoryLabels = this._categoryLabel;
+  }
+  /** The snooze menu's choices (default: for 1 hour, until tomorrow 9:00, until next Monday 9:00). */
+  get snoozeOptions() {
+    return this.snoozeMenu.options;
+  }
+  set snoozeOptions(options) {
+    this.snoozeMenu.options = options;
   }
   /** The exact unread count, or null before it is known. */
   get unread() {
@@ -2201,6 +2617,7 @@ var HeraldBell = class extends Base {
     this._inbox = inbox;
     this._preferences = new UserPreferences(client, stream);
     this.attachSettings();
+    this.snoozedPanel.attach(inbox);
     this.unsubs.push(inbox.onChange((change) => this.onInboxChange(change.arrived)), stream.onState((status) => {
       this.dataset.status = status;
     }), stream.onError(() => this.showError("The server refused this token (401/403).")));
@@ -2220,6 +2637,8 @@ var HeraldBell = class extends Base {
     this._preferences = null;
     this._webPush = null;
     this.settings.attach(null, null);
+    this.snoozeMenu.close();
+    this.snoozedPanel.attach(null);
     if (this.ownsStream) {
       this._stream?.close();
       this._stream = null;
@@ -2254,31 +2673,46 @@ var HeraldBell = class extends Base {
     if (!this.open)
       return;
     this.open = false;
+    this.snoozeMenu.close();
     this.ui.dropdown.hidden = true;
     this.ui.bell.setAttribute("aria-expanded", "false");
   }
-  /** Shows the notifications list (the default view) or the settings view: only the DOM. */
+  /** Shows the notifications list (the default view), the snoozed list or the settings: only the DOM. */
   setView(view) {
-    const { scroll, title, settingsTitle, back, gear, markAll } = this.ui;
+    const { scroll, title, viewTitle, back, snoozed, gear, markAll } = this.ui;
+    this.view = view;
     const list = view === "list";
     scroll.hidden = !list;
     title.hidden = !list;
     markAll.hidden = !list;
+    snoozed.hidden = !list;
     gear.hidden = !list;
-    settingsTitle.hidden = list;
+    viewTitle.hidden = list;
+    viewTitle.textContent = view === "snoozed" ? "Snoozed" : "Notification settings";
     back.hidden = list;
-    if (list)
-      this.settings.hide();
+    this.snoozeMenu.close();
+    if (view === "snoozed")
+      this.snoozedPanel.show();
     else
+      this.snoozedPanel.hide();
+    if (view === "settings")
       this.settings.show();
+    else
+      this.settings.hide();
   }
-  /** Back from the settings: the list is on screen again, so it is seen. */
+  /** Back to the list: it is on screen again, so it is seen. */
   showList() {
+    const from = this.view;
     this.setView("list");
     this.render();
     this.markSeenSoon(0);
     this.fillViewport();
-    this.ui.gear.focus();
+    (from === "snoozed" ? this.ui.snoozed : this.ui.gear).focus();
+  }
+  /** The snoozed notifications, with Unsnooze. */
+  showSnoozed() {
+    this.setView("snoozed");
+    (this.snoozedPanel.firstControl() ?? this.ui.back).focus();
   }
   /** The settings view: desktop notifications and preferences per category. */
   showSettings() {
@@ -2287,7 +2721,7 @@ var HeraldBell = class extends Base {
   }
   /** True while the notifications list is on screen (what "seen" means). */
   listShown() {
-    return this.open && !this.settings.visible;
+    return this.open && this.view === "list";
   }
   markSeenSoon(delay) {
     clearTimeout(this.seenTimer);
@@ -2319,7 +2753,7 @@ var HeraldBell = class extends Base {
         this.markSeenSoon(600);
       const n = this._inbox?.items.get(arrived[arrived.length - 1]);
       if (n)
-        this.ui.live.textContent = "New notification: " + n.title;
+        this.ui.live.textContent = "New notification: " + entrySummary(n);
     }
     this.render();
     this.fillViewport();
@@ -2333,7 +2767,10 @@ var HeraldBell = class extends Base {
     const button = e.target.closest("button[data-action]");
     if (button) {
       e.stopPropagation();
-      void this._inbox.setState(id, button.dataset.action).catch(() => this.render());
+      if (button.dataset.action === "snooze")
+        this.snoozeMenu.toggle(button, (until) => this.snooze(id, until));
+      else
+        void this._inbox.setState(id, button.dataset.action).catch(() => this.render());
       return;
     }
     this.activate(id);
@@ -2348,6 +2785,19 @@ var HeraldBell = class extends Base {
     const go = this.dispatchEvent(new CustomEvent("herald-select", { bubbles: true, composed: true, cancelable: true, detail: n }));
     if (link && go)
       window.location.assign(link);
+  }
+  /** Snoozes one: it leaves the list at once, and focus goes to the entry that took its place (or the Snoozed button). */
+  snooze(id, until) {
+    const inbox = this._inbox;
+    if (!inbox)
+      return;
+    const i = this.items().findIndex((li) => li.dataset.id === id);
+    void inbox.snooze(id, until).catch(() => this.render());
+    this.ui.live.textContent = "Snoozed until " + snoozeTime(until);
+    if (this.items().length)
+      this.focusItem(i);
+    else
+      this.ui.snoozed.focus();
   }
   items() {
     return Array.from(this.ui.list.children);
@@ -2409,6 +2859,8 @@ var HeraldBell = class extends Base {
     }
     if (this.open)
       this.renderList();
+    if (this.open && this.view === "snoozed")
+      this.snoozedPanel.render();
   }
   /** The app badge (installed apps) follows the exact count while a tab is open; herald-sw.js sets it on each push. */
   updateAppBadge(unread) {
@@ -2451,6 +2903,7 @@ var HeraldBell = class extends Base {
     for (const id of this.fresh)
       this.rows.get(id)?.li.classList.add("fresh");
     this.fresh.clear();
+    this.snoozeMenu.place();
     const loading = !inbox.loaded && !inbox.error;
     this.ui.loading.hidden = !(loading || inbox.loadingMore);
     if (inbox.error)
@@ -2460,40 +2913,59 @@ var HeraldBell = class extends Base {
     this.ui.empty.hidden = !(inbox.loaded && sorted.length === 0 && !inbox.nextCursor);
   }
   createRow(id) {
-    const li = el2("li", "item");
+    const li = el3("li", "item");
     li.part.add("item");
     li.dataset.testid = "notification";
     li.dataset.id = id;
     li.tabIndex = -1;
-    const icon = el2("div", "icon");
+    const icon = el3("div", "icon");
     icon.setAttribute("aria-hidden", "true");
-    const main = el2("div", "main");
-    const title = el2("div", "item-title");
+    const initial = el3("span");
+    const stack = el3("span", "stack");
+    stack.dataset.testid = "group-count";
+    icon.append(initial, stack);
+    const main = el3("div", "main");
+    const title = el3("div", "item-title");
     title.dataset.testid = "title";
-    const body = el2("div", "body");
+    const who = el3("span", "who");
+    who.dataset.testid = "actors";
+    const rest = el3("span");
+    title.append(who, rest);
+    const by = el3("div", "by");
+    by.dataset.testid = "by";
+    const body = el3("div", "body");
     body.dataset.testid = "body";
-    const meta = el2("div", "meta");
-    const when = el2("time");
+    const meta = el3("div", "meta");
+    const when = el3("time");
     when.dataset.testid = "time";
-    const sep = el2("span", void 0, "\xB7");
+    const sep = el3("span", void 0, "\xB7");
     sep.setAttribute("aria-hidden", "true");
-    const cat = el2("span", "cat");
+    const cat = el3("span", "cat");
     meta.append(when, sep, cat);
-    const dot = el2("span", "dot");
+    const dot = el3("span", "dot");
     dot.dataset.testid = "unread-dot";
-    const actions = el2("div", "actions");
-    const toggle = el2("button");
+    const actions = el3("div", "actions");
+    const toggle = el3("button");
     toggle.type = "button";
-    const archive = el2("button", "action subtle", "Archive");
+    const snooze = el3("button", "action subtle icon-action");
+    snooze.type = "button";
+    snooze.innerHTML = clockIcon(15);
+    snooze.setAttribute("aria-label", "Snooze");
+    snooze.title = "Snooze";
+    snooze.dataset.testid = "snooze";
+    snooze.dataset.action = "snooze";
+    snooze.setAttribute("aria-haspopup", "menu");
+    snooze.setAttribute("aria-expanded", "false");
+    const archive = el3("button", "action subtle", "Archive");
     archive.type = "button";
     archive.dataset.testid = "archive";
     archive.dataset.action = "archive";
-    actions.append(toggle, archive);
-    const foot = el2("div", "foot");
+    actions.append(toggle, snooze, archive);
+    const foot = el3("div", "foot");
     foot.append(meta, actions);
-    main.append(title, body, foot);
+    main.append(title, by, body, foot);
     li.append(icon, main, dot);
-    return { li, icon, title, body, when, cat, dot, toggle };
+    return { li, icon, initial, stack, who, rest, by, body, when, cat, dot, toggle };
   }
   updateRow(r, n, now) {
     const unread = !n.read_at;
@@ -2502,23 +2974,31 @@ var HeraldBell = class extends Base {
     r.li.classList.toggle("linked", !!safeUrl(n.action_url));
     const category = typeof n.category === "string" ? n.category : "";
     const initial = category[0] || "\u2022";
-    if (r.icon.textContent !== initial) {
-      r.icon.textContent = initial;
+    if (r.initial.textContent !== initial) {
+      r.initial.textContent = initial;
       r.icon.style.setProperty("--hue", String(hue(category)));
     }
-    const title = String(n.title || "");
-    if (r.title.textContent !== title)
-      r.title.textContent = title;
+    const count = n.group_count ?? 1;
+    r.stack.textContent = count > 1 ? String(count) : "";
+    r.stack.hidden = count <= 1;
+    const text = entryText(n);
+    if (r.who.textContent !== (text.lead ?? ""))
+      r.who.textContent = text.lead ?? "";
+    if (r.rest.textContent !== text.rest)
+      r.rest.textContent = text.rest;
+    r.by.textContent = text.by ?? "";
+    r.by.hidden = !text.by;
     const body = n.body == null ? "" : String(n.body);
     if (r.body.textContent !== body)
       r.body.textContent = body;
     r.body.hidden = !body;
-    r.when.dateTime = n.created_at || "";
-    r.when.title = n.created_at ? new Date(n.created_at).toLocaleString() : "";
-    r.when.textContent = relativeTime(n.created_at, now);
+    const at = n.latest_at || n.created_at;
+    r.when.dateTime = at || "";
+    r.when.title = at ? new Date(at).toLocaleString() : "";
+    r.when.textContent = relativeTime(at, now);
     r.cat.textContent = category;
     r.dot.setAttribute("aria-label", unread ? "Unread" : "Read");
-    r.li.setAttribute("aria-label", `${unread ? "Unread: " : ""}${title}`);
+    r.li.setAttribute("aria-label", `${unread ? "Unread: " : ""}${entrySummary(n)}${count > 1 ? `, ${count} notifications` : ""}`);
     const wanted = unread ? "read" : "unread";
     if (r.toggle.dataset.action !== wanted) {
       r.toggle.dataset.action = wanted;
@@ -2534,6 +3014,8 @@ function defineHeraldBell(name = "herald-bell") {
 }
 defineHeraldBell();
 export {
+  ACTORS_KEPT,
+  DEFAULT_SNOOZE_OPTIONS,
   HeraldBell,
   HeraldClient,
   HeraldError,
@@ -2544,8 +3026,11 @@ export {
   UserPreferences,
   WebPush,
   WebPushError,
+  actorPhrase,
   base64UrlToBytes,
   compareNotifications,
   defineHeraldBell,
+  entrySummary,
+  entryText,
   webPushSupported
 };

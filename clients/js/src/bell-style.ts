@@ -15,7 +15,8 @@
  *   --herald-switch-off                     a switch that is off (default: the border colour)
  *
  * and with `::part()`: `button`, `badge`, `dropdown`, `item`, `settings`
- * (the settings view), `switch` (every on/off switch in it).
+ * (the settings view), `switch` (every on/off switch in it), `snooze-menu`,
+ * `snoozed` (the Snoozed view).
  */
 export const BELL_CSS: string = `
 :host {
@@ -72,10 +73,10 @@ button { font: inherit; }
   display: flex; align-items: center; justify-content: space-between;
   padding: 14px 16px 12px; border-bottom: 1px solid var(--_border);
 }
-.title { margin: 0; font-size: 15px; font-weight: 650; display: flex; align-items: center; gap: 8px; }
-.count { font-size: 12px; font-weight: 600; color: var(--_accent); background: var(--_accent-soft); border-radius: 999px; padding: 1px 8px; }
+.title { margin: 0; font-size: 15px; font-weight: 650; display: flex; align-items: center; gap: 8px; white-space: nowrap; }
+.count { font-size: 12px; font-weight: 600; color: var(--_accent); background: var(--_accent-soft); border-radius: 999px; padding: 1px 8px; white-space: nowrap; }
 .count:empty { display: none; }
-.link { border: 0; background: none; padding: 4px 6px; border-radius: 6px; color: var(--_accent); font-size: 13px; font-weight: 550; cursor: pointer; }
+.link { border: 0; background: none; white-space: nowrap; padding: 4px 6px; border-radius: 6px; color: var(--_accent); font-size: 13px; font-weight: 550; cursor: pointer; }
 .link:hover:not(:disabled) { background: var(--_accent-soft); }
 .link:disabled { color: var(--_muted); cursor: default; }
 .scroll { max-height: min(440px, calc(100vh - 160px)); overflow-y: auto; overscroll-behavior: contain; }
@@ -92,30 +93,62 @@ button { font: inherit; }
 .icon {
   --hue: 239; width: 36px; height: 36px; border-radius: 10px; display: grid; place-items: center;
   font-weight: 700; font-size: 14px; text-transform: uppercase;
-  background: hsl(var(--hue) 90% 96%); color: hsl(var(--hue) 60% 48%);
+  background: hsl(var(--hue) 90% 96%); color: hsl(var(--hue) 60% 48%); position: relative;
 }
+.stack {
+  position: absolute; right: -6px; bottom: -6px; min-width: 14px; height: 14px; padding: 0 3px;
+  border-radius: 8px; border: 2px solid var(--_surface); background: hsl(var(--hue) 60% 48%); color: #fff;
+  font-size: 10px; font-weight: 700; line-height: 14px; text-align: center; font-variant-numeric: tabular-nums;
+  box-sizing: content-box;
+}
+.stack[hidden] { display: none; }
 .main { min-width: 0; }
 .item-title { font-weight: 500; color: var(--_muted); overflow-wrap: anywhere; }
 .item.unread .item-title { font-weight: 650; color: var(--_text); }
+.who { font-weight: 650; color: var(--_text); }
+.by { font-size: 12.5px; color: var(--_muted); }
+.by[hidden] { display: none; }
 .body {
   margin-top: 2px; color: var(--_muted); font-size: 13px; overflow-wrap: anywhere;
   display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical; overflow: hidden;
 }
 .body[hidden] { display: none; }
-.foot { margin-top: 4px; display: flex; align-items: center; justify-content: space-between; gap: 8px; min-height: 24px; }
-.meta { font-size: 12px; color: var(--_muted); display: flex; gap: 6px; align-items: center; white-space: nowrap; }
+.foot { margin-top: 4px; display: flex; align-items: center; justify-content: space-between; gap: 6px; min-height: 24px; }
+.meta { font-size: 12px; color: var(--_muted); display: flex; gap: 6px; align-items: center; white-space: nowrap; min-width: 0; overflow: hidden; }
 .cat { text-transform: capitalize; }
 .dot { width: 8px; height: 8px; margin-top: 7px; border-radius: 50%; background: var(--_accent); }
 .item:not(.unread) .dot { visibility: hidden; }
 .actions { display: flex; gap: 2px; margin-right: -6px; }
 .action {
   border: 0; background: none; cursor: pointer; font-size: 12px; font-weight: 550; color: var(--_muted);
-  padding: 3px 6px; border-radius: 6px; white-space: nowrap;
+  padding: 3px 5px; border-radius: 6px; white-space: nowrap;
 }
 .action:hover { background: var(--_hover); color: var(--_text); }
 .action.primary { color: var(--_accent); }
+.icon-action { display: grid; place-items: center; padding: 3px 5px; }
+.action[aria-expanded="true"] { opacity: 1; background: var(--_hover); color: var(--_text); }
 .action.subtle { opacity: 0; transition: opacity .1s; }
 .item:hover .action.subtle, .item:focus-within .action.subtle, .item:focus .action.subtle { opacity: 1; }
+.menu {
+  position: absolute; z-index: 2; min-width: 230px; padding: 4px;
+  background: var(--_surface); border: 1px solid var(--_border); border-radius: 10px;
+  box-shadow: 0 10px 24px -6px rgba(16, 24, 40, .2);
+}
+.menu[hidden] { display: none; }
+.menu-item {
+  display: flex; justify-content: space-between; gap: 16px; width: 100%; padding: 6px 10px; border: 0; border-radius: 6px;
+  background: none; color: var(--_text); font-size: 13px; text-align: left; cursor: pointer; white-space: nowrap;
+}
+.menu-item:hover { background: var(--_hover); }
+.menu-item:focus-visible { outline: 2px solid var(--_accent); outline-offset: -2px; background: var(--_accent-soft); }
+.menu-when { color: var(--_muted); font-size: 12px; }
+.snoozed { max-height: min(440px, calc(100vh - 160px)); overflow-y: auto; overscroll-behavior: contain; }
+.snoozed[hidden] { display: none; }
+.snoozed .alert { margin: 8px 16px; }
+.snoozed-item { display: flex; align-items: center; justify-content: space-between; gap: 12px; padding: 10px 16px; border-bottom: 1px solid var(--_border); }
+.snoozed-item:last-child { border-bottom: 0; }
+.snoozed-item .item-title { color: var(--_text); }
+.snoozed-when { display: block; font-size: 12px; color: var(--_muted); }
 .note { display: flex; align-items: center; justify-content: center; gap: 8px; padding: 16px; color: var(--_muted); font-size: 13px; }
 .note[hidden] { display: none; }
 .note.error { color: var(--_badge-bg); }

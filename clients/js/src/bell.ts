@@ -15,22 +15,30 @@
  * `service-worker-scope`. Properties: `getToken` (async, returns the user's
  * token), `stream` (a `HeraldStream` to share with the rest of the page; its
  * owner starts it), `client`, `inbox`, `preferences`, `webPush`,
- * `categoryLabel` (names categories in the settings view).
+ * `categoryLabel` (names categories in the settings view), `snoozeOptions`
+ * (the snooze menu's choices, `SnoozeOption[]`).
  *
- * The gear in the dropdown's header opens the settings view: the desktop
- * notifications switch and the user's preferences per category.
+ * A grouped entry reads "Maya and 2 others commented on Launch plan", with
+ * its count on its icon (the rule: `group.ts`). Each entry has a Snooze
+ * button and menu; a snoozed entry leaves the list until it comes back. The
+ * clock in the dropdown's header opens the Snoozed view (Unsnooze brings one
+ * back now); the gear opens the settings view: the desktop notifications
+ * switch and the user's preferences per category.
  *
  * Reflects `data-unread` (the exact unread count, once known) and
  * `data-status` (the stream's status) on itself, and fires
  * `herald-unread` (`detail`: the counts) when the count changes.
  * Themable with CSS custom properties (see `bell-style.ts`); keyboard: the
  * button toggles, arrows move between notifications, Enter opens one,
- * Tab reaches the settings and their switches (Space flips one), Escape
- * closes.
+ * Tab reaches an entry's buttons (Snooze opens its menu: arrows, Enter,
+ * Escape), the Snoozed view, the settings and their switches (Space flips
+ * one), Escape closes.
  */
 import { HeraldClient, type Notification } from './client.js';
 import { BELL_CSS } from './bell-style.js';
 import { SettingsPanel, categoryLabel } from './bell-settings.js';
+import { SnoozeMenu, SnoozedPanel, snoozeTime, type SnoozeOption } from './bell-snooze.js';
+import { entrySummary, entryText } from './group.js';
 import { Inbox } from './inbox.js';
 import { UserPreferences } from './preferences.js';
 import { WebPush } from './push.js';
@@ -40,6 +48,7 @@ import type { NotificationClickMessage } from './sw.js';
 const GEAR_ICON = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true"><circle cx="12" cy="12" r="3" fill="none" stroke="currentColor" stroke-width="1.8"/><path d="M19.4 15a1.7 1.7 0 0 0 .3 1.8l.1.1a2 2 0 1 1-2.8 2.8l-.1-.1a1.7 1.7 0 0 0-1.8-.3 1.7 1.7 0 0 0-1 1.5V21a2 2 0 1 1-4 0v-.1a1.7 1.7 0 0 0-1.1-1.5 1.7 1.7 0 0 0-1.8.3l-.1.1a2 2 0 1 1-2.8-2.8l.1-.1a1.7 1.7 0 0 0 .3-1.8 1.7 1.7 0 0 0-1.5-1H3a2 2 0 1 1 0-4h.1a1.7 1.7 0 0 0 1.5-1.1 1.7 1.7 0 0 0-.3-1.8l-.1-.1a2 2 0 1 1 2.8-2.8l.1.1a1.7 1.7 0 0 0 1.8.3H9a1.7 1.7 0 0 0 1-1.5V3a2 2 0 1 1 4 0v.1a1.7 1.7 0 0 0 1 1.5 1.7 1.7 0 0 0 1.8-.3l.1-.1a2 2 0 1 1 2.8 2.8l-.1.1a1.7 1.7 0 0 0-.3 1.8V9a1.7 1.7 0 0 0 1.5 1H21a2 2 0 1 1 0 4h-.1a1.7 1.7 0 0 0-1.5 1z" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round"/></svg>';
 const BACK_ICON = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true"><path d="M15 18l-6-6 6-6" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"/></svg>';
 const BELL_ICON = '<svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true"><path d="M18 8a6 6 0 1 0-12 0c0 7-3 9-3 9h18s-3-2-3-9" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round"/><path d="M13.73 21a2 2 0 0 1-3.46 0" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round"/></svg>';
+const clockIcon = (size: number): string => `<svg viewBox="0 0 24 24" width="${size}" height="${size}" aria-hidden="true"><circle cx="12" cy="12" r="8.5" fill="none" stroke="currentColor" stroke-width="1.8"/><path d="M12 7.5V12l3 2" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round"/></svg>`;
 const HUES = [239, 199, 262, 160, 330, 24, 187, 292];
 
 function hue(text: string): number {
@@ -99,7 +108,11 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, t
 interface Row {
   li: HTMLLIElement;
   icon: HTMLElement;
-  title: HTMLElement;
+  initial: HTMLElement;
+  stack: HTMLElement;
+  who: HTMLElement;
+  rest: HTMLElement;
+  by: HTMLElement;
   body: HTMLElement;
   when: HTMLTimeElement;
   cat: HTMLElement;
@@ -124,8 +137,11 @@ export class HeraldBell extends Base {
   private _webPush: WebPush | null = null;
   private _categoryLabel: (name: string) => string = categoryLabel;
   private readonly settings = new SettingsPanel();
+  private readonly snoozeMenu = new SnoozeMenu();
+  private readonly snoozedPanel = new SnoozedPanel();
   private initGen = 0;
   private open = false;
+  private view: 'list' | 'settings' | 'snoozed' = 'list';
   private lastUnread: number | null = null;
   private readonly rows = new Map<string, Row>();
   private readonly fresh = new Set<string>();
@@ -139,8 +155,9 @@ export class HeraldBell extends Base {
     dropdown: HTMLElement;
     count: HTMLElement;
     title: HTMLElement;
-    settingsTitle: HTMLElement;
+    viewTitle: HTMLElement;
     markAll: HTMLButtonElement;
+    snoozed: HTMLButtonElement;
     gear: HTMLButtonElement;
     back: HTMLButtonElement;
     scroll: HTMLElement;
@@ -193,10 +210,10 @@ export class HeraldBell extends Base {
     const title = el('h2', 'title', 'Notifications ');
     const count = el('span', 'count');
     title.append(count);
-    const settingsTitle = el('h2', 'title', 'Notification settings');
-    settingsTitle.hidden = true;
-    start.append(back, title, settingsTitle);
-    const markAll = el('button', 'link', 'Mark all as read');
+    const viewTitle = el('h2', 'title');
+    viewTitle.hidden = true;
+    start.append(back, title, viewTitle);
+    const markAll = el('button', 'link', 'Mark all read');
     markAll.type = 'button';
     markAll.dataset.testid = 'mark-all-read';
     const gear = el('button', 'icon-btn');
@@ -205,8 +222,14 @@ export class HeraldBell extends Base {
     gear.setAttribute('aria-label', 'Notification settings');
     gear.title = 'Notification settings';
     gear.innerHTML = GEAR_ICON; // a constant
+    const snoozed = el('button', 'icon-btn');
+    snoozed.type = 'button';
+    snoozed.dataset.testid = 'snoozed-button';
+    snoozed.setAttribute('aria-label', 'Snoozed notifications');
+    snoozed.title = 'Snoozed notifications';
+    snoozed.innerHTML = clockIcon(18); // built from constants
     const actions = el('div', 'head-actions');
-    actions.append(markAll, gear);
+    actions.append(markAll, snoozed, gear);
     head.append(start, actions);
     const scroll = el('div', 'scroll');
     scroll.dataset.testid = 'list';
@@ -229,11 +252,11 @@ export class HeraldBell extends Base {
     error.append(errorText, retry);
     scroll.append(list, empty, loading, error);
     const footer = el('footer', 'footer', 'Delivered live by Herald');
-    dropdown.append(head, scroll, this.settings.root, footer);
+    dropdown.append(head, scroll, this.snoozedPanel.root, this.settings.root, footer, this.snoozeMenu.root);
     const live = el('div', 'sr');
     live.setAttribute('aria-live', 'polite');
     root.append(style, bell, dropdown, live);
-    this.ui = { bell, badge, dropdown, count, title, settingsTitle, markAll, gear, back, scroll, list, empty, loading, error, errorText, live };
+    this.ui = { bell, badge, dropdown, count, title, viewTitle, markAll, snoozed, gear, back, scroll, list, empty, loading, error, errorText, live };
 
     bell.addEventListener('click', (e) => {
       e.stopPropagation();
@@ -242,12 +265,16 @@ export class HeraldBell extends Base {
     });
     markAll.addEventListener('click', () => void this._inbox?.markAllRead().catch(() => this.render()));
     gear.addEventListener('click', () => this.showSettings());
+    snoozed.addEventListener('click', () => this.showSnoozed());
     back.addEventListener('click', () => this.showList());
     retry.addEventListener('click', () => {
       if (this._inbox) this._inbox.error = null;
       void this._inbox?.refresh();
     });
-    scroll.addEventListener('scroll', () => this.fillViewport(), { passive: true });
+    scroll.addEventListener('scroll', () => {
+      this.snoozeMenu.close(); // it stays where its button was
+      this.fillViewport();
+    }, { passive: true });
     list.addEventListener('click', (e) => this.onListClick(e));
     list.addEventListener('keydown', (e) => this.onListKey(e));
     dropdown.addEventListener('keydown', (e) => {
@@ -313,6 +340,14 @@ export class HeraldBell extends Base {
   set categoryLabel(fn: (name: string) => string) {
     this._categoryLabel = typeof fn === 'function' ? fn : categoryLabel;
     this.settings.categoryLabels = this._categoryLabel;
+  }
+
+  /** The snooze menu's choices (default: for 1 hour, until tomorrow 9:00, until next Monday 9:00). */
+  get snoozeOptions(): readonly SnoozeOption[] {
+    return this.snoozeMenu.options;
+  }
+  set snoozeOptions(options: readonly SnoozeOption[]) {
+    this.snoozeMenu.options = options;
   }
 
   /** The exact unread count, or null before it is known. */
@@ -422,6 +457,7 @@ export class HeraldBell extends Base {
     this._inbox = inbox;
     this._preferences = new UserPreferences(client, stream);
     this.attachSettings();
+    this.snoozedPanel.attach(inbox);
     this.unsubs.push(
       inbox.onChange((change) => this.onInboxChange(change.arrived)),
       stream.onState((status) => {
@@ -444,6 +480,8 @@ export class HeraldBell extends Base {
     this._preferences = null;
     this._webPush = null;
     this.settings.attach(null, null);
+    this.snoozeMenu.close();
+    this.snoozedPanel.attach(null);
     if (this.ownsStream) {
       this._stream?.close();
       this._stream = null;
@@ -478,31 +516,45 @@ export class HeraldBell extends Base {
   private closeDropdown(): void {
     if (!this.open) return;
     this.open = false;
+    this.snoozeMenu.close();
     this.ui.dropdown.hidden = true;
     this.ui.bell.setAttribute('aria-expanded', 'false');
   }
 
-  /** Shows the notifications list (the default view) or the settings view: only the DOM. */
-  private setView(view: 'list' | 'settings'): void {
-    const { scroll, title, settingsTitle, back, gear, markAll } = this.ui;
+  /** Shows the notifications list (the default view), the snoozed list or the settings: only the DOM. */
+  private setView(view: 'list' | 'settings' | 'snoozed'): void {
+    const { scroll, title, viewTitle, back, snoozed, gear, markAll } = this.ui;
+    this.view = view;
     const list = view === 'list';
     scroll.hidden = !list;
     title.hidden = !list;
     markAll.hidden = !list;
+    snoozed.hidden = !list;
     gear.hidden = !list;
-    settingsTitle.hidden = list;
+    viewTitle.hidden = list;
+    viewTitle.textContent = view === 'snoozed' ? 'Snoozed' : 'Notification settings';
     back.hidden = list;
-    if (list) this.settings.hide();
-    else this.settings.show();
+    this.snoozeMenu.close();
+    if (view === 'snoozed') this.snoozedPanel.show();
+    else this.snoozedPanel.hide();
+    if (view === 'settings') this.settings.show();
+    else this.settings.hide();
   }
 
-  /** Back from the settings: the list is on screen again, so it is seen. */
+  /** Back to the list: it is on screen again, so it is seen. */
   private showList(): void {
+    const from = this.view;
     this.setView('list');
     this.render();
     this.markSeenSoon(0);
     this.fillViewport();
-    this.ui.gear.focus();
+    (from === 'snoozed' ? this.ui.snoozed : this.ui.gear).focus();
+  }
+
+  /** The snoozed notifications, with Unsnooze. */
+  private showSnoozed(): void {
+    this.setView('snoozed');
+    (this.snoozedPanel.firstControl() ?? this.ui.back).focus();
   }
 
   /** The settings view: desktop notifications and preferences per category. */
@@ -513,7 +565,7 @@ export class HeraldBell extends Base {
 
   /** True while the notifications list is on screen (what "seen" means). */
   private listShown(): boolean {
-    return this.open && !this.settings.visible;
+    return this.open && this.view === 'list';
   }
 
   private markSeenSoon(delay: number): void {
@@ -544,7 +596,7 @@ export class HeraldBell extends Base {
       this.ring();
       if (this.listShown()) this.markSeenSoon(600); // it is on screen: it has been seen
       const n = this._inbox?.items.get(arrived[arrived.length - 1] as string);
-      if (n) this.ui.live.textContent = 'New notification: ' + n.title;
+      if (n) this.ui.live.textContent = 'New notification: ' + entrySummary(n);
     }
     this.render();
     this.fillViewport();
@@ -559,7 +611,8 @@ export class HeraldBell extends Base {
     const button = (e.target as Element).closest('button[data-action]') as HTMLButtonElement | null;
     if (button) {
       e.stopPropagation();
-      void this._inbox.setState(id, button.dataset.action as 'read' | 'unread' | 'archive').catch(() => this.render());
+      if (button.dataset.action === 'snooze') this.snoozeMenu.toggle(button, (until) => this.snooze(id, until));
+      else void this._inbox.setState(id, button.dataset.action as 'read' | 'unread' | 'archive').catch(() => this.render());
       return;
     }
     this.activate(id);
@@ -572,6 +625,17 @@ export class HeraldBell extends Base {
     const link = safeUrl(n.action_url);
     const go = this.dispatchEvent(new CustomEvent('herald-select', { bubbles: true, composed: true, cancelable: true, detail: n }));
     if (link && go) window.location.assign(link);
+  }
+
+  /** Snoozes one: it leaves the list at once, and focus goes to the entry that took its place (or the Snoozed button). */
+  private snooze(id: string, until: Date): void {
+    const inbox = this._inbox;
+    if (!inbox) return;
+    const i = this.items().findIndex((li) => li.dataset.id === id);
+    void inbox.snooze(id, until).catch(() => this.render());
+    this.ui.live.textContent = 'Snoozed until ' + snoozeTime(until);
+    if (this.items().length) this.focusItem(i);
+    else this.ui.snoozed.focus(); // where it went
   }
 
   private items(): HTMLLIElement[] {
@@ -630,6 +694,7 @@ export class HeraldBell extends Base {
       if (unread !== null && this._webPush) this.updateAppBadge(unread);
     }
     if (this.open) this.renderList();
+    if (this.open && this.view === 'snoozed') this.snoozedPanel.render();
   }
 
   /** The app badge (installed apps) follows the exact count while a tab is open; herald-sw.js sets it on each push. */
@@ -669,6 +734,7 @@ export class HeraldBell extends Base {
     if (first && !(focusable && keep.has(focusable))) first.tabIndex = 0;
     for (const id of this.fresh) this.rows.get(id)?.li.classList.add('fresh');
     this.fresh.clear();
+    this.snoozeMenu.place(); // its row may have moved, or gone
 
     const loading = !inbox.loaded && !inbox.error;
     this.ui.loading.hidden = !(loading || inbox.loadingMore);
@@ -685,9 +751,19 @@ export class HeraldBell extends Base {
     li.tabIndex = -1;
     const icon = el('div', 'icon');
     icon.setAttribute('aria-hidden', 'true');
+    const initial = el('span');
+    const stack = el('span', 'stack');
+    stack.dataset.testid = 'group-count';
+    icon.append(initial, stack);
     const main = el('div', 'main');
     const title = el('div', 'item-title');
     title.dataset.testid = 'title';
+    const who = el('span', 'who');
+    who.dataset.testid = 'actors';
+    const rest = el('span');
+    title.append(who, rest);
+    const by = el('div', 'by');
+    by.dataset.testid = 'by';
     const body = el('div', 'body');
     body.dataset.testid = 'body';
     const meta = el('div', 'meta');
@@ -702,16 +778,25 @@ export class HeraldBell extends Base {
     const actions = el('div', 'actions');
     const toggle = el('button');
     toggle.type = 'button';
+    const snooze = el('button', 'action subtle icon-action');
+    snooze.type = 'button';
+    snooze.innerHTML = clockIcon(15); // built from constants
+    snooze.setAttribute('aria-label', 'Snooze');
+    snooze.title = 'Snooze';
+    snooze.dataset.testid = 'snooze';
+    snooze.dataset.action = 'snooze';
+    snooze.setAttribute('aria-haspopup', 'menu');
+    snooze.setAttribute('aria-expanded', 'false');
     const archive = el('button', 'action subtle', 'Archive');
     archive.type = 'button';
     archive.dataset.testid = 'archive';
     archive.dataset.action = 'archive';
-    actions.append(toggle, archive);
+    actions.append(toggle, snooze, archive);
     const foot = el('div', 'foot');
     foot.append(meta, actions);
-    main.append(title, body, foot);
+    main.append(title, by, body, foot);
     li.append(icon, main, dot);
-    return { li, icon, title, body, when, cat, dot, toggle };
+    return { li, icon, initial, stack, who, rest, by, body, when, cat, dot, toggle };
   }
 
   private updateRow(r: Row, n: Notification, now: number): void {
@@ -721,21 +806,28 @@ export class HeraldBell extends Base {
     r.li.classList.toggle('linked', !!safeUrl(n.action_url));
     const category = typeof n.category === 'string' ? n.category : '';
     const initial = category[0] || '•';
-    if (r.icon.textContent !== initial) {
-      r.icon.textContent = initial;
+    if (r.initial.textContent !== initial) {
+      r.initial.textContent = initial;
       r.icon.style.setProperty('--hue', String(hue(category)));
     }
-    const title = String(n.title || '');
-    if (r.title.textContent !== title) r.title.textContent = title;
+    const count = n.group_count ?? 1;
+    r.stack.textContent = count > 1 ? String(count) : '';
+    r.stack.hidden = count <= 1;
+    const text = entryText(n);
+    if (r.who.textContent !== (text.lead ?? '')) r.who.textContent = text.lead ?? '';
+    if (r.rest.textContent !== text.rest) r.rest.textContent = text.rest;
+    r.by.textContent = text.by ?? '';
+    r.by.hidden = !text.by;
     const body = n.body == null ? '' : String(n.body);
     if (r.body.textContent !== body) r.body.textContent = body;
     r.body.hidden = !body;
-    r.when.dateTime = n.created_at || '';
-    r.when.title = n.created_at ? new Date(n.created_at).toLocaleString() : '';
-    r.when.textContent = relativeTime(n.created_at, now);
+    const at = n.latest_at || n.created_at; // a group's newest notification
+    r.when.dateTime = at || '';
+    r.when.title = at ? new Date(at).toLocaleString() : '';
+    r.when.textContent = relativeTime(at, now);
     r.cat.textContent = category;
     r.dot.setAttribute('aria-label', unread ? 'Unread' : 'Read');
-    r.li.setAttribute('aria-label', `${unread ? 'Unread: ' : ''}${title}`);
+    r.li.setAttribute('aria-label', `${unread ? 'Unread: ' : ''}${entrySummary(n)}${count > 1 ? `, ${count} notifications` : ''}`);
     const wanted = unread ? 'read' : 'unread';
     if (r.toggle.dataset.action !== wanted) {
       r.toggle.dataset.action = wanted;
@@ -759,4 +851,5 @@ declare global {
   }
 }
 
+export { DEFAULT_SNOOZE_OPTIONS, type SnoozeOption } from './bell-snooze.js';
 export * from './index.js';

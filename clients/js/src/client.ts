@@ -93,7 +93,8 @@ export interface HeraldClientOptions {
   fetch?: typeof fetch;
 }
 
-export type NotificationStatus = 'unread' | 'read' | 'archived' | 'all';
+/** `all` is read and unread: neither archived nor snoozed. */
+export type NotificationStatus = 'unread' | 'read' | 'archived' | 'snoozed' | 'all';
 
 export class HeraldClient {
   readonly baseUrl: string;
@@ -196,6 +197,23 @@ export class HeraldClient {
 
   archive(id: string): Promise<Notification> {
     return this.request('post', '/v1/me/notifications/{id}/archive', { path: { id } });
+  }
+
+  /**
+   * `POST /v1/me/notifications/{id}/snooze`: out of every list (but `status=snoozed`)
+   * and the counts until `until`, when it comes back unread at the top. `until` must
+   * be in the future and at most 30 days ahead (else a 422 `HeraldError`).
+   */
+  snooze(id: string, until: Date | string): Promise<Notification> {
+    return this.request('post', '/v1/me/notifications/{id}/snooze', {
+      path: { id },
+      body: { until: typeof until === 'string' ? until : until.toISOString() },
+    });
+  }
+
+  /** `POST /v1/me/notifications/{id}/unsnooze`: back now, unread at the top. */
+  unsnooze(id: string): Promise<Notification> {
+    return this.request('post', '/v1/me/notifications/{id}/unsnooze', { path: { id } });
   }
 
   /** `POST /v1/me/notifications/read-all`: the new counts. */

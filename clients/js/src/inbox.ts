@@ -9,7 +9,12 @@
  *   applied only if no inbox event arrived while it was in flight
  *   (`eventGen`); otherwise the event is newer and wins, and a snapshot is
  *   fetched again.
- * - Notifications are keyed by id: an id is never listed twice.
+ * - Notifications are keyed by id: an id is never listed twice. A grouped
+ *   send (`notification.updated`) replaces the entry and moves it up by
+ *   `latest_at`; a snoozed one (`notification.snoozed`) leaves the list and
+ *   comes back with the `notification.updated` of its wake-up.
+ * - `snoozed` holds the `status=snoozed` list once `loadSnoozed()` asked for
+ *   it, kept current from the same events.
  * - The stream asks for a resync when it cannot prove it saw everything.
  */
 import type { Counts, HeraldClient, Notification, NotificationPage } from './client.js';
@@ -18,6 +23,7 @@ import type { HeraldStream } from './stream.js';
 export const INBOX_EVENTS = [
   'notification.created',
   'notification.updated',
+  'notification.snoozed',
   'notification.expired',
   'inbox.read_all',
   'inbox.seen',
@@ -29,11 +35,34 @@ const time = (iso: string | null | undefined): number => {
   return Number.isFinite(t) ? t : 0;
 };
 
-/** Newest first; ids (UUIDv7) break ties. */
+/** When an entry's newest notification arrived (`latest_at`; `created_at` from servers without groups). */
+const latest = (n: Notification): number => time(n.latest_at || n.created_at);
+
+/** Newest first by `latest_at`, as the server lists them; ids (UUIDv7) break ties. */
 export function compareNotifications(a: Notification, b: Notification): number {
-  const d = time(b.created_at) - time(a.created_at);
+  const d = latest(b) - latest(a);
   if (d !== 0) return d;
   return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
+}
+
+/** In the `all` list: neither archived nor snoozed. */
+const listed = (n: Notification): boolean => !n.archived_at && !n.snoozed_until;
+
+/**
+ * Puts `n` in (or takes it out of) one paged list. The oldest entry held bounds
+ * what we know of it unless it is `complete`: older ones come with the next page.
+ */
+function file(held: Map<string, Notification>, belongs: boolean, complete: boolean, n: Notification): void {
+  if (!belongs) {
+    held.delete(n.id);
+    return;
+  }
+  if (!held.has(n.id) && !complete) {
+    let oldest: Notification | null = null;
+    for (const it of held.values()) if (!oldest || compareNotifications(it, oldest) > 0) oldest = it;
+    if (oldest && compareNotifications(n, oldest) > 0) return;
+  }
+  held.set(n.id, n);
 }
 
 export interface InboxChange {
@@ -43,6 +72,11 @@ export interface InboxChange {
 
 export class Inbox {
   readonly items = new Map<string, Notification>();
+  /** The snoozed notifications, once `loadSnoozed()` fetched them (null until then). */
+  snoozed: Map<string, Notification> | null = null;
+  snoozedCursor: string | null = null;
+  loadingSnoozed = false;
+  snoozedError: string | null = null;
   counts: Counts | null = null;
   nextCursor: string | null = null;
   loaded = false;
@@ -50,6 +84,7 @@ export class Inbox {
   error: string | null = null;
 
   private eventGen = 0;
+  private snoozedGen = 0;
   private refreshing: Promise<void> | null = null;
   private refreshAgain = false;
   private readonly listeners = new Set<(change: InboxChange) => void>();
@@ -62,6 +97,7 @@ export class Inbox {
     this.unsubscribe.push(stream.onResync(null, (reason) => {
       if (reason === 'reset') this.eventGen++; // any snapshot in flight is stale now
       void this.refresh();
+      if (this.snoozed) void this.loadSnoozed();
     }));
   }
 
@@ -87,6 +123,11 @@ export class Inbox {
       .sort(compareNotifications);
   }
 
+  /** The loaded snoozed notifications, the soonest back first. */
+  listSnoozed(): Notification[] {
+    return Array.from(this.snoozed?.values() ?? []).sort((a, b) => time(a.snoozed_until) - time(b.snoozed_until) || compareNotifications(a, b));
+  }
+
   unreadLoaded(): number {
     let n = 0;
     for (const it of this.items.values()) if (!it.read_at) n++;
@@ -109,43 +150,37 @@ export class Inbox {
     this.counts = { unread: counts.unread, unseen: counts.unseen, total: counts.total };
   }
 
-  /** The oldest loaded item bounds what we know: older ones come with pagination. */
-  private inLoadedRange(n: Notification): boolean {
-    if (!this.loaded || this.nextCursor === null) return true;
-    let oldest: Notification | null = null;
-    for (const it of this.items.values()) if (!oldest || compareNotifications(it, oldest) > 0) oldest = it;
-    return !oldest || compareNotifications(n, oldest) <= 0;
-  }
-
+  /** Files a notification's new state in `items` or `snoozed`, wherever it now belongs. */
   private upsert(n: Notification | undefined): void {
     if (!n || typeof n.id !== 'string') return;
-    if (n.archived_at) {
-      this.items.delete(n.id);
-      return;
-    }
-    if (!this.items.has(n.id) && !this.inLoadedRange(n)) return;
-    this.items.set(n.id, n);
+    file(this.items, listed(n), !this.loaded || this.nextCursor === null, n);
+    if (this.snoozed) file(this.snoozed, !!n.snoozed_until && !n.archived_at, this.snoozedCursor === null, n);
   }
 
   private onEvent(type: string, data: Record<string, unknown> | null, at: string): void {
     this.eventGen++;
     const arrived: string[] = [];
-    if (type === 'notification.created' || type === 'notification.updated') {
-      const n = data?.notification as Notification | undefined;
-      const isNew = !!n && !this.items.has(n.id);
-      this.upsert(n);
-      if (type === 'notification.created' && n && isNew && this.items.has(n.id)) arrived.push(n.id);
-    } else if (type === 'notification.expired') {
+    if (type === 'notification.expired') {
       // Its `expires_at` passed: it has left lists and counts.
       const n = data?.notification as Notification | undefined;
-      if (n && typeof n.id === 'string') this.items.delete(n.id);
+      if (n && typeof n.id === 'string') {
+        this.items.delete(n.id);
+        this.snoozed?.delete(n.id);
+      }
+    } else if (type === 'notification.created' || type === 'notification.updated' || type === 'notification.snoozed') {
+      // Created, changed, joined by a grouped send, snoozed or woken: the entry as it is now.
+      const n = data?.notification as Notification | undefined;
+      const before = n ? this.items.get(n.id) : undefined;
+      this.upsert(n);
+      // Unseen and newer than what we held: a new entry, a group's new notification, a wake-up.
+      if (n && this.items.has(n.id) && !n.seen_at && !n.read_at && (!before || latest(n) > latest(before))) arrived.push(n.id);
     } else {
       // Only counts travel; apply the change to what we hold, up to the event's time.
       const field = type === 'inbox.read_all' ? 'read_at' : 'seen_at';
       const when = at || new Date().toISOString();
       const cutoff = time(when);
       for (const [id, n] of this.items) {
-        if (!n[field] && time(n.created_at) <= cutoff) this.items.set(id, { ...n, [field]: when });
+        if (!n[field] && latest(n) <= cutoff) this.items.set(id, { ...n, [field]: when });
       }
     }
     this.setCounts(data?.counts);
@@ -178,7 +213,7 @@ export class Inbox {
         const raced = this.eventGen !== gen || this.refreshAgain;
         if (raced && attempt < 4) continue;
         this.items.clear();
-        for (const n of page.items || []) if (n && n.id && !n.archived_at) this.items.set(n.id, n);
+        for (const n of page.items || []) if (n && n.id && listed(n)) this.items.set(n.id, n);
         this.nextCursor = page.next_cursor || null;
         this.loaded = true;
         this.error = null;
@@ -203,7 +238,7 @@ export class Inbox {
       if (this.nextCursor === cursor) {
         for (const n of page.items || []) {
           // An id we already hold may carry newer state from an event: keep ours.
-          if (!this.items.has(n.id) && !n.archived_at) this.items.set(n.id, n);
+          if (!this.items.has(n.id) && listed(n)) this.items.set(n.id, n);
         }
         this.nextCursor = page.next_cursor || null;
       }
@@ -258,6 +293,81 @@ export class Inbox {
       this.error = action === 'archive' ? "Couldn't archive that notification." : "Couldn't update that notification.";
       void this.refresh();
       throw err;
+    }
+  }
+
+  /** Snoozes a listed notification until `until`: out of the list at once, the counts exact when the event comes. */
+  async snooze(id: string, until: Date): Promise<void> {
+    const n = this.items.get(id);
+    if (!n) return;
+    const gen = this.eventGen;
+    this.items.delete(id);
+    if (!n.read_at && this.counts) this.counts.unread = Math.max(0, this.counts.unread - 1);
+    this.emit();
+    try {
+      const snoozed = await this.client.snooze(id, until);
+      if (this.eventGen === gen && snoozed && snoozed.id === id) {
+        this.upsert(snoozed);
+        this.emit();
+      }
+      if (this.stream.status !== 'live') void this.refreshCounts();
+    } catch (err) {
+      this.error = "Couldn't snooze that notification.";
+      void this.refresh();
+      throw err;
+    }
+  }
+
+  /** Brings a snoozed notification back now: it returns to the top of the list, unread. */
+  async unsnooze(id: string): Promise<void> {
+    const gen = this.eventGen;
+    this.snoozed?.delete(id);
+    this.emit();
+    try {
+      const back = await this.client.unsnooze(id);
+      if (this.eventGen === gen && back && back.id === id) {
+        this.upsert(back);
+        this.emit();
+      }
+      if (this.stream.status !== 'live') void this.refreshCounts();
+    } catch (err) {
+      this.snoozedError = "Couldn't bring that notification back.";
+      void this.loadSnoozed();
+      throw err;
+    }
+  }
+
+  /**
+   * Fetches the snoozed list (`status=snoozed`): its first page again, or with
+   * `more` the next one. Retried while inbox events race with it; the last call wins.
+   */
+  async loadSnoozed(more = false): Promise<void> {
+    const cursor = more ? this.snoozedCursor : null;
+    if (more && !cursor) return;
+    const mine = ++this.snoozedGen;
+    this.loadingSnoozed = true;
+    this.emit();
+    try {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const gen = this.eventGen;
+        const page = await this.client.listNotifications({ status: 'snoozed', limit: PAGE_SIZE, cursor });
+        if (mine !== this.snoozedGen) return;
+        if (this.eventGen !== gen && attempt < 4) continue;
+        const held = more && this.snoozed ? this.snoozed : new Map<string, Notification>();
+        // An id we already hold may carry newer state from an event: keep ours.
+        for (const n of page.items || []) if (n && n.id && n.snoozed_until && !n.archived_at && !held.has(n.id)) held.set(n.id, n);
+        this.snoozed = held;
+        this.snoozedCursor = page.next_cursor || null;
+        this.snoozedError = null;
+        return;
+      }
+    } catch {
+      if (mine === this.snoozedGen) this.snoozedError = "Couldn't load the snoozed notifications.";
+    } finally {
+      if (mine === this.snoozedGen) {
+        this.loadingSnoozed = false;
+        this.emit();
+      }
     }
   }
 

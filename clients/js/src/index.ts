@@ -4,7 +4,8 @@
  * - `HeraldClient`: the REST API, typed from Herald's OpenAPI document.
  * - `HeraldStream`: live events over one `EventSource` per browser, shared by
  *   every tab of the origin, resumed without loss or duplicates.
- * - `Inbox`: notifications and exact counts kept current from both.
+ * - `Inbox`: notifications and exact counts kept current from both, with
+ *   groups and snooze; `entryText` words a grouped entry.
  * - `UserPreferences`: the user's choices per category and channel, live.
  * - `WebPush`: this browser's push subscription on and off (with the
  *   service worker of `@herald/client/sw`, built as `herald-sw.js`).
@@ -56,6 +57,7 @@ export {
   type StreamTokenSource,
 } from './stream.js';
 export { Inbox, INBOX_EVENTS, compareNotifications, type InboxChange } from './inbox.js';
+export { ACTORS_KEPT, actorPhrase, entrySummary, entryText, type EntryText } from './group.js';
 export { UserPreferences, PREFERENCE_EVENTS, type PreferencesChangeEvent } from './preferences.js';
 export {
   WebPush,

@@ -5,6 +5,7 @@
 // Environment (all required):
 //   HERALD_API_URL, HERALD_GATEWAY_URL   the stack (http://127.0.0.1:<port>)
 //   HERALD_USER_TOKEN                    user JWT (alice); HERALD_SERVICE_TOKEN: publish scope
+//   HERALD_OTHER_USER_TOKEN              user JWT of a second user (dana), whose inbox is empty
 //   PAGE_PORT                            port of this test's static server; the pages are
 //                                        served as http://127.0.0.1:PAGE_PORT (allowed) and
 //                                        http://localhost:PAGE_PORT (not allowed)
@@ -28,7 +29,14 @@
 //   7. herald-sw.js's handlers (the package's service worker, dist/sw.js) with stand-ins
 //      for the browser objects a service worker gets: the notification shown for a push
 //      (title, body, tag, data), the app badge, what a click focuses or opens (never a
-//      non-http URL), and the bell marking a clicked notification read.
+//      non-http URL), and the bell marking a clicked notification read;
+//   8. a second user's two tabs: three comments with one group_key from three actors are
+//      ONE entry, "Ana and 2 others commented on Launch plan", with a badge of 1 (live and
+//      from REST; screenshot: test-artifacts/grouped-entry.png);
+//   9. snoozing it from the bell's menu with the keyboard: gone from both tabs, badge 0,
+//      listed in the Snoozed view; at its `until` (3 s) it comes back on top, badge 1;
+//  10. snoozed again (with the mouse, "For 1 hour"), Unsnooze in the other tab's Snoozed
+//      view brings it back at once.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -55,6 +63,7 @@ const API = required('HERALD_API_URL').replace(/\/+$/, '');
 const GATEWAY = required('HERALD_GATEWAY_URL').replace(/\/+$/, '');
 const USER_TOKEN = required('HERALD_USER_TOKEN');
 const SERVICE_TOKEN = required('HERALD_SERVICE_TOKEN');
+const OTHER_TOKEN = required('HERALD_OTHER_USER_TOKEN');
 const PAGE_PORT = Number(required('PAGE_PORT'));
 const STACK_DIR = required('HERALD_STACK_DIR');
 const ARTIFACTS = path.resolve(process.env.HERALD_ARTIFACTS_DIR || path.join(REPO, 'test-artifacts'));
@@ -63,7 +72,7 @@ const ALLOWED = `http://127.0.0.1:${PAGE_PORT}`;
 const DISALLOWED = `http://localhost:${PAGE_PORT}`;
 const TABS = 8;
 mkdirSync(ARTIFACTS, { recursive: true });
-for (const f of ['eight-tabs.json', 'example-app.png', 'js-browser-console.log']) {
+for (const f of ['eight-tabs.json', 'example-app.png', 'grouped-entry.png', 'js-browser-console.log']) {
   rmSync(path.join(ARTIFACTS, f), { force: true }); // nothing stale from an earlier run
 }
 
@@ -151,7 +160,7 @@ const server = createServer((req, res) => {
   }
 });
 
-const pagePath = (example) => `/clients/js/examples/${example}?api=${encodeURIComponent(API)}&stream=${encodeURIComponent(GATEWAY)}#token=${encodeURIComponent(USER_TOKEN)}`;
+const pagePath = (example, token = USER_TOKEN) => `/clients/js/examples/${example}?api=${encodeURIComponent(API)}&stream=${encodeURIComponent(GATEWAY)}#token=${encodeURIComponent(token)}`;
 
 // ------------------------------------------------------------------ browser
 
@@ -161,12 +170,12 @@ let broken = null;
 const consoleLines = [];
 const figures = {};
 
-async function newTab(origin, example = 'plain/') {
+async function newTab(origin, example = 'plain/', token = USER_TOKEN) {
   const page = await context.newPage();
   const name = `tab${context.pages().length}`;
   page.on('console', (m) => consoleLines.push(`${name} [${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => consoleLines.push(`${name} [pageerror] ${e.message}`));
-  await page.goto(origin + pagePath(example));
+  await page.goto(origin + pagePath(example, token));
   return page;
 }
 const unread = (page) => page.evaluate(() => document.querySelector('herald-bell')?.dataset.unread ?? null);
@@ -491,4 +500,131 @@ step('herald-sw.js: a push shows its notification and badge, a click focuses or 
   assert.ok(!listed.items.some((n) => n.id === id), 'no longer unread');
   log('service worker handlers: push, badge, clicks; the bell marked the clicked one read');
   await page.close();
+});
+
+// ------------------------------------------------------------------ groups and snooze
+
+const GROUPED = 'Ana and 2 others commented on Launch plan';
+let dana = [];
+let groupId;
+let olderId;
+const danaCounts = () => http('GET', `${API}/v1/me/notifications/counts`, OTHER_TOKEN);
+const danaSend = (body) => http('POST', `${API}/v1/notifications`, SERVICE_TOKEN, { recipients: ['dana'], ...body });
+/** The titles of the bell's entries, top to bottom, as shown. */
+const shownTitles = (page) => inBell(page, '[data-testid="notification"] [data-testid="title"]').allTextContents();
+const groupRow = (page) => inBell(page, `[data-testid="notification"][data-id="${groupId}"]`);
+/** The id of what has focus inside the bell. */
+const focusedId = (page) => page.evaluate(() => document.querySelector('herald-bell').shadowRoot.activeElement?.closest('[data-id]')?.dataset.id ?? null);
+
+step('three comments with one group_key are one entry, "Ana and 2 others commented on Launch plan", badge 1', 60_000, async () => {
+  // An older notification, read: the group has to rise above it.
+  const older = await danaSend({ category: 'deploy', title: 'Deploy 41 finished', body: 'Production runs v41.' });
+  olderId = older.notifications[0].id;
+  await http('POST', `${API}/v1/me/notifications/${olderId}/read`, OTHER_TOKEN);
+  const first = await newTab(ALLOWED, 'plain/', OTHER_TOKEN);
+  dana = [first];
+  await eventually('the bell is live', () => status(first), (s) => s === 'live', 10_000);
+  await eventually('data-unread reads 0', () => unread(first), (v) => v === '0', 5000);
+  await inBell(first, '[data-testid="bell"]').click();
+
+  // Live: the first one is notification.created, the next two notification.updated.
+  const ids = [];
+  for (const actor of ['Maya', 'Sam', 'Ana']) {
+    const answer = await danaSend({
+      category: 'comment', title: `${actor} commented on Launch plan`, body: `“Ship it on Thursday.” — ${actor}`,
+      group_key: `doc:42:comments:${RUN}`, actor, action_url: 'https://app.example.com/docs/42',
+    });
+    ids.push(answer.notifications[0].id);
+  }
+  groupId = ids[0];
+  assert.deepEqual(ids, [groupId, groupId, groupId], 'the server answered one entry for the three');
+  await eventually('one entry for the group, on top, worded for three', () => shownTitles(first),
+    (t) => t.length === 2 && t[0] === GROUPED && t[1] === 'Deploy 41 finished', 5000);
+  await eventually('data-unread reads 1', () => unread(first), (v) => v === '1', 3000);
+  assert.equal(await inBell(first, '[data-testid="badge"]').textContent(), '1');
+  assert.equal(await groupRow(first).locator('[data-testid="group-count"]').textContent(), '3', 'the count is on its icon');
+  assert.equal(await groupRow(first).locator('[data-testid="actors"]').textContent(), 'Ana and 2 others', 'the newest actor is named');
+  assert.equal(await groupRow(first).getAttribute('data-unread'), 'true');
+  assert.equal((await danaCounts()).unread, 1, 'the server counts the group once');
+  const listed = (await http('GET', `${API}/v1/me/notifications?limit=10`, OTHER_TOKEN)).items;
+  assert.deepEqual(listed.map((n) => [n.id, n.group_count, n.actors]), [[groupId, 3, ['Ana', 'Sam', 'Maya']], [olderId, 1, []]]);
+
+  // From REST: a tab opened now shows the same.
+  const second = await newTab(ALLOWED, 'plain/', OTHER_TOKEN);
+  dana.push(second);
+  await eventually('the second tab reads 1', () => unread(second), (v) => v === '1', 10_000);
+  await inBell(second, '[data-testid="bell"]').click();
+  await eventually('the second tab shows the group', () => shownTitles(second), (t) => t[0] === GROUPED && t.length === 2, 5000);
+
+  await first.bringToFront();
+  await first.mouse.move(200, 500);
+  await sleep(1800); // let the "fresh" highlight fade
+  const dd = await inBell(first, '[data-testid="dropdown"]').boundingBox();
+  const file = path.join(ARTIFACTS, 'grouped-entry.png');
+  await first.evaluate(() => { document.querySelector('main').style.visibility = 'hidden'; }); // the bell alone
+  await first.screenshot({ path: file, clip: { x: dd.x - 24, y: 0, width: dd.width + 48, height: dd.y + dd.height + 24 } });
+  await first.evaluate(() => { document.querySelector('main').style.visibility = ''; });
+  log(`one entry for three comments: “${GROUPED}”, badge 1; saved ${file}`);
+});
+
+step('snoozed from the bell with the keyboard, it leaves every tab and comes back at its time', 60_000, async () => {
+  const [first, second] = dana;
+  await first.bringToFront();
+  await first.evaluate(() => {
+    const bell = document.querySelector('herald-bell');
+    bell.snoozeOptions = [...bell.snoozeOptions, { label: 'For 3 seconds', until: (now) => new Date(now.getTime() + 3000) }];
+  });
+  const button = groupRow(first).locator('[data-testid="snooze"]');
+  await button.focus();
+  await first.keyboard.press('Enter');
+  const options = inBell(first, '[data-testid="snooze-menu"] [data-testid="snooze-option"]');
+  await eventually('the menu is open', () => button.getAttribute('aria-expanded'), (v) => v === 'true', 2000);
+  assert.deepEqual(await options.locator('span:first-child').allTextContents(),
+    ['For 1 hour', 'Until tomorrow', 'Until next week', 'For 3 seconds'], 'the default choices, and ours');
+  assert.equal(await first.evaluate(() => document.querySelector('herald-bell').shadowRoot.activeElement?.dataset.testid), 'snooze-option', 'focus is in the menu');
+  await first.keyboard.press('End');
+  const until = Date.now() + 3000;
+  await first.keyboard.press('Enter');
+
+  await eventually('gone from both tabs', () => Promise.all(dana.map(shownTitles)), (v) => v.every((t) => !t.includes(GROUPED)), 3000);
+  await eventually('data-unread reads 0 on both', () => Promise.all(dana.map(unread)), (v) => v.every((x) => x === '0'), 3000);
+  assert.equal(await focusedId(first), olderId, 'focus went to the entry that took its place');
+  const c = await danaCounts();
+  assert.deepEqual([c.unread, c.total], [0, 1], 'out of the counts');
+  const snoozed = (await http('GET', `${API}/v1/me/notifications?status=snoozed`, OTHER_TOKEN)).items;
+  assert.deepEqual(snoozed.map((n) => n.id), [groupId], 'listed as snoozed');
+  assert.ok(Math.abs(Date.parse(snoozed[0].snoozed_until) - until) < 1000, `until ≈ now + 3 s: ${snoozed[0].snoozed_until}`);
+
+  await second.bringToFront();
+  await inBell(second, '[data-testid="snoozed-button"]').click();
+  await eventually('the other tab\'s Snoozed view lists it', () => inBell(second, '[data-testid="snoozed-notification"] [data-testid="title"]').allTextContents(),
+    (t) => t.length === 1 && t[0] === GROUPED, 3000);
+
+  const back = await eventually('back with data-unread 1 on both', () => Promise.all(dana.map(unread)), (v) => v.every((x) => x === '1'), 10_000);
+  const backAt = Date.now();
+  assert.ok(backAt >= until, `not before its time (${until - backAt} ms early)`);
+  await eventually('on top again, unread', () => shownTitles(first), (t) => t[0] === GROUPED && t.length === 2, 2000);
+  assert.equal(await groupRow(first).getAttribute('data-unread'), 'true');
+  await eventually('the Snoozed view empties itself', () => inBell(second, '[data-testid="snoozed-empty"]').isVisible(), Boolean, 2000);
+  log(`snoozed for 3 s: back ${backAt - until} ms after its time (poll ${back.ms} ms), on both tabs`);
+});
+
+step('snoozed again for an hour, Unsnooze in the other tab brings it back at once', 30_000, async () => {
+  const [first, second] = dana;
+  await first.bringToFront();
+  await groupRow(first).hover();
+  await groupRow(first).locator('[data-testid="snooze"]').click();
+  await inBell(first, '[data-testid="snooze-option"]').filter({ hasText: 'For 1 hour' }).click();
+  await eventually('data-unread reads 0 on both', () => Promise.all(dana.map(unread)), (v) => v.every((x) => x === '0'), 3000);
+  const snoozed = (await http('GET', `${API}/v1/me/notifications?status=snoozed`, OTHER_TOKEN)).items;
+  assert.ok(Math.abs(Date.parse(snoozed[0].snoozed_until) - Date.now() - 3_600_000) < 5000, `for an hour: ${snoozed[0]?.snoozed_until}`);
+
+  await second.bringToFront();
+  const unsnooze = inBell(second, '[data-testid="snoozed-notification"] [data-testid="unsnooze"]');
+  await eventually('listed in the other tab\'s Snoozed view, live', () => unsnooze.count(), (n) => n === 1, 3000);
+  await unsnooze.click();
+  await eventually('back with data-unread 1 on both', () => Promise.all(dana.map(unread)), (v) => v.every((x) => x === '1'), 3000);
+  await eventually('on top of the first tab\'s list', () => shownTitles(first), (t) => t[0] === GROUPED, 2000);
+  assert.deepEqual((await http('GET', `${API}/v1/me/notifications?status=snoozed`, OTHER_TOKEN)).items, [], 'nothing snoozed');
+  for (const t of dana) await t.close();
 });

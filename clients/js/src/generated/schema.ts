@@ -64,6 +64,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/events/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Cancels a scheduled event (`id` from the `POST /v1/events` answer) that
+         *     has not been delivered: it will never appear in any stream or history.
+         *     Cancelling again answers the same.
+         */
+        delete: operations["cancel_event"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/feeds/{feed}/activities": {
         parameters: {
             query?: never;
@@ -184,6 +205,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/me/notifications/{id}/snooze": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Snoozes one notification: it leaves every list (but `status=snoozed`) and
+         *     the counts until `until`, when it comes back unread, at the top, announced
+         *     as `notification.updated` with the new counts. The snooze itself is
+         *     announced as `notification.snoozed` (`{notification, counts}`). Snoozing
+         *     again moves the time; the same time again changes nothing. A snoozed
+         *     notification is not pushed, and its group takes no more notifications.
+         */
+        post: operations["snooze"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me/notifications/{id}/unread": {
         parameters: {
             query?: never;
@@ -195,6 +240,27 @@ export interface paths {
         put?: never;
         /** Marks one notification unread. */
         post: operations["mark_unread"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/notifications/{id}/unsnooze": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Brings a snoozed notification back now: unread, at the top, announced as
+         *     `notification.updated` with the new counts. A notification that is not
+         *     snoozed is answered as it is.
+         */
+        post: operations["unsnooze"];
         delete?: never;
         options?: never;
         head?: never;
@@ -266,6 +332,27 @@ export interface paths {
         /** Sends a notification to each recipient's inbox. */
         post: operations["create_notifications"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/notifications/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Cancels a scheduled notification (`id` from the `202` answer of
+         *     `POST /v1/notifications`) that has not been delivered: it will never
+         *     reach any inbox. Cancelling again answers the same.
+         */
+        delete: operations["cancel_notification"];
         options?: never;
         head?: never;
         patch?: never;
@@ -413,13 +500,24 @@ export interface components {
         };
         /**
          * @description The accepted event. `seq` is `null` here: positions are assigned by the
-         *     sequencer right after the transaction commits (see ARCHITECTURE.md), and
-         *     appear in the stream and in the topic's history. `id` identifies the event.
+         *     sequencer right after the transaction commits (see ARCHITECTURE.md), or
+         *     when a scheduled event is delivered, and appear in the stream and in the
+         *     topic's history. `id` identifies the event (a scheduled one keeps it).
          */
         AcceptedEvent: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When it was accepted; a scheduled event's envelope has the time it
+             *     was delivered.
+             */
             created_at: string;
             data: unknown;
+            /**
+             * Format: date-time
+             * @description Set for a scheduled event: when it will be delivered (now, for a
+             *     `deliver_at` already past).
+             */
+            deliver_at?: string | null;
             /** Format: uuid */
             id: string;
             /**
@@ -454,6 +552,21 @@ export interface components {
              */
             next_cursor?: string | null;
         };
+        /** @description One event of a batch: delivered now, in the batch's order. */
+        BatchEvent: {
+            /** @description Any JSON value, at most `HERALD_MAX_EVENT_DATA_BYTES` (64 KiB) serialized. */
+            data?: unknown;
+            /**
+             * @description `kind:key`, e.g. `project:42`.
+             * @example user:alice
+             */
+            topic: string;
+            /**
+             * @description `[a-z][a-z0-9_.-]{0,63}`, e.g. `build.finished`.
+             * @example demo.hello
+             */
+            type: string;
+        };
         /**
          * @description One category as a user sees it: what reaches them, and whether they may
          *     change it.
@@ -466,6 +579,14 @@ export interface components {
         };
         /** @description A category's defaults. */
         CategorySettings: {
+            /**
+             * @description How long a group stays open, e.g. `1h` (the default; `0s` turns
+             *     grouping off, at most `30d`): notifications with the same
+             *     `group_key` within this time of the group's first one join its inbox
+             *     entry while it is unread.
+             * @example 1h
+             */
+            group_window?: string;
             /** @description Inbox entries on by default (default `true`). */
             in_app?: boolean;
             /**
@@ -508,7 +629,10 @@ export interface components {
             /** @description Why the event was sent: `unparsable`, `future`, `pruned` (reset), `token_expiring` (reauth) or `shutdown` (reconnect). */
             reason: string;
         };
-        /** @description The badge numbers. `total` counts what `status=all` lists (not archived). */
+        /**
+         * @description The badge numbers. `total` counts what `status=all` lists (not archived,
+         *     not snoozed).
+         */
         Counts: {
             /** Format: int64 */
             total: number;
@@ -520,6 +644,12 @@ export interface components {
         CreateNotifications: {
             /** @description An absolute http(s) URL. */
             action_url?: string | null;
+            /**
+             * @description Who did it, as the bell names them (1–200 characters), e.g. `Maya`;
+             *     a group keeps the last 5 distinct actors, newest first.
+             * @example Maya
+             */
+            actor?: string | null;
             /** @description At most 5000 characters. */
             body?: string | null;
             /**
@@ -531,9 +661,31 @@ export interface components {
             data?: unknown;
             /**
              * Format: date-time
-             * @description When the notification disappears from lists and counts; must be in the future.
+             * @description Deliver it then instead of now, at most `HERALD_MAX_SCHEDULE_AHEAD`
+             *     (30 days) ahead; a time already past delivers at once. Until then it
+             *     is in no inbox, count or stream; then it is sent like any
+             *     notification (preferences and groups as they are then). The answer
+             *     is a 202 with the id `DELETE /v1/notifications/{id}` cancels it with.
+             */
+            deliver_at?: string | null;
+            /**
+             * Format: date-time
+             * @description When the notification disappears from lists and counts; must be in the
+             *     future (and after `deliver_at`).
+             * @example 2030-01-01T00:00:00Z
              */
             expires_at?: string | null;
+            /**
+             * @description Groups notifications into one inbox entry (1–200 characters), e.g.
+             *     `doc:42:comments`: within the category's `group_window` of the
+             *     group's first one, a notification with the same recipient, category
+             *     and key updates that recipient's unread entry (`group_count`,
+             *     `actors`, the newest title, body, data and link, moved to the top)
+             *     instead of adding one. A read or archived group is closed: the next
+             *     one starts a new group.
+             * @example doc:42:comments
+             */
+            group_key?: string | null;
             /**
              * @description 1–1000 user ids; duplicates are ignored.
              * @example [
@@ -549,7 +701,15 @@ export interface components {
             title: string;
         };
         CreatedNotification: {
-            /** Format: uuid */
+            /**
+             * @description It joined the recipient's open group `id` (announced as
+             *     `notification.updated`) instead of making an entry.
+             */
+            grouped: boolean;
+            /**
+             * Format: uuid
+             * @description The recipient's inbox entry: a new one, or the group it joined.
+             */
             id: string;
             recipient: string;
         };
@@ -557,8 +717,8 @@ export interface components {
             /** @description Per channel: recipients reached, and suppressed by their preferences. */
             delivery: components["schemas"]["Delivery"];
             /**
-             * @description One inbox entry per distinct recipient who has `in_app` on for the
-             *     category, in request order.
+             * @description One inbox entry (new, or the group it joined) per distinct recipient
+             *     who has `in_app` on for the category, in request order.
              */
             notifications: components["schemas"]["CreatedNotification"][];
         };
@@ -640,6 +800,8 @@ export interface components {
         /** @description One inbox entry. */
         Notification: {
             action_url?: string | null;
+            /** @description The last few distinct `actor`s, newest first (at most 5). */
+            actors: string[];
             /** Format: date-time */
             archived_at?: string | null;
             body?: string | null;
@@ -649,20 +811,44 @@ export interface components {
             data: unknown;
             /** Format: date-time */
             expires_at?: string | null;
+            /**
+             * Format: int32
+             * @description How many notifications the entry stands for: 1, or more for a group
+             *     ("Maya and 2 others commented" is 3).
+             */
+            group_count: number;
+            /** @description The `group_key` its notifications were sent with, if any. */
+            group_key?: string | null;
             /** Format: uuid */
             id: string;
+            /**
+             * Format: date-time
+             * @description When its newest notification arrived; lists are sorted by it, newest
+             *     first, so an entry a notification joined moves to the top.
+             */
+            latest_at: string;
             /** Format: date-time */
             read_at?: string | null;
             /** Format: date-time */
             seen_at?: string | null;
+            /**
+             * Format: date-time
+             * @description Set while snoozed: the entry is out of lists (but `status=snoozed`)
+             *     and counts, and comes back unread, at the top, at this time.
+             */
+            snoozed_until?: string | null;
             title: string;
         };
         NotificationPage: {
-            /** @description Newest first. */
+            /**
+             * @description Newest first, by `latest_at`: an entry a grouped notification joined
+             *     (or back from snooze) moves to the top.
+             */
             items: components["schemas"]["Notification"][];
             /**
              * @description Pass as `cursor` for the next (older) page; `null` at the end. Stays
-             *     valid while new notifications arrive (they sort before it).
+             *     valid while new notifications arrive (they sort before it); an entry
+             *     that moves to the top meanwhile is not listed again further down.
              */
             next_cursor?: string | null;
         };
@@ -756,12 +942,21 @@ export interface components {
              * @description 1 to 500 events. They commit together or not at all, and get
              *     consecutive positions in this order.
              */
-            events: components["schemas"]["PublishEvent"][];
+            events: components["schemas"]["BatchEvent"][];
         };
         /** @description A generic domain event to publish. */
         PublishEvent: {
             /** @description Any JSON value, at most `HERALD_MAX_EVENT_DATA_BYTES` (64 KiB) serialized. */
             data?: unknown;
+            /**
+             * Format: date-time
+             * @description Deliver it then instead of now, at most `HERALD_MAX_SCHEDULE_AHEAD`
+             *     (30 days) ahead; a time already past delivers at once. Until then it
+             *     is in no stream and no history; then it is delivered like any event,
+             *     with its `seq` from that moment. `DELETE /v1/events/{id}` cancels it
+             *     until then.
+             */
+            deliver_at?: string | null;
             /**
              * @description `kind:key`, e.g. `project:42`.
              * @example user:alice
@@ -814,6 +1009,27 @@ export interface components {
             /** @description Order metadata (replaces the previous metadata). */
             data?: unknown;
             status?: null | components["schemas"]["OrderStatus"];
+        };
+        /** @description A notification accepted for delivery at `deliver_at`. */
+        ScheduledNotification: {
+            /**
+             * Format: date-time
+             * @description When it will be delivered (now, for a `deliver_at` already past).
+             */
+            deliver_at: string;
+            /**
+             * Format: uuid
+             * @description Cancels it: `DELETE /v1/notifications/{id}`. Not an inbox entry's id.
+             */
+            id: string;
+        };
+        /** @description When a snoozed notification comes back. */
+        Snooze: {
+            /**
+             * Format: date-time
+             * @description In the future, at most `HERALD_MAX_SCHEDULE_AHEAD` (30 days) ahead.
+             */
+            until: string;
         };
         StreamToken: {
             /**
@@ -1020,7 +1236,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Accepted and durably stored; delivered to subscribers right after. */
+            /** @description Accepted and durably stored; delivered to subscribers right after (or at `deliver_at`). */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -1192,6 +1408,81 @@ export interface operations {
                 };
             };
             /** @description Database unavailable; retry after `Retry-After` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    cancel_event: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The scheduled event's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Cancelled: it will not be delivered */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the `publish` scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No scheduled event has this id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Already delivered */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The id holds a character that cannot be stored (NUL) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1380,8 +1671,8 @@ export interface operations {
     list: {
         parameters: {
             query?: {
-                /** @description Default `all`: read and unread, not archived. */
-                status?: "unread" | "read" | "archived" | "all";
+                /** @description Default `all`: read and unread, not archived, not snoozed. */
+                status?: "unread" | "read" | "archived" | "snoozed" | "all";
                 /** @description Only this category. */
                 category?: string;
                 /** @description Page size, 1–100 (default 20). */
@@ -1665,6 +1956,105 @@ export interface operations {
             };
         };
     };
+    snooze: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Notification id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Snooze"];
+            };
+        };
+        responses: {
+            /** @description The notification, snoozed (idempotent) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Notification"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not in the caller's inbox */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The notification is archived */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `until` is not in the future, or too far ahead */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     mark_unread: {
         parameters: {
             query?: never;
@@ -1678,6 +2068,65 @@ export interface operations {
         requestBody?: never;
         responses: {
             /** @description The notification after the change (idempotent) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Notification"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not in the caller's inbox */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The id holds a character that cannot be stored (NUL) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    unsnooze: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Notification id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The notification, back (idempotent) */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2111,13 +2560,22 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Stored and announced on each `user:{id}` as `notification.created` (for recipients with `in_app` on), pushes queued (for those with `web_push` on) */
+            /** @description Stored and announced on each `user:{id}` as `notification.created` (or `notification.updated` where it joined a group) for recipients with `in_app` on, pushes queued for those with `web_push` on */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["CreatedNotifications"];
+                };
+            };
+            /** @description Scheduled (`deliver_at`): stored, delivered then */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduledNotification"];
                 };
             };
             /** @description Malformed or empty JSON body */
@@ -2176,6 +2634,81 @@ export interface operations {
             };
             /** @description Publish rate exceeded for this token; retry after `Retry-After` seconds */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database is unavailable; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    cancel_notification: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The scheduled notification's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Cancelled: it will not be delivered */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token lacks the `publish` scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No scheduled notification has this id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Already delivered */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The id holds a character that cannot be stored (NUL) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -10,6 +10,8 @@ import {
   UserPreferences,
   WebPush,
   WebPushError,
+  entrySummary,
+  entryText,
   type Counts,
   type Envelope,
   type Notification,
@@ -18,7 +20,7 @@ import {
   type PushState,
   type paths,
 } from '@herald/client';
-import { HeraldBell, defineHeraldBell } from '@herald/client/bell';
+import { DEFAULT_SNOOZE_OPTIONS, HeraldBell, defineHeraldBell, type SnoozeOption } from '@herald/client/bell';
 import { handleNotificationClick, handlePush, installHeraldServiceWorker, parsePayload, type PushPayload } from '@herald/client/sw';
 import type { components } from '@herald/client/schema';
 
@@ -51,6 +53,28 @@ async function typed(): Promise<void> {
   const wrong: number = counts.count;
   void wrong;
 }
+
+async function groupsAndSnooze(): Promise<void> {
+  const snoozed: Notification = await client.snooze('x', new Date(Date.now() + 3_600_000));
+  const back: Notification = await client.unsnooze('x');
+  const later: NotificationPage = await client.listNotifications({ status: 'snoozed' });
+  const group: [number, string[], string | null | undefined, string] = [back.group_count, back.actors, snoozed.snoozed_until, back.latest_at];
+  const line: string = entrySummary(back);
+  const lead: string | null = entryText(back).lead;
+  await inbox.snooze('x', new Date(Date.now() + 3_600_000));
+  await inbox.unsnooze('x');
+  const held: Notification[] = inbox.listSnoozed();
+  // @ts-expect-error: `until` is a Date or an RFC 3339 string
+  await client.snooze('x', 3600);
+  // @ts-expect-error: no such status
+  await client.listNotifications({ status: 'later' });
+  // @ts-expect-error: a snooze has a body with `until`
+  await client.request('post', '/v1/me/notifications/{id}/snooze', { path: { id: 'x' } });
+  const soon: SnoozeOption = { label: 'For 10 minutes', until: (now) => new Date(now.getTime() + 600_000) };
+  bell.snoozeOptions = [soon, ...DEFAULT_SNOOZE_OPTIONS];
+  void [later, group, line, lead, held];
+}
+void groupsAndSnooze;
 
 const stream = new HeraldStream({ url: 'https://stream.example.com', getToken: (topics) => client.createStreamToken(topics) });
 stream.on('notification.created', (env: Envelope) => console.log(env.seq, env.topic));
