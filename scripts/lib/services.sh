@@ -224,16 +224,8 @@ ensure_postgres() {
             ok "Postgres is up at $HS_PG_HOST:$HS_PG_PORT"
             return 0
         fi
-        # Reachable but it wants a password: fix it when it is our own local cluster.
-        if [[ "${HS_SKIP_SERVICES:-}" != 1 ]] && cluster=$(pg_local_cluster); then
-            read -r ver name <<<"$cluster"
-            pg_trust_local "$ver" "$name"
-            pg_ctl_cluster "$ver" "$name" reload
-            if wait_until 10 pg_can_login; then
-                ok "Postgres is up at $HS_PG_HOST:$HS_PG_PORT (trust auth enabled)"
-                return 0
-            fi
-        fi
+        # Reachable but it wants a password: a server this script did not start is
+        # someone's own, and its configuration is theirs (never edited or reloaded here).
         die "Postgres at $HS_PG_HOST:$HS_PG_PORT is up but user '$HS_PG_USER' cannot log in without a password." \
             "Allow trust auth for localhost in pg_hba.conf, or set PGPASSWORD."
     fi

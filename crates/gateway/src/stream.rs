@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::connection::Connection;
 use crate::frame::control;
+use crate::history::Positions;
+use crate::hub::Subscription;
 use crate::GatewayState;
 
 #[derive(Debug, Deserialize)]
@@ -181,8 +183,31 @@ async fn open(
         .await
         .map_err(|_| unavailable("the database"))?;
 
+    let (preamble, replay) = start(state, position, positions, &mut subscription);
+    // The stream must not outlive the token that opened it: `herald.reauth`
+    // goes out a second before expiry.
+    let expires_in = principal.remaining().saturating_sub(Duration::from_secs(1));
+    Ok(Connection::new(
+        state.clone(),
+        permit,
+        subscription,
+        preamble,
+        replay,
+        expires_in,
+    ))
+}
+
+/// The stream's first bytes, and whether it must replay from the log: a
+/// position, a `herald.reset`, or the frames the replay windows hold after
+/// the client's position. Sets the sink's `last_sent` to match.
+fn start(
+    state: &GatewayState,
+    position: Option<LastEventId>,
+    positions: Positions,
+    subscription: &mut Subscription,
+) -> (String, bool) {
     let mut preamble = String::new();
-    sse::write_retry(&mut preamble, settings.sse_retry.as_millis() as u64);
+    sse::write_retry(&mut preamble, state.settings.gateway.sse_retry.as_millis() as u64);
     let reset = |reason: &str, preamble: &mut String| {
         state.metrics.resets.inc();
         preamble.push_str(&control("herald.reset", reason, Some(positions.head)));
@@ -219,17 +244,7 @@ async fn open(
     }
     subscription.sink.set_last_sent(last_sent);
     tracing::debug!(topics = ?subscription.topics(), %last_sent, "stream opened");
-    // The stream must not outlive the token that opened it: `herald.reauth`
-    // goes out a second before expiry.
-    let expires_in = principal.remaining().saturating_sub(Duration::from_secs(1));
-    Ok(Connection::new(
-        state.clone(),
-        permit,
-        subscription,
-        preamble,
-        replay,
-        expires_in,
-    ))
+    (preamble, replay)
 }
 
 /// The client's position. The `Last-Event-ID` header wins over
