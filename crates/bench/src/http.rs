@@ -273,7 +273,7 @@ pub struct Response {
     pub received_us: u64,
 }
 
-/// A keep-alive HTTP/1.1 connection for `POST` requests, one at a time.
+/// A keep-alive HTTP/1.1 connection for `POST` (and `GET`) requests, one at a time.
 pub struct KeepAlive {
     endpoint: Endpoint,
     source: Option<IpAddr>,
@@ -320,6 +320,20 @@ impl KeepAlive {
             .as_bytes(),
         );
         self.request.extend_from_slice(body);
+        self.send().await
+    }
+
+    /// Sends `GET path` (no credentials: Nchan's channel info) and reads the
+    /// whole response, like [`KeepAlive::post`].
+    pub async fn get(&mut self, path: &str) -> io::Result<Response> {
+        self.request.clear();
+        self.request.extend_from_slice(
+            format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.endpoint.host).as_bytes(),
+        );
+        self.send().await
+    }
+
+    async fn send(&mut self) -> io::Result<Response> {
         let fresh = self.conn.is_none();
         match self.exchange().await {
             Ok(r) => Ok(r),

@@ -1,13 +1,15 @@
 //! `herald-bench`: Herald's load generator and benchmark suite.
 //!
 //! Runs each scenario against Herald (api, worker and gateway as separate
-//! processes) and, when given, the Node.js baseline, in the same run on the
-//! same machine; checks every delivery; prints a comparison table and writes
-//! a JSON summary. `scripts/bench` starts everything and calls it.
+//! processes) and, when given, the Node.js baseline and nginx + Nchan, in the
+//! same run on the same machine; checks every delivery; prints a comparison
+//! table and writes a JSON summary. `scripts/bench` starts everything and
+//! calls it.
 //!
 //! ```text
 //! herald-bench --herald-api URL --herald-gateway URL --herald-pids api=P,worker=P,gateway=P
 //!              [--herald-db NAME] [--baseline URL --baseline-pid P [--baseline-db NAME]]
+//!              [--nchan URL --nchan-pid MASTER_PID]
 //!              [--smoke | --scaling] [--scenarios idle,replay,fan-out,latency,storm,publish]
 //!              [--set KEY=VALUE]... [--source-addrs N] [--threads N] [--out PATH]
 //! ```
@@ -15,7 +17,9 @@
 //! `HERALD_JWT_AUDIENCE`), `BENCH_BASELINE_JWT_SECRET` (defaults to Herald's).
 
 mod check;
+mod contract;
 mod http;
+mod nchan;
 mod procfs;
 mod publish;
 mod report;
@@ -33,6 +37,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
+use crate::contract::Contract;
 use crate::http::Endpoint;
 use crate::procfs::Probe;
 use crate::publish::Publisher;
@@ -203,6 +208,8 @@ struct Args {
     baseline: Option<String>,
     baseline_pid: Option<u32>,
     baseline_db: Option<String>,
+    nchan: Option<String>,
+    nchan_pid: Option<u32>,
     redis_port: u16,
     clk_tck: f64,
     sizes: Sizes,
@@ -210,7 +217,7 @@ struct Args {
 
 const USAGE: &str = "usage: herald-bench --herald-api URL --herald-gateway URL \
 --herald-pids api=PID,worker=PID,gateway=PID [--herald-db NAME] \
-[--baseline URL --baseline-pid PID [--baseline-db NAME]] [--smoke | --scaling] \
+[--baseline URL --baseline-pid PID [--baseline-db NAME]] [--nchan URL --nchan-pid PID] [--smoke | --scaling] \
 [--scenarios LIST] [--set KEY=VALUE]... [--source-addrs N] [--threads N] \
 [--max-connecting N] [--redis-port P] [--clk-tck N] [--out PATH]
 (scripts/bench runs the whole thing: release build, stack, baseline, bench)";
@@ -232,6 +239,8 @@ fn parse_args(argv: Vec<String>) -> Result<Args, String> {
         baseline: None,
         baseline_pid: None,
         baseline_db: None,
+        nchan: None,
+        nchan_pid: None,
         redis_port: 6379,
         clk_tck: 100.0,
         sizes: if smoke { Sizes::smoke() } else { Sizes::full() },
@@ -280,6 +289,11 @@ fn parse_args(argv: Vec<String>) -> Result<Args, String> {
                 a.baseline_pid = Some(v.parse().map_err(|_| format!("--baseline-pid: bad pid `{v}`"))?);
             }
             "--baseline-db" => a.baseline_db = Some(value()?),
+            "--nchan" => a.nchan = Some(value()?),
+            "--nchan-pid" => {
+                let v = value()?;
+                a.nchan_pid = Some(v.parse().map_err(|_| format!("--nchan-pid: bad pid `{v}`"))?);
+            }
             "--redis-port" => {
                 let v = value()?;
                 a.redis_port = v.parse().map_err(|_| format!("--redis-port: bad port `{v}`"))?;
@@ -297,8 +311,13 @@ fn parse_args(argv: Vec<String>) -> Result<Args, String> {
     if a.baseline.is_some() != a.baseline_pid.is_some() {
         return Err("--baseline and --baseline-pid go together".into());
     }
+    if a.nchan.is_some() != a.nchan_pid.is_some() {
+        return Err("--nchan and --nchan-pid go together".into());
+    }
     if a.smoke {
-        // The smoke run is about correctness: Herald only, no goals judged.
+        // The smoke run is about correctness, no goals judged: Herald, and
+        // Nchan when given (it starts in a second and keeps its mapping
+        // honest), not the Node.js baseline.
         a.baseline = None;
         a.baseline_pid = None;
     }
@@ -330,10 +349,12 @@ fn targets(a: &Args) -> Result<Vec<Target>, String> {
     };
     let mut out = vec![Target {
         name: "herald",
+        contract: Contract::Herald,
         publisher: Publisher {
             endpoint: Endpoint::parse(a.herald_api.as_deref().unwrap_or_default())?,
             authorization: herald_keys.publisher()?.into(),
             sources: sources.clone(),
+            contract: Contract::Herald,
         },
         stream: Endpoint::parse(a.herald_gateway.as_deref().unwrap_or_default())?,
         reader: herald_keys.reader()?.into(),
@@ -356,10 +377,12 @@ fn targets(a: &Args) -> Result<Vec<Target>, String> {
         let endpoint = Endpoint::parse(url)?;
         out.push(Target {
             name: "baseline",
+            contract: Contract::Herald,
             publisher: Publisher {
                 endpoint: endpoint.clone(),
                 authorization: keys.publisher()?.into(),
                 sources: sources.clone(),
+                contract: Contract::Herald,
             },
             stream: endpoint,
             reader: keys.reader()?.into(),
@@ -370,6 +393,42 @@ fn targets(a: &Args) -> Result<Vec<Target>, String> {
                 clock_ticks_per_second: a.clk_tck,
             },
             stream_process: "node",
+            sources: sources.clone(),
+            max_connecting: a.max_connecting,
+            timeout_scale,
+        });
+    }
+    if let (Some(url), Some(master)) = (&a.nchan, a.nchan_pid) {
+        // nginx's master and its workers, all labelled `nginx`: their CPU
+        // and RSS are summed.
+        let workers = procfs::children(master);
+        if workers.is_empty() {
+            return Err(format!("nginx (pid {master}) has no worker processes"));
+        }
+        let servers = std::iter::once(master)
+            .chain(workers)
+            .map(|pid| ("nginx".to_owned(), pid))
+            .collect();
+        let endpoint = Endpoint::parse(url)?;
+        out.push(Target {
+            name: "nchan",
+            contract: Contract::Nchan,
+            publisher: Publisher {
+                endpoint: endpoint.clone(),
+                // Nchan checks no token; sending one costs it nothing.
+                authorization: herald_keys.publisher()?.into(),
+                sources: sources.clone(),
+                contract: Contract::Nchan,
+            },
+            stream: endpoint,
+            reader: herald_keys.reader()?.into(),
+            probe: Probe {
+                servers,
+                pg_database: None,
+                redis_port: None,
+                clock_ticks_per_second: a.clk_tck,
+            },
+            stream_process: "nginx",
             sources,
             max_connecting: a.max_connecting,
             timeout_scale,
@@ -463,7 +522,7 @@ fn cpu_cells(run: &Run) -> Vec<String> {
         .or_else(|| run.metrics.get("open_cpu_s"))
         .and_then(Value::as_object);
     [
-        "api", "worker", "gateway", "node", "postgres", "redis", "bench", "other", "machine",
+        "api", "worker", "gateway", "node", "nginx", "postgres", "redis", "bench", "other", "machine",
     ]
     .iter()
     .map(|k| num(cpu.and_then(|c| c.get(*k)).and_then(Value::as_f64)))
@@ -703,10 +762,17 @@ async fn run(a: Args) -> Result<bool, String> {
         let Some(scenario) = SCENARIOS.iter().find(|s| *s == name) else {
             continue;
         };
-        rows.extend(report::rows(scenario, find("herald"), find("baseline"), judge));
+        let systems = report::Systems {
+            herald: find("herald"),
+            baseline: find("baseline"),
+            nchan: find("nchan"),
+        };
+        rows.extend(report::rows(scenario, &systems, !a.smoke));
     }
     if !results.is_empty() {
-        println!("\nHerald vs the Node.js baseline ({mode} run; ratio = Herald ÷ baseline)\n");
+        println!(
+            "\nHerald vs the Node.js baseline and nginx + Nchan ({mode} run; ratio = Herald ÷ the other)\n"
+        );
         print!("{}", report::comparison_table(&rows));
         println!("\nCorrectness (count exact, no duplicate, no out-of-order, no reset)\n");
         let lines: Vec<Vec<String>> = results
@@ -735,8 +801,8 @@ async fn run(a: Args) -> Result<bool, String> {
             "{}",
             report::table(
                 &[
-                    "scenario", "system", "api", "worker", "gateway", "node", "postgres", "redis", "bench",
-                    "other", "machine",
+                    "scenario", "system", "api", "worker", "gateway", "node", "nginx", "postgres", "redis",
+                    "bench", "other", "machine",
                 ],
                 &lines
             )
@@ -754,8 +820,16 @@ async fn run(a: Args) -> Result<bool, String> {
         }
         scen.insert(name.clone(), Value::Object(entry));
     }
-    let met = rows.iter().filter(|r| r.met == Some(true)).count();
-    let missed = rows.iter().filter(|r| r.met == Some(false)).count();
+    let met = rows
+        .iter()
+        .flat_map(|r| [r.met, r.nchan_met])
+        .filter(|m| *m == Some(true))
+        .count();
+    let missed = rows
+        .iter()
+        .flat_map(|r| [r.met, r.nchan_met])
+        .filter(|m| *m == Some(false))
+        .count();
     let command = std::env::var("BENCH_COMMAND").unwrap_or_else(|_| {
         std::iter::once("herald-bench".to_owned())
             .chain(std::env::args().skip(1))

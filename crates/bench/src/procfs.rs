@@ -162,10 +162,50 @@ impl Probe {
         self.servers.iter().filter_map(|(_, pid)| rss_kib(*pid)).sum()
     }
 
+    /// Total RSS of the processes under `label` (nginx's master and workers
+    /// are all `nginx`), KiB.
     pub fn rss_of(&self, label: &str) -> Option<u64> {
-        let (_, pid) = self.servers.iter().find(|(l, _)| l == label)?;
-        rss_kib(*pid)
+        self.servers
+            .iter()
+            .filter(|(l, _)| l == label)
+            .map(|(_, pid)| rss_kib(*pid))
+            .sum()
     }
+
+    /// The labels of the server processes, each once.
+    pub fn server_labels(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for (label, _) in &self.servers {
+            if !out.contains(&label.as_str()) {
+                out.push(label);
+            }
+        }
+        out
+    }
+}
+
+/// The children of `pid` (nginx's workers of its master), in pid order.
+pub fn children(pid: u32) -> Vec<u32> {
+    let mut out: Vec<u32> = pids()
+        .into_iter()
+        .filter(|p| {
+            fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|stat| parent_pid(&stat))
+                == Some(pid)
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+fn parent_pid(stat: &str) -> Option<u32> {
+    // After the parenthesized name: state, then ppid.
+    stat[stat.rfind(')')? + 1..]
+        .split_ascii_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// The Postgres postmaster(s) of this machine (`postgres -D …`): if the set
@@ -265,6 +305,15 @@ mod tests {
     fn reads_ticks_past_a_name_with_spaces_and_parentheses() {
         let stat = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194304 100 0 0 0 250 75 0 0 20 0 4 0";
         assert_eq!(stat_ticks(stat), Some(325));
+    }
+
+    #[test]
+    fn reads_the_parent_pid() {
+        let stat = "1234 (my (odd) name) S 77 1234 1234 0 -1 4194304 100 0 0 0 250 75 0 0 20 0 4 0";
+        assert_eq!(parent_pid(stat), Some(77));
+        let me = std::process::id();
+        let parent = parent_pid(&fs::read_to_string(format!("/proc/{me}/stat")).unwrap_or_default());
+        assert!(parent.is_some_and(|p| children(p).contains(&me)));
     }
 
     #[test]

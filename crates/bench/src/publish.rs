@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::contract::Contract;
 use crate::http::{Endpoint, KeepAlive};
+use crate::nchan;
 use crate::stream::now_us;
 
 pub const PATH: &str = "/v1/events";
@@ -42,6 +44,8 @@ pub struct Publisher {
     pub endpoint: Endpoint,
     pub authorization: Arc<str>,
     pub sources: Arc<Vec<IpAddr>>,
+    /// Herald's `POST /v1/events`, or Nchan's publisher (the topic in the path).
+    pub contract: Contract,
 }
 
 #[derive(Debug, Default)]
@@ -80,15 +84,6 @@ fn describe(r: &crate::http::Response) -> String {
 /// Sends one event; a refusal that says "later" (429, 503: nothing was
 /// written) is retried with a growing pause, as a real publisher would. Any
 /// other failure is returned: whether the event was accepted is unknown.
-async fn post_with_retries(
-    conn: &mut KeepAlive,
-    auth: &str,
-    body: &[u8],
-    retries: &mut u64,
-) -> Result<u64, String> {
-    post_to_with_retries(conn, PATH, auth, body, retries).await
-}
-
 async fn post_to_with_retries(
     conn: &mut KeepAlive,
     path: &str,
@@ -116,6 +111,14 @@ impl Publisher {
         (!self.sources.is_empty()).then(|| self.sources[i % self.sources.len()])
     }
 
+    /// Where one event on `topic` is published.
+    fn path(&self, topic: &str) -> String {
+        match self.contract {
+            Contract::Herald => PATH.to_owned(),
+            Contract::Nchan => nchan::publish_path(topic),
+        }
+    }
+
     /// Publishes every body once over `connections` keep-alive connections,
     /// each taking the next body as soon as its previous one was answered.
     /// With `interval`, body `i` is not sent before `start + i × interval`.
@@ -127,6 +130,15 @@ impl Publisher {
         record: bool,
     ) -> Outcome {
         let next = Arc::new(AtomicUsize::new(0));
+        // Nchan takes the topic in the path: worked out before the clock starts.
+        let paths: Option<Arc<Vec<String>>> = (self.contract == Contract::Nchan).then(|| {
+            Arc::new(
+                bodies
+                    .iter()
+                    .map(|b| self.path(nchan::topic_of(b).unwrap_or_default()))
+                    .collect(),
+            )
+        });
         let start = Instant::now();
         let started_us = now_us();
         let mut tasks = Vec::new();
@@ -134,6 +146,7 @@ impl Publisher {
             let mut conn = KeepAlive::new(self.endpoint.clone(), self.source(c)).stamped(record);
             let auth = self.authorization.clone();
             let bodies = bodies.clone();
+            let paths = paths.clone();
             let next = next.clone();
             tasks.push(tokio::spawn(async move {
                 let mut done: Vec<(usize, u64, u64, u64)> = Vec::new();
@@ -148,8 +161,9 @@ impl Publisher {
                     if let Some(step) = interval {
                         tokio::time::sleep_until((start + step * i as u32).into()).await;
                     }
+                    let path = paths.as_ref().map_or(PATH, |p| p[i].as_str());
                     let sent = now_us();
-                    match post_with_retries(&mut conn, &auth, &bodies[i], &mut retries).await {
+                    match post_to_with_retries(&mut conn, path, &auth, &bodies[i], &mut retries).await {
                         Ok(accepted) if record => done.push((i, sent, accepted, now_us())),
                         Ok(_) => done.push((i, 0, 0, 0)),
                         Err(e) => {
@@ -219,6 +233,7 @@ impl Publisher {
             let mut conn = KeepAlive::new(self.endpoint.clone(), self.source(p));
             let auth = self.authorization.clone();
             let topic = topic.to_owned();
+            let path = self.path(&topic);
             tasks.push(tokio::spawn(async move {
                 let mut k = 0i64;
                 let mut errors = 0usize;
@@ -231,7 +246,7 @@ impl Publisher {
                         post_to_with_retries(&mut conn, BATCH_PATH, &auth, &b, &mut retries).await
                     } else {
                         let b = body(&topic, n0, "");
-                        post_with_retries(&mut conn, &auth, &b, &mut retries).await
+                        post_to_with_retries(&mut conn, &path, &auth, &b, &mut retries).await
                     };
                     match sent {
                         Ok(_) => k += batch.max(1) as i64,

@@ -1,8 +1,16 @@
-//! The comparison table (Herald, baseline, ratio, goal) and its rows.
+//! The comparison table (Herald, the Node.js baseline, nginx + Nchan, the
+//! ratios, the goals) and its rows.
 
 use serde_json::{json, Value};
 
 use crate::scenarios::Run;
+
+/// One scenario's runs, by system.
+pub struct Systems<'a> {
+    pub herald: Option<&'a Run>,
+    pub baseline: Option<&'a Run>,
+    pub nchan: Option<&'a Run>,
+}
 
 /// One line of the table.
 pub struct Row {
@@ -10,31 +18,60 @@ pub struct Row {
     pub metric: String,
     pub herald: Option<f64>,
     pub baseline: Option<f64>,
+    pub nchan: Option<f64>,
+    /// Herald's goal against the Node.js baseline, or an absolute one.
     pub goal: String,
     /// `None` when the goal cannot be judged (no baseline, smoke run).
     pub met: Option<bool>,
     /// Why, when the goal is missed or not judged.
     pub note: String,
+    /// Herald's goal against Nchan (issue 18), judged when Nchan ran.
+    pub nchan_goal: String,
+    pub nchan_met: Option<bool>,
+    pub nchan_note: String,
+}
+
+fn ratio(h: Option<f64>, other: Option<f64>) -> Option<f64> {
+    match (h, other) {
+        (Some(h), Some(o)) if o != 0.0 && h.is_finite() && o.is_finite() => Some(h / o),
+        _ => None,
+    }
+}
+
+fn note(to: &mut String, what: &str) {
+    if !to.is_empty() {
+        to.push_str("; ");
+    }
+    to.push_str(what);
 }
 
 impl Row {
+    /// Herald ÷ the Node.js baseline.
     pub fn ratio(&self) -> Option<f64> {
-        match (self.herald, self.baseline) {
-            (Some(h), Some(b)) if b != 0.0 && h.is_finite() && b.is_finite() => Some(h / b),
-            _ => None,
-        }
+        ratio(self.herald, self.baseline)
+    }
+
+    /// Herald ÷ Nchan.
+    pub fn ratio_nchan(&self) -> Option<f64> {
+        ratio(self.herald, self.nchan)
     }
 
     pub fn json(&self) -> Value {
+        let r3 = |r: Option<f64>| r.map(|r| (r * 1000.0).round() / 1000.0);
         json!({
             "scenario": self.scenario,
             "metric": self.metric,
             "herald": self.herald,
             "baseline": self.baseline,
-            "ratio": self.ratio().map(|r| (r * 1000.0).round() / 1000.0),
+            "nchan": self.nchan,
+            "ratio": r3(self.ratio()),
+            "ratio_nchan": r3(self.ratio_nchan()),
             "goal": self.goal,
             "met": self.met,
             "note": self.note,
+            "nchan_goal": self.nchan_goal,
+            "nchan_met": self.nchan_met,
+            "nchan_note": self.nchan_note,
         })
     }
 }
@@ -57,24 +94,35 @@ fn all_met(checks: &[Option<bool>]) -> Option<bool> {
 }
 
 /// The rows of one scenario. `judge` is false in the smoke run (debug build,
-/// tiny sizes): figures are shown, goals are not judged.
-pub fn rows(scenario: &'static str, herald: Option<&Run>, baseline: Option<&Run>, judge: bool) -> Vec<Row> {
-    let mut rows = Vec::new();
+/// tiny sizes): figures are shown, goals are not judged. Goals against a
+/// system are judged only when it ran.
+pub fn rows(scenario: &'static str, sys: &Systems<'_>, judge: bool) -> Vec<Row> {
+    let (herald, baseline, nchan) = (sys.herald, sys.baseline, sys.nchan);
+    let judge_baseline = judge && baseline.is_some();
+    let judge_nchan = judge && nchan.is_some();
+    let mut rows: Vec<Row> = Vec::new();
     let mut row = |metric: &str, path: &[&str], goal: &str, met: Option<bool>| {
         rows.push(Row {
             scenario,
             metric: metric.to_owned(),
             herald: at(herald, path),
             baseline: at(baseline, path),
+            nchan: at(nchan, path),
             goal: goal.to_owned(),
-            met: if judge { met } else { None },
+            met: if judge_baseline { met } else { None },
             note: String::new(),
+            nchan_goal: String::new(),
+            nchan_met: None,
+            nchan_note: String::new(),
         });
     };
     let h = |path: &[&str]| at(herald, path);
     let b = |path: &[&str]| at(baseline, path);
+    let n = |path: &[&str]| at(nchan, path);
     let le = |x: Option<f64>, y: Option<f64>| Some(x? <= y?);
     let ge = |x: Option<f64>, y: Option<f64>| Some(x? >= y?);
+    // (index of the row, goal against Nchan, met)
+    let mut against_nchan: Vec<(usize, &str, Option<bool>)> = Vec::new();
     match scenario {
         "fan-out" => {
             let p = ["deliveries_per_server_cpu_s"];
@@ -84,6 +132,7 @@ pub fn rows(scenario: &'static str, herald: Option<&Run>, baseline: Option<&Run>
                 "≥ 3× baseline",
                 ge(h(&p), b(&p).map(|v| 3.0 * v)),
             );
+            against_nchan.push((0, "≥ 5× Nchan", ge(h(&p), n(&p).map(|v| 5.0 * v))));
             row("server CPU-seconds", &["server_cpu_s"], "", None);
             row("deliveries per second (wall)", &["deliveries_per_s"], "", None);
             row("publish accepted/s", &["accepted_per_s"], "", None);
@@ -103,6 +152,7 @@ pub fn rows(scenario: &'static str, herald: Option<&Run>, baseline: Option<&Run>
                 "≤ baseline and ≤ 25",
                 all_met(&[le(h(&p99), b(&p99)), le(h(&p99), Some(25.0))]),
             );
+            against_nchan.push((1, "≤ Nchan", le(h(&p99), n(&p99))));
             row(
                 "… read by the load generator, p50 (ms)",
                 &["latency_accepted_read_ms", "p50"],
@@ -167,6 +217,7 @@ pub fn rows(scenario: &'static str, herald: Option<&Run>, baseline: Option<&Run>
         "idle" => {
             let p = ["rss_per_stream_kib"];
             row("RSS per open stream (KiB)", &p, "≤ 8", le(h(&p), Some(8.0)));
+            against_nchan.push((0, "≤ 0.7× Nchan", le(h(&p), n(&p).map(|v| 0.7 * v))));
             row(
                 "server CPU µs per stream open",
                 &["server_cpu_us_per_open"],
@@ -182,6 +233,7 @@ pub fn rows(scenario: &'static str, herald: Option<&Run>, baseline: Option<&Run>
                 "≤ 5",
                 le(h(&p), Some(5.0)),
             );
+            against_nchan.push((0, "≤ Nchan", le(h(&p), n(&p))));
             row("… max (ms)", &["all_received_ms", "max"], "", None);
         }
         "storm" => {
@@ -192,22 +244,35 @@ pub fn rows(scenario: &'static str, herald: Option<&Run>, baseline: Option<&Run>
                 "≤ 0.5× baseline",
                 le(h(&p), b(&p).map(|v| 0.5 * v)),
             );
+            against_nchan.push((0, "≤ Nchan", le(h(&p), n(&p))));
             row("server CPU-seconds", &["server_cpu_s"], "", None);
         }
         _ => {}
     }
-    for r in &mut rows {
-        if r.goal.is_empty() {
-            continue;
+    for (i, goal, met) in against_nchan {
+        if let Some(r) = rows.get_mut(i) {
+            r.nchan_goal = goal.to_owned();
+            r.nchan_met = if judge_nchan { met } else { None };
         }
-        if !judge {
-            r.note = "not judged (no baseline in this run)".into();
-        } else if r.met.is_none() {
-            r.note = if baseline.is_none() {
-                "no baseline in this run".into()
-            } else {
-                "missing figure".into()
-            };
+    }
+    for r in &mut rows {
+        if !r.goal.is_empty() {
+            if !judge {
+                r.note = "not judged (smoke run)".into();
+            } else if baseline.is_none() {
+                r.note = "no baseline in this run".into();
+            } else if r.met.is_none() {
+                r.note = "missing figure".into();
+            }
+        }
+        if !r.nchan_goal.is_empty() {
+            if !judge {
+                r.nchan_note = "not judged (smoke run)".into();
+            } else if nchan.is_none() {
+                r.nchan_note = "no Nchan in this run".into();
+            } else if r.nchan_met.is_none() {
+                r.nchan_note = "missing figure".into();
+            }
         }
     }
     // Say when a comparison is not at equal load.
@@ -216,39 +281,65 @@ pub fn rows(scenario: &'static str, herald: Option<&Run>, baseline: Option<&Run>
         for (who, achieved) in [
             ("Herald", h(&["accepted_per_s"])),
             ("the baseline", b(&["accepted_per_s"])),
+            ("Nchan", n(&["accepted_per_s"])),
         ] {
             if let (Some(o), Some(a)) = (offered, achieved) {
                 if a < 0.95 * o {
-                    for r in rows.iter_mut().filter(|r| !r.goal.is_empty()) {
-                        if !r.note.is_empty() {
-                            r.note.push_str("; ");
+                    let what = format!("{who} sustained only {a:.0} of the {o:.0} events/s offered");
+                    for r in &mut rows {
+                        if !r.goal.is_empty() {
+                            note(&mut r.note, &what);
                         }
-                        r.note.push_str(&format!(
-                            "{who} sustained only {a:.0} of the {o:.0} events/s offered"
-                        ));
+                        if !r.nchan_goal.is_empty() {
+                            note(&mut r.nchan_note, &what);
+                        }
                     }
                 }
             }
         }
     }
-    for (who, run) in [("Herald", herald), ("the baseline", baseline)] {
+    for (who, run) in [("Herald", herald), ("the baseline", baseline), ("Nchan", nchan)] {
         let restarted = run.and_then(|r| r.metrics.get("postgres_restarted")?.as_bool()) == Some(true);
         if restarted {
-            for r in rows.iter_mut().filter(|r| !r.goal.is_empty()) {
-                if !r.note.is_empty() {
-                    r.note.push_str("; ");
+            let what = format!("the machine's Postgres restarted during {who}'s run");
+            for r in &mut rows {
+                if !r.goal.is_empty() {
+                    note(&mut r.note, &what);
                 }
-                r.note
-                    .push_str(&format!("the machine's Postgres restarted during {who}'s run"));
+                if !r.nchan_goal.is_empty() {
+                    note(&mut r.nchan_note, &what);
+                }
+            }
+        }
+    }
+    // A comparison with a run that was not exact judges nothing.
+    for (who, run, nchan_side) in [("the baseline", baseline, false), ("Nchan", nchan, true)] {
+        if run.is_some_and(|r| !r.verdict.ok()) {
+            for r in &mut rows {
+                let (goal, met, why) = if nchan_side {
+                    (&r.nchan_goal, &mut r.nchan_met, &mut r.nchan_note)
+                } else {
+                    (&r.goal, &mut r.met, &mut r.note)
+                };
+                if !goal.is_empty() && met.is_some() {
+                    *met = None;
+                    *why = format!("{who}'s run was not exact");
+                }
             }
         }
     }
     // A goal cannot be met by an incorrect run.
     if let Some(h) = herald {
         if !h.verdict.ok() {
-            for r in rows.iter_mut().filter(|r| r.met == Some(true)) {
-                r.met = Some(false);
-                r.note = "Herald's run was not correct".into();
+            for r in &mut rows {
+                if r.met == Some(true) {
+                    r.met = Some(false);
+                    r.note = "Herald's run was not correct".into();
+                }
+                if r.nchan_met == Some(true) {
+                    r.nchan_met = Some(false);
+                    r.nchan_note = "Herald's run was not correct".into();
+                }
             }
         }
     }
@@ -318,38 +409,56 @@ pub fn table(header: &[&str], lines: &[Vec<String>]) -> String {
 
 pub fn comparison_table(rows: &[Row]) -> String {
     let mut notes: Vec<String> = Vec::new();
+    let mut mark = |goal: &str, met: Option<bool>, why: &str| -> String {
+        let mark = if why.is_empty() {
+            String::new()
+        } else {
+            if !notes.iter().any(|n| n == why) {
+                notes.push(why.to_owned());
+            }
+            let i = notes.iter().position(|n| n == why).unwrap_or(0);
+            format!(" [{}]", i + 1)
+        };
+        match met {
+            Some(true) => format!("met{mark}"),
+            Some(false) => format!("MISSED{mark}"),
+            None if goal.is_empty() => String::new(),
+            None => format!("—{mark}"),
+        }
+    };
+    let times = |r: Option<f64>| r.map(|x| format!("{x:.2}×")).unwrap_or_else(|| "—".into());
     let lines: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let mark = if r.note.is_empty() {
-                String::new()
-            } else {
-                if !notes.contains(&r.note) {
-                    notes.push(r.note.clone());
-                }
-                let i = notes.iter().position(|n| *n == r.note).unwrap_or(0);
-                format!(" [{}]", i + 1)
-            };
             vec![
                 r.scenario.to_owned(),
                 r.metric.clone(),
                 num(r.herald),
                 num(r.baseline),
-                r.ratio()
-                    .map(|x| format!("{x:.2}×"))
-                    .unwrap_or_else(|| "—".into()),
+                num(r.nchan),
+                times(r.ratio()),
+                times(r.ratio_nchan()),
                 r.goal.clone(),
-                match r.met {
-                    Some(true) => format!("met{mark}"),
-                    Some(false) => format!("MISSED{mark}"),
-                    None if r.goal.is_empty() => String::new(),
-                    None => format!("—{mark}"),
-                },
+                mark(&r.goal, r.met, &r.note),
+                r.nchan_goal.clone(),
+                mark(&r.nchan_goal, r.nchan_met, &r.nchan_note),
             ]
         })
         .collect();
     let mut out = table(
-        &["scenario", "metric", "Herald", "baseline", "ratio", "goal", ""],
+        &[
+            "scenario",
+            "metric",
+            "Herald",
+            "Node",
+            "Nchan",
+            "÷ Node",
+            "÷ Nchan",
+            "goal",
+            "",
+            "goal vs Nchan",
+            "",
+        ],
         &lines,
     );
     for (i, n) in notes.iter().enumerate() {

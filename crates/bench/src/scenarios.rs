@@ -1,5 +1,7 @@
 //! The scenarios. Each runs against one system and returns its metrics and a
-//! correctness verdict; `main` runs each for Herald, then the baseline.
+//! correctness verdict; `main` runs each for Herald, then the Node.js
+//! baseline, then nginx + Nchan. A [`Target`] is one system: where it takes
+//! publishes and streams, which contract it speaks, which processes are its.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -10,21 +12,25 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use crate::check::{percentile, Verdict};
-use crate::http::Endpoint;
+use crate::contract::Contract;
+use crate::http::{Endpoint, KeepAlive};
+use crate::nchan;
 use crate::procfs::{self, Probe, Sample};
 use crate::publish::{self, body, Publisher};
-use crate::stream::{now_us, Group, StreamReport, StreamSpec};
+use crate::stream::{now_us, Counter, Group, StreamReport, StreamSpec};
 
 /// One system under test.
 pub struct Target {
-    /// `herald` or `baseline` (JSON keys).
+    /// `herald`, `baseline` or `nchan` (JSON keys).
     pub name: &'static str,
+    /// Herald's API (Herald, the Node.js baseline) or Nchan's.
+    pub contract: Contract,
     pub publisher: Publisher,
     pub stream: Endpoint,
     /// `Bearer …` of a reader of `bench:*`.
     pub reader: Arc<str>,
     pub probe: Probe,
-    /// The process holding the streams (`gateway`, `node`).
+    /// The processes holding the streams (`gateway`, `node`, `nginx`).
     pub stream_process: &'static str,
     pub sources: Arc<Vec<IpAddr>>,
     /// Bound on concurrent connection attempts while opening streams.
@@ -94,6 +100,8 @@ impl Target {
             record_times: false,
             collect: false,
             read_buffer: 16 * 1024,
+            contract: self.contract,
+            progress: None,
         }
     }
 
@@ -104,9 +112,9 @@ impl Target {
     /// CPU seconds of the system's own server processes.
     fn server_cpu(&self, cpu: &BTreeMap<String, f64>) -> f64 {
         self.probe
-            .servers
+            .server_labels()
             .iter()
-            .map(|(label, _)| cpu.get(label).copied().unwrap_or(0.0))
+            .map(|label| cpu.get(*label).copied().unwrap_or(0.0))
             .sum()
     }
 
@@ -140,6 +148,28 @@ impl Target {
         match reports.first().and_then(|r| r.last_seq) {
             Some(seq) if arrived => Ok(seq),
             _ => Err("barrier event never arrived".into()),
+        }
+    }
+
+    /// Where a client of each topic resumes from to get everything published
+    /// from now on: after a [`Target::barrier`], its `seq` for every topic
+    /// on Herald's contract; each channel's last id on Nchan's (see [`nchan`]).
+    pub async fn positions(&self, topics: &[String]) -> Result<Vec<Vec<u8>>, String> {
+        let seq = self.barrier().await?;
+        match self.contract {
+            Contract::Herald => Ok(vec![seq.to_string().into_bytes(); topics.len()]),
+            Contract::Nchan => {
+                let mut conn = KeepAlive::new(self.publisher.endpoint.clone(), None);
+                let mut out = Vec::with_capacity(topics.len());
+                for topic in topics {
+                    out.push(
+                        nchan::last_id(&mut conn, topic)
+                            .await
+                            .map_err(|e| format!("position of {topic}: {e}"))?,
+                    );
+                }
+                Ok(out)
+            }
         }
     }
 }
@@ -453,8 +483,8 @@ pub async fn replay(t: &Target, reps: usize, missed: usize, publishers: usize) -
                 .problem(format!("rep {rep}: the first stream did not open"));
             continue;
         }
-        let position = match t.barrier().await {
-            Ok(p) => p,
+        let position = match t.positions(topics).await {
+            Ok(mut p) => p.remove(0),
             Err(e) => {
                 before.finish().await;
                 run.verdict.problem(format!("rep {rep}: {e}"));
@@ -475,7 +505,7 @@ pub async fn replay(t: &Target, reps: usize, missed: usize, publishers: usize) -
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         let mut spec = t.spec(rep, topics, missed);
-        spec.last_event_id = Some(position.to_string().into_bytes());
+        spec.last_event_id = Some(position);
         let s0 = t.probe.sample();
         let t0 = now_us();
         let group = Group::spawn(vec![spec], None, false);
@@ -532,7 +562,7 @@ pub async fn storm(t: &Target, clients: usize, missed: usize, publishers: usize,
         run.verdict.problem("not every client connected the first time");
         return run;
     }
-    let position = match t.barrier().await {
+    let positions = match t.positions(&topics).await {
         Ok(p) => p,
         Err(e) => {
             first.finish().await;
@@ -555,7 +585,7 @@ pub async fn storm(t: &Target, clients: usize, missed: usize, publishers: usize,
     let specs: Vec<StreamSpec> = (0..clients)
         .map(|i| {
             let mut s = t.spec(i, std::slice::from_ref(&topics[i % topic_count]), missed);
-            s.last_event_id = Some(position.to_string().into_bytes());
+            s.last_event_id = Some(positions[i % topic_count].clone());
             s
         })
         .collect();
@@ -642,6 +672,9 @@ pub async fn publish(t: &Target, publishers: usize, duration: Duration) -> Run {
 /// Publishes from `publishers` keep-alive connections for `duration` (`batch`
 /// events per request), then reads every accepted event back in `seq` order
 /// and checks each publisher's events came in the order it published them.
+/// Nchan keeps only its last `nchan_message_buffer_length` messages, so there
+/// a stream open while publishing takes the read-back's place (which costs
+/// Nchan one delivery per event inside the measured window).
 /// Returns the outcome, the CPU spent publishing and the order errors; `None`
 /// (with the problem recorded) when the target could not be synchronized.
 async fn publish_phase(
@@ -653,13 +686,36 @@ async fn publish_phase(
 ) -> Option<(crate::publish::Outcome, BTreeMap<String, f64>, u64)> {
     const STRIDE: i64 = 1_000_000_000;
     let topic = format!("bench:{}", unique("publish"));
-    let start = match t.barrier().await {
-        Ok(p) => p,
-        Err(e) => {
-            run.verdict.problem(e);
+    let collect = |spec: &mut StreamSpec| {
+        spec.dense = false;
+        spec.collect = true;
+        spec.read_buffer = 64 * 1024;
+    };
+    // Nchan: the stream that checks everything live, and how far it got.
+    let mut live: Option<(Group, Arc<Counter>)> = None;
+    let mut start = Vec::new();
+    if t.contract == Contract::Nchan {
+        let progress = Arc::new(Counter::default());
+        // `expected` is set once publishing says how many were accepted.
+        let mut spec = t.spec(0, std::slice::from_ref(&topic), usize::MAX);
+        collect(&mut spec);
+        spec.progress = Some(progress.clone());
+        let group = Group::spawn(vec![spec], None, false);
+        if !group.wait_ready(t.timeout(30)).await {
+            run.verdict.streams(&group.finish().await);
+            run.verdict.problem("the checking stream did not open");
             return None;
         }
-    };
+        live = Some((group, progress));
+    } else {
+        match t.positions(std::slice::from_ref(&topic)).await {
+            Ok(mut p) => start = p.remove(0),
+            Err(e) => {
+                run.verdict.problem(e);
+                return None;
+            }
+        }
+    }
     let s0 = t.probe.sample();
     let (counts, out) = t
         .publisher
@@ -670,22 +726,36 @@ async fn publish_phase(
     let drain0 = now_us();
     if let Err(e) = t.barrier().await {
         run.verdict.problem(e);
+        if let Some((group, _)) = live {
+            group.finish().await;
+        }
         return None;
     }
     let drain_ms = ms(now_us() - drain0);
 
-    // Read everything back in seq order: every accepted event exactly once,
-    // and each publisher's events in the order it published them.
-    let mut spec = t.spec(0, std::slice::from_ref(&topic), out.accepted);
-    spec.dense = false;
-    spec.collect = true;
-    spec.read_buffer = 64 * 1024;
-    spec.last_event_id = Some(start.to_string().into_bytes());
+    // Every accepted event exactly once, and each publisher's events in the
+    // order it published them: read back in seq order, or as Nchan's stream
+    // got them.
     let verify0 = now_us();
-    let group = Group::spawn(vec![spec], None, false);
-    group.wait_done(t.timeout(300)).await;
+    let reports = match live {
+        Some((group, progress)) => {
+            progress.wait(out.accepted, t.timeout(300)).await;
+            let mut reports = group.finish().await;
+            for r in &mut reports {
+                r.expected = out.accepted;
+            }
+            reports
+        }
+        None => {
+            let mut spec = t.spec(0, std::slice::from_ref(&topic), out.accepted);
+            collect(&mut spec);
+            spec.last_event_id = Some(start);
+            let group = Group::spawn(vec![spec], None, false);
+            group.wait_done(t.timeout(300)).await;
+            group.finish().await
+        }
+    };
     let verify_s = ms(now_us() - verify0) / 1000.0;
-    let reports = group.finish().await;
     run.verdict.streams(&reports);
     let mut next = vec![0i64; counts.len()];
     let mut order_errors = 0u64;
@@ -720,5 +790,13 @@ async fn publish_phase(
     run.set(&format!("{key}per_publisher"), json!(counts));
     run.set(&format!("{key}sequenced_after_ms"), round(drain_ms, 1));
     run.set(&format!("{key}read_back_s"), round(verify_s, 3));
+    run.set(
+        &format!("{key}checked_by"),
+        if t.contract == Contract::Nchan {
+            "a stream open while publishing"
+        } else {
+            "reading everything back after publishing"
+        },
+    );
     Some((out, cpu, order_errors))
 }

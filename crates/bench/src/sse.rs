@@ -181,21 +181,24 @@ fn int_field(json: &[u8], key: &[u8], from: usize) -> Option<(i64, usize)> {
 }
 
 /// What the checks need from an envelope: `seq`, `topic` and the bench's
-/// `data.n`. The bench publishes `{"n": <int>, ...}` and both servers write
-/// the envelope compactly with `seq` and `topic` before `data`.
+/// `data.n`. The bench publishes `{"n": <int>, ...}` and Herald and the Node.js
+/// baseline write the envelope compactly with `seq` and `topic` before
+/// `data`; Nchan delivers the published body itself, which has no `seq`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Head<'a> {
-    pub seq: i64,
+    pub seq: Option<i64>,
     pub topic: &'a [u8],
     pub n: i64,
 }
 
 pub fn envelope_head(json: &[u8]) -> Option<Head<'_>> {
-    let (seq, _) = int_field(json, b"\"seq\":", 0)?;
+    // `seq` comes before `data` in an envelope; a `"seq":` inside `data`
+    // (the bench never writes one) must not count.
+    let data = find(json, b"\"data\":", 0)?;
+    let seq = int_field(&json[..data], b"\"seq\":", 0).map(|(seq, _)| seq);
     let t = find(json, b"\"topic\":", 0)? + b"\"topic\":".len();
     let t = t + json[t..].iter().position(|b| *b == b'"')? + 1;
     let t_end = t + json[t..].iter().position(|b| *b == b'"')?;
-    let data = find(json, b"\"data\":", 0)?;
     let (n, _) = int_field(json, b"\"n\":", data)?;
     Some(Head {
         seq,
@@ -283,9 +286,18 @@ mod tests {
         assert_eq!(
             envelope_head(json),
             Some(Head {
-                seq: 1234,
+                seq: Some(1234),
                 topic: b"bench:fanout-1",
                 n: 17
+            })
+        );
+        // What Nchan delivers: the published body, no seq.
+        assert_eq!(
+            envelope_head(br#"{"topic":"bench:a","type":"bench.ev","data":{"n":3}}"#),
+            Some(Head {
+                seq: None,
+                topic: b"bench:a",
+                n: 3
             })
         );
         assert_eq!(envelope_head(br#"{"reason":"future"}"#), None);
