@@ -1721,16 +1721,16 @@ var Connection = class {
     }, 0);
   }
   /**
-   * Records a frame's position. Events report theirs with the event itself;
-   * other frames (the bare `id: <head>`, `herald.reset`) as a position.
+   * Records a frame's position. Events report theirs with the event itself,
+   * `herald.reset` with the resync; the bare `id: <head>` frame as a position.
    */
-  track(e, isEvent = false) {
+  track(e, report = false) {
     if (!e.lastEventId)
       return;
     this.sawId = true;
     this.lastEventId = e.lastEventId;
     const seq = Number(e.lastEventId);
-    if (!isEvent && Number.isSafeInteger(seq))
+    if (report && Number.isSafeInteger(seq))
       this.on.position(seq);
   }
   listen(es, type) {
@@ -1738,7 +1738,7 @@ var Connection = class {
       if (es !== this.es)
         return;
       const e = ev;
-      this.track(e, true);
+      this.track(e);
       let env;
       try {
         env = JSON.parse(e.data);
@@ -1853,13 +1853,15 @@ var Connection = class {
       this.listen(es, type);
     es.addEventListener("message", (ev) => {
       if (es === this.es)
-        this.track(ev);
+        this.track(ev, true);
     });
     es.addEventListener("herald.reset", (ev) => {
       if (es !== this.es)
         return;
-      this.track(ev);
-      this.on.resync("reset", streamTopics);
+      const e = ev;
+      this.track(e);
+      const at = Number(e.lastEventId);
+      this.on.resync("reset", streamTopics, Number.isSafeInteger(at) ? at : void 0);
     });
     es.addEventListener("herald.reauth", () => {
       if (es === this.es)
@@ -2055,6 +2057,16 @@ var HeraldStream = class {
     if (seq > this._lastSeq)
       this._lastSeq = seq;
   }
+  /**
+   * `herald.reset` at `seq`: the stream starts over there, so what follows is
+   * delivered even at positions this tab saw before (a rewound history reuses
+   * them; dropping them as duplicates would lose them).
+   */
+  rewind(seq) {
+    this._lastSeq = seq;
+    if (this.election)
+      this.election.seq = seq;
+  }
   resyncLocal(reason, topics) {
     for (const [topic, fns] of this.resyncs) {
       const hit = topics === "all" ? topic === null || this.topics.has(topic) : topic === null ? this.own && topics.some((t) => this.ownTopics === null || this.ownTopics.includes(t)) : topics.includes(topic);
@@ -2152,8 +2164,10 @@ var HeraldStream = class {
         this.post({ t: "pos", seq });
         this.position(seq);
       },
-      resync: (reason, topics) => {
-        this.post({ t: "resync", reason, topics });
+      resync: (reason, topics, at) => {
+        this.post({ t: "resync", reason, topics, at });
+        if (at !== void 0)
+          this.rewind(at);
         this.resyncLocal(reason, topics);
       },
       status: (status, openTopics, ownTopics) => {
@@ -2217,6 +2231,10 @@ var HeraldStream = class {
         this.position(msg.seq);
         break;
       case "resync":
+        if (this._role !== "follower" && !this.election)
+          break;
+        if (typeof msg.at === "number" && Number.isSafeInteger(msg.at))
+          this.rewind(msg.at);
         if (this._role === "follower")
           this.resyncLocal(msg.reason, msg.topics);
         break;
@@ -2779,12 +2797,12 @@ var HeraldBell = class extends Base {
     const n = this._inbox?.items.get(id);
     if (!n || !this._inbox)
       return;
-    if (!n.read_at)
-      void this._inbox.setState(id, "read").catch(() => this.render());
+    const marked = n.read_at ? Promise.resolve() : this._inbox.setState(id, "read").catch(() => this.render());
     const link = safeUrl(n.action_url);
     const go = this.dispatchEvent(new CustomEvent("herald-select", { bubbles: true, composed: true, cancelable: true, detail: n }));
-    if (link && go)
-      window.location.assign(link);
+    if (!link || !go)
+      return;
+    void Promise.race([marked, new Promise((resolve) => setTimeout(resolve, 2e3))]).then(() => window.location.assign(link));
   }
   /** Snoozes one: it leaves the list at once, and focus goes to the entry that took its place (or the Snoozed button). */
   snooze(id, until) {

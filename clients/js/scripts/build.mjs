@@ -8,7 +8,9 @@
 // and copies both single files to web/ (herald-bell.js, herald-sw.js), which the /demo
 // page serves: the demo runs exactly the code users get. The copies are committed, so
 // the running product fetches nothing; `node scripts/build.mjs --check` (run by
-// scripts/js-test) fails when one is stale.
+// scripts/js-test) fails when one is stale. `--dist` builds dist/ alone: what
+// `npm pack` runs first (the `prepack` script), so a tarball always holds fresh code
+// (dist/ is not committed) and packing never touches files outside the package.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -19,6 +21,7 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PKG = path.resolve(HERE, '..');
 const WEB = path.resolve(PKG, '..', '..', 'web');
 const check = process.argv.includes('--check');
+const distOnly = process.argv.includes('--dist');
 
 rmSync(path.join(PKG, 'dist'), { recursive: true, force: true });
 execFileSync(process.execPath, [path.join(PKG, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(PKG, 'tsconfig.json')], { stdio: 'inherit' });
@@ -65,6 +68,9 @@ if (check) {
   }
   if (stale) process.exit(1);
   console.log(`web/${outputs.map(([n]) => n).join(' and web/')} match a fresh build`);
+} else if (distOnly) {
+  // stderr: `npm pack` prints the tarball's name on stdout, and scripts read it there.
+  console.error(`built dist/ (${outputs.map(([n, t]) => `browser/${n} ${t.length} bytes`).join(', ')})`);
 } else {
   for (const [name, text] of outputs) {
     writeFileSync(path.join(WEB, name), text);

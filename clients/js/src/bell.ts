@@ -621,10 +621,13 @@ export class HeraldBell extends Base {
   private activate(id: string): void {
     const n = this._inbox?.items.get(id);
     if (!n || !this._inbox) return;
-    if (!n.read_at) void this._inbox.setState(id, 'read').catch(() => this.render());
+    const marked = n.read_at ? Promise.resolve() : this._inbox.setState(id, 'read').catch(() => this.render());
     const link = safeUrl(n.action_url);
     const go = this.dispatchEvent(new CustomEvent('herald-select', { bubbles: true, composed: true, cancelable: true, detail: n }));
-    if (link && go) window.location.assign(link);
+    if (!link || !go) return;
+    // Leaving the page now would abandon the request that marks it read (a
+    // cross-origin POST, preflight first): go once it is answered, or after 2 s.
+    void Promise.race([marked, new Promise((resolve) => setTimeout(resolve, 2000))]).then(() => window.location.assign(link));
   }
 
   /** Snoozes one: it leaves the list at once, and focus goes to the entry that took its place (or the Snoozed button). */

@@ -31,8 +31,12 @@ export type StreamTokenSource = (topics: string[] | null) => Promise<StreamToken
 export interface ConnectionEvents {
   event(type: string, envelope: Envelope, seq: number): void;
   position(seq: number): void;
-  /** Topics whose state must be refetched. */
-  resync(reason: ResyncReason, topics: string[]): void;
+  /**
+   * Topics whose state must be refetched. For `reset`, `at` is the position the
+   * stream restarts from: events after it are new even where their positions were
+   * seen before (a history that went backwards reuses them).
+   */
+  resync(reason: ResyncReason, topics: string[], at?: number): void;
   status(status: StreamStatus, openTopics: string[], ownTopics: string[] | null): void;
   /** Topics the API would not put in a stream token (403). */
   refused(topics: string[]): void;
@@ -164,22 +168,22 @@ export class Connection {
   }
 
   /**
-   * Records a frame's position. Events report theirs with the event itself;
-   * other frames (the bare `id: <head>`, `herald.reset`) as a position.
+   * Records a frame's position. Events report theirs with the event itself,
+   * `herald.reset` with the resync; the bare `id: <head>` frame as a position.
    */
-  private track(e: MessageEvent, isEvent = false): void {
+  private track(e: MessageEvent, report = false): void {
     if (!e.lastEventId) return;
     this.sawId = true;
     this.lastEventId = e.lastEventId;
     const seq = Number(e.lastEventId);
-    if (!isEvent && Number.isSafeInteger(seq)) this.on.position(seq);
+    if (report && Number.isSafeInteger(seq)) this.on.position(seq);
   }
 
   private listen(es: EventSource, type: string): void {
     es.addEventListener(type, (ev) => {
       if (es !== this.es) return;
       const e = ev as MessageEvent;
-      this.track(e, true);
+      this.track(e);
       let env: Envelope;
       try {
         env = JSON.parse(e.data) as Envelope;
@@ -301,12 +305,17 @@ export class Connection {
     });
     for (const type of this.types) this.listen(es, type);
     es.addEventListener('message', (ev) => {
-      if (es === this.es) this.track(ev as MessageEvent); // the bare `id: <head>` frame
+      if (es === this.es) this.track(ev as MessageEvent, true); // the bare `id: <head>` frame
     });
     es.addEventListener('herald.reset', (ev) => {
       if (es !== this.es) return;
-      this.track(ev as MessageEvent);
-      this.on.resync('reset', streamTopics);
+      // The history we knew is gone (a position ahead of the gateway's head, one it
+      // pruned, or a rewound log): the stream restarts at the reset's position, which
+      // may be below what we saw, and the state is refetched.
+      const e = ev as MessageEvent;
+      this.track(e);
+      const at = Number(e.lastEventId);
+      this.on.resync('reset', streamTopics, Number.isSafeInteger(at) ? at : undefined);
     });
     es.addEventListener('herald.reauth', () => {
       if (es === this.es) void this.connect();

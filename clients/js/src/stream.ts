@@ -11,7 +11,8 @@
  * the others for the highest position any of them saw and resumes the stream
  * from there (`last_event_id`). Every tab drops events at or below the last
  * `seq` it delivered, so nothing is shown twice across the handover, and the
- * gateway's replay means nothing is lost.
+ * gateway's replay means nothing is lost. A `herald.reset` moves that mark to
+ * the reset's position, also down (a history that went backwards).
  *
  * Why not a `SharedWorker`: its script must be served from the page's own
  * origin at a stable URL (an extra file for every app to host), and Chrome on
@@ -64,7 +65,7 @@ type TabMessage =
   | { t: 'state'; tab: string; status: StreamStatus; openTopics: string[]; ownTopics: string[] | null }
   | { t: 'event'; seq: number; type: string; env: Envelope }
   | { t: 'pos'; seq: number }
-  | { t: 'resync'; reason: ResyncReason; topics: string[] }
+  | { t: 'resync'; reason: ResyncReason; topics: string[]; at?: number }
   | { t: 'refused'; topics: string[] }
   | { t: 'fatal'; status: number | null; message: string };
 
@@ -268,6 +269,16 @@ export class HeraldStream {
     if (seq > this._lastSeq) this._lastSeq = seq;
   }
 
+  /**
+   * `herald.reset` at `seq`: the stream starts over there, so what follows is
+   * delivered even at positions this tab saw before (a rewound history reuses
+   * them; dropping them as duplicates would lose them).
+   */
+  private rewind(seq: number): void {
+    this._lastSeq = seq;
+    if (this.election) this.election.seq = seq;
+  }
+
   private resyncLocal(reason: ResyncReason, topics: string[] | 'all'): void {
     for (const [topic, fns] of this.resyncs) {
       const hit = topics === 'all'
@@ -373,8 +384,9 @@ export class HeraldStream {
         this.post({ t: 'pos', seq });
         this.position(seq);
       },
-      resync: (reason, topics) => {
-        this.post({ t: 'resync', reason, topics });
+      resync: (reason, topics, at) => {
+        this.post({ t: 'resync', reason, topics, at });
+        if (at !== undefined) this.rewind(at);
         this.resyncLocal(reason, topics);
       },
       status: (status, openTopics, ownTopics) => {
@@ -435,6 +447,8 @@ export class HeraldStream {
         this.position(msg.seq);
         break;
       case 'resync':
+        if (this._role !== 'follower' && !this.election) break;
+        if (typeof msg.at === 'number' && Number.isSafeInteger(msg.at)) this.rewind(msg.at);
         if (this._role === 'follower') this.resyncLocal(msg.reason, msg.topics);
         break;
       case 'refused':
