@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use herald_test_support::{
-    bad_tokens, redis_url, settings, user_token, user_token_with_topics, SseClient, TestApp,
+    bad_tokens, redis_url, settings, sign, user_token, user_token_with_topics, SseClient, TestApp,
 };
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -64,6 +64,68 @@ async fn invalid_or_too_many_topics_are_400_naming_topics(pool: PgPool) {
     let (status, _, problem) = refused(&app, &admin, &many.join(",")).await;
     assert_eq!(status, 400, "{problem}");
     assert!(problem["detail"].as_str().unwrap().contains("64"));
+}
+
+/// A stream token never outlives the token that asked for it, however long
+/// the stream TTL: the stream then gets `herald.reauth` no later than the
+/// session would have ended.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_stream_token_never_outlives_the_token_that_minted_it(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for left in [2u64, 30, 3600] {
+        let session = sign(&json!({"sub": "alice", "aud": "herald", "exp": now + left}));
+        let minted: Value = reqwest::Client::new()
+            .post(format!("{}/v1/stream-tokens", app.api_url()))
+            .bearer_auth(&session)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let exp = minted["expires_at"].as_u64().unwrap();
+        assert!(exp <= now + left, "{left}s left: {minted}");
+        assert!(
+            minted["expires_in"].as_u64().unwrap() <= left.min(300),
+            "{left}s left: {minted}"
+        );
+    }
+    // A stream opened with a token whose session ends in 3 s is told to
+    // reauthenticate before then.
+    let session = sign(&json!({"sub": "alice", "aud": "herald", "exp": now + 3}));
+    let minted: Value = reqwest::Client::new()
+        .post(format!("{}/v1/stream-tokens", app.api_url()))
+        .bearer_auth(&session)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut stream = SseClient::from_request(
+        reqwest::Client::new()
+            .get(format!("{}/v1/stream", app.gateway_url()))
+            .query(&[("access_token", minted["token"].as_str().unwrap())]),
+    )
+    .await;
+    assert_eq!(stream.status, 200);
+    let started = std::time::Instant::now();
+    let reauth = stream
+        .next_event(Duration::from_secs(6))
+        .await
+        .expect("herald.reauth before the session ends");
+    assert_eq!(reauth.event, "herald.reauth");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[sqlx::test(migrations = "../../migrations")]

@@ -281,9 +281,17 @@ impl Verifier {
 
     /// Mints a stream token for `sub` carrying exactly `topics`.
     /// Returns the token and its expiry (seconds since the epoch).
-    pub fn mint_stream_token(&self, sub: &str, topics: &[Topic]) -> Result<(String, u64), AuthError> {
+    /// A stream token for `sub`'s `topics`, valid for the stream TTL but
+    /// never past `not_after` (the expiry of the token that asked for it, so
+    /// that a stream cannot outlive the session that opened it).
+    pub fn mint_stream_token(
+        &self,
+        sub: &str,
+        topics: &[Topic],
+        not_after: u64,
+    ) -> Result<(String, u64), AuthError> {
         let iat = now_secs();
-        let exp = iat + self.stream_ttl.as_secs().max(1);
+        let exp = (iat + self.stream_ttl.as_secs().max(1)).min(not_after);
         let claims = StreamClaims {
             sub,
             aud: &self.stream_audience,
@@ -475,7 +483,7 @@ mod tests {
     async fn stream_tokens_are_only_accepted_in_urls_and_access_tokens_only_in_headers() {
         let v = Verifier::from_settings(&settings()).unwrap();
         let topics = [Topic::parse("user:alice").unwrap()];
-        let (st, _) = v.mint_stream_token("alice", &topics).unwrap();
+        let (st, _) = v.mint_stream_token("alice", &topics, u64::MAX).unwrap();
         assert!(v.verify_stream(&st).await.unwrap().stream_token);
         assert_eq!(v.verify_access(&st).await, Err(AuthError::WrongAudience));
         let access = sign(json!({"sub": "alice", "aud": "herald", "exp": now_secs() + 3600}));

@@ -23,7 +23,7 @@ pub struct StreamQuery {
 /// The payload of `event: herald.reset`, `event: herald.reauth` and `event: herald.reconnect` frames.
 #[derive(Debug, ToSchema)]
 pub struct ControlEvent {
-    /// Why the event was sent: `unparsable`, `future`, `pruned` (reset), `token_expiring` (reauth) or `shutdown` (reconnect).
+    /// Why the event was sent: `unparsable`, `future`, `pruned`, `rewound` (reset), `token_expiring` (reauth) or `shutdown` (reconnect).
     pub reason: String,
 }
 
@@ -38,9 +38,13 @@ pub struct ControlEvent {
 /// continues live. Without a position the stream starts at the current head (its
 /// first frame is a bare `id:` carrying the position).
 ///
-/// `event: herald.reset` (data `{"reason": …}`) means the position cannot be
-/// resumed (unparsable, ahead of the head, or older than retained history): refetch
-/// state over REST, then continue from the stream. `event: herald.reauth` is sent
+/// `event: herald.reset` (data `{"reason": …}`, `id:` the position to go on from)
+/// means the position cannot be resumed (unparsable, ahead of the head, older than
+/// retained history, or history went backwards after a database failover:
+/// `rewound`): refetch state over REST, then continue from the stream, and take
+/// the reset's `id` as the new position even when it is below one already seen
+/// (after `rewound`, later events may reuse positions; drop duplicates by `seq`
+/// only above the reset). `event: herald.reauth` is sent
 /// just before the token that opened the stream expires; the stream then closes:
 /// fetch a fresh stream token and reconnect with `Last-Event-ID`. `event:
 /// herald.reconnect` (no `id`) comes after a short `retry:` hint when the gateway

@@ -37,7 +37,8 @@ pub struct StreamToken {
 /// Mints a short-lived token for a stream URL.
 ///
 /// `EventSource` cannot send headers, so browsers put this token in the stream
-/// URL. It lives at most 5 minutes; the stream sends `event: herald.reauth`
+/// URL. It lives at most 5 minutes (`HERALD_STREAM_TOKEN_TTL`), and never past
+/// the expiry of the token that asked for it; the stream sends `event: herald.reauth`
 /// before it expires, and the client reconnects with a fresh token and
 /// `Last-Event-ID` without missing an event.
 #[utoipa::path(
@@ -76,7 +77,7 @@ pub async fn create_stream_token(
     }
     let (token, expires_at) = state
         .verifier
-        .mint_stream_token(&principal.sub, &topics)
+        .mint_stream_token(&principal.sub, &topics, principal.expires_at)
         .map_err(|e| crate::error::ApiError::Internal(e.to_string()))?;
     Ok((
         StatusCode::CREATED,
@@ -84,7 +85,11 @@ pub async fn create_stream_token(
             token,
             topics: topics.iter().map(ToString::to_string).collect(),
             expires_at,
-            expires_in: state.verifier.stream_ttl().as_secs(),
+            expires_in: state
+                .verifier
+                .stream_ttl()
+                .as_secs()
+                .min(principal.remaining().as_secs()),
         }),
     ))
 }
