@@ -211,10 +211,22 @@ impl PushSettings {
 }
 
 /// Where Postgres is (`HERALD_DATABASE_URL`, `HERALD_DATABASE_MAX_CONNECTIONS`).
+///
+/// The URL may list several servers, as libpq's multi-host URLs do
+/// (`postgres://user:pw@db1:5432,db2:5432/herald`): a primary and its
+/// standbys. sqlx connects to one host only, so the URL is split here into
+/// one URL per server, and `db::connect_lazy` keeps the pool on whichever
+/// of them accepts writes.
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
-    /// Can carry a password: redacted in `Debug`.
+    /// As configured. Can carry a password: redacted in `Debug`.
     pub url: Secret,
+    /// One single-host URL per listed server, in the order given (just `url`
+    /// when it names one server). Secrets too.
+    pub servers: Vec<Secret>,
+    /// Connect only to a server that accepts writes: with several servers,
+    /// or `target_session_attrs=read-write` (or `primary`) on one.
+    pub read_write: bool,
     pub max_connections: u32,
 }
 
@@ -441,14 +453,83 @@ impl Settings {
 
 impl DatabaseSettings {
     fn parse(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
+        let url = non_empty(lookup, "HERALD_DATABASE_URL")
+            .map(|u| u.trim().to_owned())
+            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/herald".into());
+        // The value is a secret: errors name the variable, never show it.
+        let (servers, read_write) =
+            split_servers(&url).map_err(|why| invalid("HERALD_DATABASE_URL", "<redacted>".into(), why))?;
+        for server in &servers {
+            server.parse::<sqlx::postgres::PgConnectOptions>().map_err(|_| {
+                invalid(
+                    "HERALD_DATABASE_URL",
+                    "<redacted>".into(),
+                    "not a postgres:// URL sqlx can use",
+                )
+            })?;
+        }
         Ok(Self {
-            url: Secret::new(
-                non_empty(lookup, "HERALD_DATABASE_URL")
-                    .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/herald".into()),
-            ),
+            url: Secret::new(url),
+            servers: servers.into_iter().map(Secret::new).collect(),
+            read_write,
             max_connections: get(lookup, "HERALD_DATABASE_MAX_CONNECTIONS", 16)?,
         })
     }
+}
+
+/// Splits a libpq-style multi-host URL (`scheme://[userinfo@]h1[:p1],h2[:p2]/db?…`)
+/// into one URL per host, each with the same user, database and parameters,
+/// and takes `target_session_attrs` out (sqlx does not know it). Returns the
+/// URLs and whether only a read-write server will do. A single-host URL
+/// without `target_session_attrs` comes back as it is.
+fn split_servers(url: &str) -> Result<(Vec<String>, bool), String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Ok((vec![url.to_owned()], false));
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (userinfo, hosts) = match authority.rfind('@') {
+        Some(at) => (&authority[..=at], &authority[at + 1..]),
+        None => ("", authority),
+    };
+    let hosts: Vec<&str> = hosts.split(',').map(str::trim).collect();
+    if hosts.len() > 1 && hosts.iter().any(|h| h.is_empty()) {
+        return Err("an empty host in the list: write host1:port1,host2:port2".into());
+    }
+    let (path, query) = match tail.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (tail, None),
+    };
+    let mut attrs = None;
+    let mut kept = Vec::new();
+    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("target_session_attrs", value)) => attrs = Some(value),
+            _ => kept.push(pair),
+        }
+    }
+    let read_write = match attrs {
+        None => hosts.len() > 1,
+        Some("read-write" | "primary") => true,
+        Some(other) => {
+            return Err(format!(
+                "target_session_attrs={other}: Herald writes, so only read-write (or primary) will do"
+            ))
+        }
+    };
+    if hosts.len() == 1 && attrs.is_none() {
+        return Ok((vec![url.to_owned()], false));
+    }
+    let query = if kept.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", kept.join("&"))
+    };
+    let servers = hosts
+        .iter()
+        .map(|host| format!("{scheme}://{userinfo}{host}{path}{query}"))
+        .collect();
+    Ok((servers, read_write))
 }
 
 impl BusSettings {
@@ -874,10 +955,69 @@ mod tests {
     }
 
     #[test]
+    fn a_multi_host_database_url_becomes_one_url_per_server() {
+        let servers = |url: &str| {
+            let s = with(&[("HERALD_DATABASE_URL", url)]).unwrap().database;
+            let urls: Vec<String> = s.servers.iter().map(|s| s.expose().to_owned()).collect();
+            (urls, s.read_write)
+        };
+        // One server: as given, and no read-write check (nothing to choose from).
+        assert_eq!(
+            servers("postgres://u:p@db:5432/herald?sslmode=disable"),
+            (
+                vec!["postgres://u:p@db:5432/herald?sslmode=disable".to_owned()],
+                false
+            )
+        );
+        assert_eq!(
+            servers(
+                "postgres://u:p%40x@db1:5432,db2:6432/herald?sslmode=disable&target_session_attrs=read-write"
+            ),
+            (
+                vec![
+                    "postgres://u:p%40x@db1:5432/herald?sslmode=disable".to_owned(),
+                    "postgres://u:p%40x@db2:6432/herald?sslmode=disable".to_owned(),
+                ],
+                true
+            )
+        );
+        // Several servers imply read-write; hosts may omit the port, be IPv6.
+        assert_eq!(
+            servers("postgresql://db1,[::1]:5433/herald"),
+            (
+                vec![
+                    "postgresql://db1/herald".to_owned(),
+                    "postgresql://[::1]:5433/herald".to_owned(),
+                ],
+                true
+            )
+        );
+        // One server, asked to be the primary.
+        assert_eq!(
+            servers("postgres://db/herald?target_session_attrs=primary"),
+            (vec!["postgres://db/herald".to_owned()], true)
+        );
+    }
+
+    #[test]
+    fn a_database_url_herald_cannot_use_is_refused_without_showing_it() {
+        for url in [
+            "postgres://u:pg-pass-1@db1,,db2/herald",
+            "postgres://u:pg-pass-1@db1,db2/herald?target_session_attrs=read-only",
+            "postgres://u:pg-pass-1@db1,db2/herald?target_session_attrs=any",
+            "postgres://u:pg-pass-1@db1:port,db2/herald",
+        ] {
+            let e = with(&[("HERALD_DATABASE_URL", url)]).unwrap_err().to_string();
+            assert!(e.contains("HERALD_DATABASE_URL"), "{e}");
+            assert!(!e.contains("pg-pass-1"), "{e}");
+        }
+    }
+
+    #[test]
     fn debug_output_hides_secrets() {
         let s = with(&[
             ("HERALD_JWT_SECRET", "hunter2"),
-            ("HERALD_DATABASE_URL", "postgres://herald:pg-pass-1@db/herald"),
+            ("HERALD_DATABASE_URL", "postgres://herald:pg-pass-1@db,db2/herald"),
             ("HERALD_REDIS_URL", "redis://:redis-pass-2@cache:6379"),
             ("HERALD_VAPID_PRIVATE_KEY", "vapid-key-3"),
             ("HERALD_VAPID_SUBJECT", "mailto:ops@example.com"),
