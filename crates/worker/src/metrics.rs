@@ -8,6 +8,9 @@ pub struct WorkerMetrics {
     pub published: Counter,
     pub last_batch_size: Gauge,
     pub relay_errors: Counter,
+    /// Leaderships that found the log's head below what this worker had
+    /// sequenced: history went backwards (see `relay`).
+    pub history_rewinds: Counter,
     pub redis_connects: Counter,
     pub leader: Gauge,
     pub pruned: Counter,
@@ -42,6 +45,11 @@ impl WorkerMetrics {
             "herald_relay_errors_total",
             "Relay interruptions (Postgres or Redis errors).",
             self.relay_errors.get(),
+        )
+        .counter(
+            "herald_history_rewinds_total",
+            "Times this worker found the log's head below what it had sequenced (a failover to a standby that lacked the last commits).",
+            self.history_rewinds.get(),
         )
         .counter(
             "herald_redis_connects_total",

@@ -15,12 +15,22 @@
 //! step of whichever worker leads). Events may be published twice, never
 //! skipped and never out of order; gateways drop positions they already
 //! delivered.
+//!
+//! History going backwards: after a failover to a standby that lacked the
+//! last commits (an asynchronous one), the log's head is below positions
+//! that were sequenced, published and seen, and sequencing continues from
+//! it, giving those positions to other events. Gateways detect it (their
+//! hub's watermark is above the head) and send every stream `herald.reset`;
+//! they look every second. A leader that finds the head below what it
+//! sequenced itself holds the head there for [`REWIND_HOLD`] before
+//! sequencing, so that every gateway sees it below its watermark before new
+//! events climb past it (a worker started after the failover cannot know).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use herald_bus::{Bus, BusError, Publisher};
-use herald_domain::Envelope;
+use herald_domain::{Envelope, Seq};
 use herald_platform::backoff::Backoff;
 use herald_store::outbox::OUTBOX_CHANNEL;
 use sqlx::postgres::PgListener;
@@ -36,6 +46,9 @@ use crate::sequencer;
 const LEADER_LOCK: i64 = 0x6865_7261_6c64;
 /// How long a busy relay lets events gather between steps.
 const GATHER: Duration = Duration::from_millis(1);
+/// How long a leader that found history rewound waits before sequencing:
+/// several of the gateways' one-second head checks (see the module docs).
+const REWIND_HOLD: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -59,6 +72,9 @@ pub struct OutboxRelay {
     bus: Box<dyn Publisher>,
     /// Steps completed since leadership was last (re)gained.
     healthy_steps: u64,
+    /// The highest `last_seq` this worker has seen: the log's head never
+    /// goes below it unless history went backwards.
+    high_water: Seq,
     metrics: Arc<WorkerMetrics>,
 }
 
@@ -70,6 +86,7 @@ impl OutboxRelay {
             config,
             bus,
             healthy_steps: 0,
+            high_water: Seq::ZERO,
             metrics,
         })
     }
@@ -119,6 +136,7 @@ impl OutboxRelay {
         }
         tracing::info!("this worker is the sequencer leader");
         self.metrics.leader.set(1);
+        self.check_rewind(shutdown).await?;
 
         let wake = Arc::new(Notify::new());
         let listener = tokio::spawn(listen(self.pool.clone(), wake.clone()));
@@ -155,6 +173,28 @@ impl OutboxRelay {
         }
     }
 
+    /// Holds off sequencing for [`REWIND_HOLD`] when the log's head is below
+    /// what this worker sequenced (see the module docs).
+    async fn check_rewind(&mut self, shutdown: &CancellationToken) -> Result<(), RelayError> {
+        let head = herald_store::history::positions(&self.pool).await?.head;
+        if head < self.high_water {
+            tracing::error!(
+                %head,
+                sequenced = %self.high_water,
+                "history went backwards: the log's head is below positions this worker sequenced \
+                 (a failover to a standby that lacked the last commits); they will be given to \
+                 other events, and gateways reset their streams; holding the head for a moment"
+            );
+            self.metrics.history_rewinds.inc();
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(REWIND_HOLD) => {}
+            }
+        }
+        self.high_water = head;
+        Ok(())
+    }
+
     /// One unit of work: sequence a batch, then publish everything
     /// sequenced and not yet published. Returns how many events it handled.
     pub async fn step(&mut self) -> Result<usize, RelayError> {
@@ -163,6 +203,9 @@ impl OutboxRelay {
         if !fresh.is_empty() {
             self.metrics.sequenced.add(fresh.len() as u64);
             self.metrics.last_batch_size.set(fresh.len() as i64);
+        }
+        if let Some(e) = fresh.last() {
+            self.high_water = self.high_water.max(e.seq);
         }
         let sequenced_n = fresh.len();
         let published_n = self.publish_pending(fresh).await?;
