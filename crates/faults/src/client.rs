@@ -31,7 +31,12 @@ pub struct PhaseCounters {
     pub connect_errors: u64,
     pub broken: u64,
     pub idle_timeouts: u64,
+    /// `herald.reset` other than `rewound`.
     pub resets: u64,
+    /// `herald.reset` with reason `rewound`: history went backwards.
+    pub rewinds: u64,
+    /// Events shown again after a rewind (their first position was lost with it).
+    pub redelivered_after_rewind: u64,
     pub reauths: u64,
     /// `herald.reconnect` events (a gateway shutting down).
     pub reconnects: u64,
@@ -44,6 +49,13 @@ pub struct PhaseCounters {
 pub struct ClientInner {
     /// How many times each pid was shown (saturating).
     pub got: Vec<u8>,
+    /// The epoch each pid was last shown in (see `epoch`).
+    pub got_epoch: Vec<u8>,
+    /// How many `herald.reset`s with reason `rewound` this client got: positions
+    /// before and after one belong to different histories of the log (epochs).
+    pub epoch: u32,
+    /// Each rewind: when it reached this client, and in which phase.
+    pub rewinds: Vec<(f64, usize)>,
     pub last_seq: i64,
     /// What a browser would send as `Last-Event-ID`.
     pub last_id: String,
@@ -76,6 +88,17 @@ pub enum StreamEvent {
 }
 
 impl ClientInner {
+    /// An event this client may lack because history went backwards: published in the
+    /// phase of a rewind, before the client was told (`herald.reset`, reason
+    /// `rewound`). A failover to a standby that lacked the last commits loses them, or
+    /// gives them positions at or below the reset, which the client skips; the reset
+    /// tells it so. Events sent after the reset must all arrive.
+    pub fn lost_to_rewind(&self, r: &crate::publisher::PubRecord) -> bool {
+        self.rewinds
+            .iter()
+            .any(|(at, phase)| r.phase == *phase && r.sent < *at)
+    }
+
     pub fn phase_mut(&mut self, phase: usize) -> &mut PhaseCounters {
         if self.phases.len() <= phase {
             self.phases.resize(phase + 1, PhaseCounters::default());
@@ -266,7 +289,19 @@ fn record(shared: &Shared, me: &ClientState, g: &mut ClientInner, ev: ParsedEven
     let now_phase = shared.phase();
     match ev.event.as_str() {
         "herald.reset" => {
-            g.phase_mut(now_phase).resets += 1;
+            let reason = serde_json::from_str::<Value>(&ev.data)
+                .ok()
+                .and_then(|d| d.get("reason").and_then(Value::as_str).map(str::to_owned));
+            if reason.as_deref() == Some("rewound") {
+                // A new history starts at the reset's position: what this client saw
+                // above it was lost, and its positions will be given again.
+                g.phase_mut(now_phase).rewinds += 1;
+                g.epoch += 1;
+                g.rewinds.push((shared.now(), now_phase));
+                g.last_seq = ev.id.parse().unwrap_or(0);
+            } else {
+                g.phase_mut(now_phase).resets += 1;
+            }
             return;
         }
         "herald.reauth" => {
@@ -306,34 +341,60 @@ fn record(shared: &Shared, me: &ClientState, g: &mut ClientInner, ev: ParsedEven
     };
     if g.got.len() <= pid {
         g.got.resize(pid + 4096, 0);
+        g.got_epoch.resize(pid + 4096, 0);
     }
-    if g.got[pid] > 0 {
+    let epoch = g.epoch;
+    let this_epoch = epoch.min(u8::MAX as u32) as u8;
+    if g.got[pid] > 0 && g.got_epoch[pid] == this_epoch {
         g.phase_mut(phase).duplicates += 1;
+    } else if g.got[pid] > 0 {
+        g.phase_mut(phase).redelivered_after_rewind += 1;
     } else if seq <= g.last_seq {
         g.phase_mut(phase).out_of_order += 1;
     }
     g.got[pid] = g.got[pid].saturating_add(1);
+    g.got_epoch[pid] = this_epoch;
     g.last_seq = g.last_seq.max(seq);
 
     let now = shared.now();
-    let mut seen = lock(&shared.seen);
-    if seen.len() <= pid {
-        seen.resize(pid + 4096, Seen::default());
+    {
+        let mut seen = lock(&shared.seen);
+        if seen.len() <= pid {
+            seen.resize(pid + 4096, Seen::default());
+        }
+        let s = &mut seen[pid];
+        if s.seq == 0 || epoch > s.epoch {
+            s.seq = seq;
+            s.epoch = epoch;
+        } else if s.epoch == epoch && s.seq != seq {
+            shared.seq_mismatches.fetch_add(1, Ordering::Relaxed);
+        }
+        s.last_received = s.last_received.max(now);
     }
-    let s = &mut seen[pid];
-    if s.seq == 0 {
-        s.seq = seq;
-    } else if s.seq != seq {
-        shared.seq_mismatches.fetch_add(1, Ordering::Relaxed);
+    // No position may be given to two events within one epoch.
+    let mut owners = lock(&shared.seq_owners);
+    match owners.get(&(epoch, seq)) {
+        Some(owner) if *owner != pid => {
+            shared.seq_reuses.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(_) => {}
+        None => {
+            owners.insert((epoch, seq), pid);
+            if epoch > 0 && owners.get(&(epoch - 1, seq)).is_some_and(|o| *o != pid) {
+                shared.seqs_reused_across_rewind.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
-    s.last_received = s.last_received.max(now);
 }
 
 /// What the clients saw of one pid, across all of them.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Seen {
-    /// The `seq` it was first shown with (0: never shown).
+    /// The `seq` it was first shown with in the latest epoch it was shown in (0:
+    /// never shown).
     pub seq: i64,
+    /// That epoch (see `ClientInner::epoch`).
+    pub epoch: u32,
     /// When the last client to be shown it was (seconds since start).
     pub last_received: f64,
 }

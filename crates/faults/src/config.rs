@@ -28,11 +28,18 @@ usage: herald-faults --api URL --gateway URL [options] (--fault NAME [fault opti
   --retention SECS          the worker's HERALD_RETENTION, in seconds (604800)
 
   --fault NAME              start a fault; the options below apply to the last --fault
+  --prepare CMD             shell command run before the fault's steady period and not
+                            timed (e.g. building a standby to fail over to)
   --inject CMD              shell command that applies the fault
   --hold SECS               how long the fault lasts before the heal command (0)
   --heal CMD                shell command that ends the fault
   --expect-503              the API must answer 503 problem+json with Retry-After at
                             least once during this fault
+  --expect-rewind           history goes backwards in this fault (a failover to a standby
+                            that lacked the last commits): every client must get
+                            herald.reset with reason rewound; an event of this phase it
+                            was not shown before that reset counts as lost to the rewind
+                            (reported, not a failure), everything after must arrive
   --drain NAME=URL          a rolling restart: stop (--stop) and start (--start) the
                             gateway NAME, whose own address is URL, then the next one
                             (repeatable, in order); while it stops, its /readyz is polled
@@ -53,10 +60,13 @@ environment: HERALD_JWT_SECRET (required), HERALD_JWT_AUDIENCE (herald), HERALD_
 #[derive(Debug, Clone, Default)]
 pub struct FaultSpec {
     pub name: String,
+    pub prepare: Option<String>,
     pub inject: Option<String>,
     pub hold: f64,
     pub heal: Option<String>,
     pub expect_503: bool,
+    /// History goes backwards: see `--expect-rewind`.
+    pub expect_rewind: bool,
     /// Rolling restart: the gateways (name, direct URL) to stop and start in turn.
     pub drain: Vec<(String, String)>,
     pub stop: Option<String>,
@@ -203,9 +213,9 @@ impl Config {
                         .hostile = true;
                 }
                 "--fault" => c.faults.push(FaultSpec::new(value()?)),
-                "--inject" | "--hold" | "--heal" | "--expect-503" | "--drain" | "--stop" | "--start"
-                | "--exit-bound" => {
-                    let v = if flag == "--expect-503" {
+                "--prepare" | "--inject" | "--hold" | "--heal" | "--expect-503" | "--expect-rewind"
+                | "--drain" | "--stop" | "--start" | "--exit-bound" => {
+                    let v = if flag == "--expect-503" || flag == "--expect-rewind" {
                         String::new()
                     } else {
                         value()?
@@ -215,6 +225,7 @@ impl Config {
                         .last_mut()
                         .ok_or_else(|| format!("{flag} must follow a --fault NAME"))?;
                     match flag.as_str() {
+                        "--prepare" => f.prepare = Some(v),
                         "--inject" => f.inject = Some(v),
                         "--heal" => f.heal = Some(v),
                         "--hold" => f.hold = seconds(&flag, &v)?,
@@ -228,6 +239,7 @@ impl Config {
                         "--stop" => f.stop = Some(v),
                         "--start" => f.start = Some(v),
                         "--exit-bound" => f.exit_bound = seconds(&flag, &v)?,
+                        "--expect-rewind" => f.expect_rewind = true,
                         _ => f.expect_503 = true,
                     }
                 }
@@ -301,7 +313,10 @@ mod tests {
             "start it",
             "--fault",
             "two",
+            "--prepare",
+            "build a standby",
             "--expect-503",
+            "--expect-rewind",
             "--gateway-name",
             "127.0.0.1:1=gw1",
         ])
@@ -314,6 +329,9 @@ mod tests {
         assert_eq!(c.faults[0].heal.as_deref(), Some("start it"));
         assert!(!c.faults[0].expect_503);
         assert!(c.faults[1].expect_503 && c.faults[1].inject.is_none());
+        assert!(c.faults[1].expect_rewind && !c.faults[0].expect_rewind);
+        assert_eq!(c.faults[1].prepare.as_deref(), Some("build a standby"));
+        assert_eq!(c.faults[0].prepare, None);
         assert_eq!(c.gateway_names["127.0.0.1:1"], "gw1");
         assert_eq!(c.faults[0].exit_bound, 5.0);
     }

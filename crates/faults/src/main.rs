@@ -59,8 +59,17 @@ pub struct Shared {
     pub pubs: Mutex<Vec<PubRecord>>,
     /// What the clients saw of each `pid`.
     pub seen: Mutex<Vec<client::Seen>>,
-    /// Deliveries whose `seq` differed from the one another client saw for that `pid`.
+    /// Deliveries whose `seq` differed from the one another client saw for that `pid`
+    /// in the same epoch (see `client::ClientInner::epoch`).
     pub seq_mismatches: AtomicU64,
+    /// Which pid each `(epoch, seq)` was shown with: a `seq` shown with two pids in one
+    /// epoch was given to two events.
+    pub seq_owners: Mutex<std::collections::HashMap<(u32, i64), usize>>,
+    /// Deliveries whose `(epoch, seq)` had been shown with another pid.
+    pub seq_reuses: AtomicU64,
+    /// Positions shown with one pid before a rewind and with another after it: reused,
+    /// and covered by the `herald.reset` every client got.
+    pub seqs_reused_across_rewind: AtomicU64,
 }
 
 impl Shared {
@@ -94,6 +103,7 @@ pub struct PhaseRun {
     pub heal: Option<String>,
     pub hold: f64,
     pub expect_503: bool,
+    pub expect_rewind: bool,
     pub start: f64,
     pub end: f64,
     pub fault_start: Option<f64>,
@@ -165,6 +175,9 @@ async fn run(config: Config) -> Result<bool> {
         pubs: Mutex::new(Vec::new()),
         seen: Mutex::new(Vec::new()),
         seq_mismatches: AtomicU64::new(0),
+        seq_owners: Mutex::new(std::collections::HashMap::new()),
+        seq_reuses: AtomicU64::new(0),
+        seqs_reused_across_rewind: AtomicU64::new(0),
     });
 
     let stream_http = reqwest::Client::builder()
@@ -324,10 +337,17 @@ async fn run_fault(
         heal: fault.heal.clone(),
         hold: fault.hold,
         expect_503: fault.expect_503,
+        expect_rewind: fault.expect_rewind,
         start,
-        upstreams_before: upstreams(shared, config),
         ..PhaseRun::default()
     };
+    if let Some(cmd) = &fault.prepare {
+        say(shared, format!("{}: prepare: {cmd}", fault.name));
+        if let Err(e) = run_command(cmd).await {
+            run.command_errors.push(format!("prepare: {e}"));
+        }
+    }
+    run.upstreams_before = upstreams(shared, config);
     say(shared, format!("{}: steady for {}s", fault.name, config.steady));
     tokio::time::sleep(secs(config.steady)).await;
 
@@ -479,13 +499,18 @@ fn targets(shared: &Shared, cutoff: f64) -> Vec<Vec<usize>> {
 /// has received; returns how many clients still miss something.
 fn advance(shared: &Shared, targets: &[Vec<usize>], frontier: &mut [Vec<usize>]) -> usize {
     let mut behind = 0;
+    let pubs = lock(&shared.pubs);
     for (c, pos) in shared.clients.iter().zip(frontier.iter_mut()) {
         let inner = lock(&c.inner);
         let mut complete = true;
         for (slot, topic) in c.topics.iter().enumerate() {
             let list = &targets[*topic];
             let p = &mut pos[slot];
-            while *p < list.len() && inner.got.get(list[*p]).is_some_and(|n| *n > 0) {
+            // An event a rewind took from this client is not waited for (see
+            // `ClientInner::lost_to_rewind`).
+            while *p < list.len()
+                && (inner.got.get(list[*p]).is_some_and(|n| *n > 0) || inner.lost_to_rewind(&pubs[list[*p]]))
+            {
                 *p += 1;
             }
             complete &= *p == list.len();

@@ -20,6 +20,7 @@ pub struct Drain {
 
 pub struct Report {
     pub json: Value,
+    clients: usize,
     pub passed: bool,
     rows: Vec<Row>,
     header: Vec<String>,
@@ -46,6 +47,11 @@ struct Row {
     received_min: u64,
     received_max: u64,
     lost: u64,
+    /// Missing events a rewind accounts for (`ClientInner::lost_to_rewind`), summed
+    /// over clients.
+    lost_to_rewind: u64,
+    /// Clients told of a rewind (`herald.reset`, reason `rewound`) in this phase.
+    clients_rewound: u64,
     clients_with_loss: u64,
     lost_sample: Vec<usize>,
     duplicated: u64,
@@ -135,6 +141,7 @@ pub fn build(
         let mut owed = vec![0u64; n];
         let mut shown = vec![0u64; n];
         let mut lost = vec![0u64; n];
+        let mut lost_to_rewind = vec![0u64; n];
         for (pid, r) in pubs.iter().enumerate() {
             if !c.topics.contains(&r.topic) {
                 continue;
@@ -146,6 +153,8 @@ pub fn build(
                     owed[p] += 1;
                     if got {
                         shown[p] += 1;
+                    } else if inner.lost_to_rewind(r) {
+                        lost_to_rewind[p] += 1;
                     } else {
                         lost[p] += 1;
                         if rows[p].lost_sample.len() < 10 {
@@ -168,8 +177,12 @@ pub fn build(
             row.received_min = row.received_min.min(shown[p]);
             row.received_max = row.received_max.max(shown[p]);
             row.lost += lost[p];
+            row.lost_to_rewind += lost_to_rewind[p];
             if lost[p] > 0 {
                 row.clients_with_loss += 1;
+            }
+            if inner.rewinds.iter().any(|(_, phase)| *phase == p) {
+                row.clients_rewound += 1;
             }
             if let Some(k) = inner.phases.get(p) {
                 add(&mut row.counters, k);
@@ -201,21 +214,26 @@ pub fn build(
 
     // Acceptance order: an event accepted (202 received) before another was sent must
     // have the lower seq. Checked over accepted events that were delivered.
-    let mut accepted: Vec<Accepted> = Vec::new();
-    let mut accepted_phase: Vec<usize> = Vec::new();
+    // Positions of different epochs (before and after a rewind) are not compared.
+    let mut by_epoch: BTreeMap<u32, (Vec<Accepted>, Vec<usize>)> = BTreeMap::new();
     for (pid, r) in pubs.iter().enumerate() {
-        let seq = seen.get(pid).map_or(0, |s| s.seq);
-        if r.is_accepted() && seq > 0 {
+        let Some(s) = seen.get(pid).filter(|s| s.seq > 0) else {
+            continue;
+        };
+        if r.is_accepted() {
+            let (accepted, phase) = by_epoch.entry(s.epoch).or_default();
             accepted.push(Accepted {
                 sent: r.sent,
                 done: r.done,
-                seq,
+                seq: s.seq,
             });
-            accepted_phase.push(r.phase.min(n - 1));
+            phase.push(r.phase.min(n - 1));
         }
     }
-    for i in inversions(&accepted) {
-        rows[accepted_phase[i]].order_inversions += 1;
+    for (accepted, accepted_phase) in by_epoch.values() {
+        for i in inversions(accepted) {
+            rows[accepted_phase[i]].order_inversions += 1;
+        }
     }
 
     // Verdicts.
@@ -235,6 +253,14 @@ pub fn build(
             ),
             ("malformed frames", row.counters.bad_frames),
             ("herald.reset", row.counters.resets),
+            (
+                "herald.reset (rewound) in a fault that keeps history",
+                if run.expect_rewind {
+                    0
+                } else {
+                    row.counters.rewinds
+                },
+            ),
             ("herald.reauth", row.counters.reauths),
             ("503 without problem+json and Retry-After", row.bad_unavailable),
         ] {
@@ -250,6 +276,13 @@ pub fn build(
         }
         if row.accepted == 0 {
             f.push("no publish was accepted".into());
+        }
+        if run.expect_rewind && row.clients_rewound < shared.clients.len() as u64 {
+            f.push(format!(
+                "{} of {} clients were not told of the rewind (herald.reset, reason rewound)",
+                shared.clients.len() as u64 - row.clients_rewound,
+                shared.clients.len()
+            ));
         }
         if run.expect_503 && row.unavailable == 0 {
             f.push("expected at least one 503 from the API, saw none".into());
@@ -310,10 +343,17 @@ pub fn build(
     }
 
     let seq_mismatches = shared.seq_mismatches.load(Ordering::Relaxed);
+    let seq_reuses = shared.seq_reuses.load(Ordering::Relaxed);
+    let reused_across_rewind = shared.seqs_reused_across_rewind.load(Ordering::Relaxed);
     let mut global_failures = Vec::new();
     if seq_mismatches > 0 {
         global_failures.push(format!(
             "{seq_mismatches} deliveries carried another seq for the same event"
+        ));
+    }
+    if seq_reuses > 0 {
+        global_failures.push(format!(
+            "{seq_reuses} deliveries carried a seq already shown with another event (no rewind in between)"
         ));
     }
     if drain.seconds.is_none() {
@@ -376,7 +416,8 @@ pub fn build(
         ),
     ];
     let mut footer = vec![format!(
-        "total: {total_accepted} accepted; final drain {}; seq mismatches {seq_mismatches}",
+        "total: {total_accepted} accepted; final drain {}; seq mismatches {seq_mismatches}; \
+         seqs given to two events {seq_reuses} (and {reused_across_rewind} across a rewind, after herald.reset)",
         match drain.seconds {
             Some(s) => format!("{s:.2}s"),
             None => format!("incomplete ({} clients lagging)", drain.lagging_clients),
@@ -412,11 +453,14 @@ pub fn build(
         },
         "drain_seconds": drain.seconds,
         "seq_mismatches": seq_mismatches,
+        "seq_reuses": seq_reuses,
+        "seqs_reused_across_rewind": reused_across_rewind,
         "global_failures": global_failures,
         "phases": rows.iter().zip(phases).map(|(r, p)| row_json(r, p)).collect::<Vec<_>>(),
     });
     Report {
         json,
+        clients: shared.clients.len(),
         passed,
         rows,
         header,
@@ -466,6 +510,8 @@ fn add(total: &mut PhaseCounters, k: &PhaseCounters) {
     total.broken += k.broken;
     total.idle_timeouts += k.idle_timeouts;
     total.resets += k.resets;
+    total.rewinds += k.rewinds;
+    total.redelivered_after_rewind += k.redelivered_after_rewind;
     total.reauths += k.reauths;
     total.reconnects += k.reconnects;
     total.leaks += k.leaks;
@@ -510,6 +556,11 @@ fn row_json(r: &Row, p: &PhaseRun) -> Value {
             "received_max": r.received_max,
         },
         "lost": r.lost,
+        "rewind": {
+            "lost_to_rewind": r.lost_to_rewind,
+            "clients_rewound": r.clients_rewound,
+            "redelivered_after_rewind": r.counters.redelivered_after_rewind,
+        },
         "clients_with_loss": r.clients_with_loss,
         "lost_pid_sample": r.lost_sample,
         "duplicated": r.duplicated,
@@ -523,6 +574,7 @@ fn row_json(r: &Row, p: &PhaseRun) -> Value {
             "broken": r.counters.broken,
             "idle_timeouts": r.counters.idle_timeouts,
             "resets": r.counters.resets,
+            "rewound_resets": r.counters.rewinds,
             "reauths": r.counters.reauths,
             "reconnect_events": r.counters.reconnects,
             "leaks": r.counters.leaks,
@@ -623,6 +675,13 @@ pub fn render_text(r: &Report) -> String {
             notes.push(format!(
                 "{} clients lost events, e.g. pids {:?}",
                 row.clients_with_loss, row.lost_sample
+            ));
+        }
+        if k.rewinds > 0 || row.lost_to_rewind > 0 {
+            notes.push(format!(
+                "history rewound: {} of {} clients got herald.reset (rewound); {} deliveries \
+                 lost to the rewind (reported by the reset), {} shown again after it",
+                row.clients_rewound, r.clients, row.lost_to_rewind, k.redelivered_after_rewind
             ));
         }
         if k.foreign > 0 {
