@@ -373,6 +373,77 @@ pg_private_remove() {
     rm -rf -- "$dir"
 }
 
+# pg_private_psql PORT ARGS... — psql as postgres on a private cluster's port, no prompt.
+pg_private_psql() {
+    local port=${1:?}
+    shift
+    PGCONNECT_TIMEOUT=5 psql -X -w -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"
+}
+
+# pg_private_standby DIR PORT PRIMARY_PORT — a streaming standby of the private primary
+# on PRIMARY_PORT, in DIR/data (pg_basebackup -R: standby.signal and primary_conninfo),
+# replicating through the physical slot `herald_standby` (made again on the primary),
+# started on PORT; waits until the primary shows it streaming. Whether it is synchronous
+# is the primary's choice: see pg_private_sync.
+pg_private_standby() {
+    local dir=${1:?} port=${2:?} primary=${3:?} bin
+    bin=$(pg_bin_dir)
+    mkdir -p "$dir"
+    if ((EUID == 0)); then
+        chown postgres:postgres "$dir"
+    fi
+    pg_private_psql "$primary" -d postgres -Atc \
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'herald_standby'" >/dev/null
+    as_pg_owner "$bin/pg_basebackup" -D "$dir/data" -h 127.0.0.1 -p "$primary" -U postgres -w \
+        -c fast -X stream -R -C -S herald_standby >"$dir/basebackup.log" 2>&1 || {
+        cat "$dir/basebackup.log" >&2
+        die "pg_basebackup of the private primary on port $primary failed"
+    }
+    pg_private_ctl "$dir" "$port" start
+    wait_until 30 __pg_private_streaming "$primary" ||
+        die "the standby on port $port does not stream from the primary on port $primary"
+}
+
+__pg_private_streaming() {
+    [[ "$(pg_private_psql "$1" -d postgres -Atc \
+        "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'${2:+ AND sync_state = '$2'}" 2>/dev/null)" -ge 1 ]]
+}
+
+# pg_private_sync PORT on|off — make the private primary on PORT wait for its standby
+# (`synchronous_standby_names = '*'`, `synchronous_commit = on`) or not. Set with ALTER
+# SYSTEM after the standby was copied, so that the standby, once promoted, does not wait
+# for a standby of its own. `on` waits until the standby is synchronous.
+pg_private_sync() {
+    local port=${1:?} mode=${2:?}
+    if [[ "$mode" == on ]]; then
+        pg_private_psql "$port" -d postgres -c "ALTER SYSTEM SET synchronous_standby_names = '*'" \
+            -c "ALTER SYSTEM SET synchronous_commit = 'on'" -c "SELECT pg_reload_conf()" >/dev/null
+        wait_until 30 __pg_private_streaming "$port" sync ||
+            die "the standby of the primary on port $port did not become synchronous"
+    else
+        pg_private_psql "$port" -d postgres -c "ALTER SYSTEM RESET synchronous_standby_names" \
+            -c "SELECT pg_reload_conf()" >/dev/null
+    fi
+}
+
+# pg_private_sigkill DIR — SIGKILL the postmaster of the private cluster in DIR and every
+# process it started, at once (a machine that died: no shutdown, no last WAL sent).
+pg_private_sigkill() {
+    local dir=${1:?} pid children
+    pid=$(head -n 1 "$dir/data/postmaster.pid" 2>/dev/null || true)
+    [[ -n "$pid" ]] && pid_alive "$pid" || die "pg_private_sigkill: no postmaster runs in $dir"
+    children=$(ps -o pid= --ppid "$pid" | tr '\n' ' ')
+    # shellcheck disable=SC2086 # one word per pid
+    kill -s KILL "$pid" $children 2>/dev/null || true
+    wait_until 10 eval "! pid_alive $pid" || die "pg_private_sigkill: postmaster $pid survived SIGKILL"
+}
+
+# pg_private_promote DIR — promote the standby in DIR; waits until it accepts writes.
+pg_private_promote() {
+    local dir=${1:?}
+    as_pg_owner "$(pg_bin_dir)/pg_ctl" -D "$dir/data" -w -t 60 promote >/dev/null
+}
+
 # ---------------------------------------------------------------------------------
 # Redis
 # ---------------------------------------------------------------------------------

@@ -50,6 +50,8 @@
 #   STACK_READY_TIMEOUT  seconds to wait for each /readyz (default 60)
 #   STACK_STOP_TIMEOUT   seconds of SIGTERM grace before SIGKILL (default 10)
 #   STACK_KEEP_LOGS=1    stack_stop keeps STACK_DIR
+#   STACK_PG_STANDBYS    host:port[,host:port…] listed after the primary in
+#                        HERALD_DATABASE_URL (servers that may take over from it)
 #   Any other HERALD_* variable set before stack_start (HERALD_HEARTBEAT,
 #   HERALD_SHUTDOWN_GRACE, RUST_LOG, ...) reaches the services unchanged; the ones listed
 #   above are always set by stack_start so that the stack is isolated.
@@ -247,7 +249,7 @@ stack_start() {
     __STACK_USED_PORTS+="$worker_port "
     secret=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 
-    export HERALD_DATABASE_URL="postgres://$HS_PG_USER@$HS_PG_HOST:$HS_PG_PORT/$STACK_DB"
+    export HERALD_DATABASE_URL="postgres://$HS_PG_USER@$HS_PG_HOST:$HS_PG_PORT${STACK_PG_STANDBYS:+,$STACK_PG_STANDBYS}/$STACK_DB"
     export HERALD_REDIS_URL="redis://$HS_REDIS_HOST:$HS_REDIS_PORT"
     export HERALD_REDIS_PREFIX="herald-stack-$$-$RANDOM"
     export HERALD_JWT_SECRET="$secret"
