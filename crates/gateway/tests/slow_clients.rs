@@ -1,8 +1,8 @@
 //! No listener lets a stranger pin a connection: a head that never
 //! finishes, one sent a byte at a time, one far too big, a keep-alive
 //! connection left idle, a body that trickles — each is closed (or refused)
-//! within its configured bound, on the API and on the gateway (its lean
-//! stream path and hyper's path alike).
+//! within its configured bound, on the API, on the gateway (its lean
+//! stream path and hyper's path alike) and on the worker's health listener.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
@@ -27,8 +27,16 @@ async fn app(pool: PgPool) -> TestApp {
     TestApp::spawn_with(pool, s).await
 }
 
-fn listeners(app: &TestApp) -> [(&'static str, SocketAddr); 2] {
-    [("api", app.api.addr), ("gateway", app.gateway.addr)]
+/// Every listener of a deployment: the API, the gateway and the worker's
+/// health listener (`/healthz`, `/readyz`, `/metrics`), which serves through
+/// the same `http::serve` and is as reachable.
+fn listeners(app: &TestApp) -> [(&'static str, SocketAddr); 3] {
+    let worker = app.worker.as_ref().expect("the worker runs").addr;
+    [
+        ("api", app.api.addr),
+        ("gateway", app.gateway.addr),
+        ("worker", worker),
+    ]
 }
 
 /// Closed by the server within `bound` (and not much sooner than `floor`).

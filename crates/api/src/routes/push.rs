@@ -231,6 +231,13 @@ pub async fn unsubscribe(
     JsonBody(req): JsonBody<PushUnsubscribe>,
 ) -> ApiResult<StatusCode> {
     let user = user(&principal)?;
+    if req.endpoint.len() > MAX_ENDPOINT_LEN {
+        return Err(Problem::invalid_field(
+            "endpoint",
+            format!("must be at most {MAX_ENDPOINT_LEN} characters"),
+        )
+        .into());
+    }
     let mut conn = state.pool.acquire().await?;
     herald_store::push::unsubscribe(&mut conn, &user, &req.endpoint).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -122,7 +122,7 @@ fn refuse_unstorable(bytes: &[u8]) -> Result<(), Problem> {
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|err| {
-        let path = err.path().to_string();
+        let path = known_path(err.path());
         let inner = err.into_inner();
         match inner.classify() {
             serde_json::error::Category::Syntax
@@ -154,6 +154,32 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             }
         }
     })
+}
+
+/// An error's path as a field name, up to its first unknown segment: an
+/// error inside an object key (a lone surrogate, say) has no path of its
+/// own, so it is named by its object, as `herald_domain::text` names keys;
+/// `.` when not even that is known.
+fn known_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            Segment::Unknown => break,
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+        }
+    }
+    if out.is_empty() {
+        ".".to_owned()
+    } else {
+        out
+    }
 }
 
 /// serde reports a missing field at its parent's path; name the field itself.
@@ -189,7 +215,7 @@ where
         serde_path_to_error::deserialize(de)
             .map(QueryParams)
             .map_err(|err| {
-                let path = err.path().to_string();
+                let path = known_path(err.path());
                 let message = err.into_inner().to_string();
                 let field = match missing_field(&message) {
                     Some(f) => f,
