@@ -127,10 +127,11 @@ impl Gateway {
     /// single-node binary serves it on the API address too), with the same
     /// CORS answers as the gateway's own.
     pub fn stream_router(&self) -> Router {
-        Router::new()
-            .route("/v1/stream", get(stream::stream))
-            .layer(http::cors(&self.state.settings.cors_origins))
-            .with_state(self.state.clone())
+        edge(
+            Router::new().route("/v1/stream", get(stream::stream)),
+            &self.state,
+        )
+        .with_state(self.state.clone())
     }
 
     /// Cancelled when draining begins (`/readyz` answers 503, new streams are
@@ -164,13 +165,8 @@ impl Gateway {
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text))
-            .fallback(|| async { Problem::not_found("no such endpoint") })
-            .layer(axum::middleware::from_fn(http::refuse_unstorable_url))
-            .layer(axum::middleware::map_response(http::problem_for_every_error))
-            .layer(axum::middleware::from_fn(http::limit_request_head))
-            // Outermost: refusals (401, 403, …) carry it too, for allowed origins only.
-            .layer(http::cors(&state.settings.cors_origins))
-            .with_state(state.clone());
+            .fallback(|| async { Problem::not_found("no such endpoint") });
+        let router = edge(router, &state).with_state(state.clone());
         let stop_serving = CancellationToken::new();
         let serve = tokio::spawn(http::serve_streams(
             self.listener,
@@ -202,6 +198,18 @@ impl Gateway {
         );
         served
     }
+}
+
+/// The layers every gateway answer passes, on the gateway's own listener and
+/// wherever [`Gateway::stream_router`] is mounted: unstorable URLs refused,
+/// every error as problem+json, the request head bounded, and outermost CORS
+/// (so that refusals carry it too, for allowed origins only).
+fn edge(router: Router<GatewayState>, state: &GatewayState) -> Router<GatewayState> {
+    router
+        .layer(axum::middleware::from_fn(http::refuse_unstorable_url))
+        .layer(axum::middleware::map_response(http::problem_for_every_error))
+        .layer(axum::middleware::from_fn(http::limit_request_head))
+        .layer(http::cors(&state.settings.cors_origins))
 }
 
 /// 200 `ready`, or 503 problem+json whose `detail` is the reason (`draining`,

@@ -165,5 +165,16 @@ async fn the_api_address_stream_follows_cors_origins(pool: PgPool) {
         assert_eq!(counts.status(), 200);
         assert_eq!(allow(&counts).as_deref(), expected, "{origin}: REST");
     }
+    // The stream on the API address answers hostile input exactly as the
+    // gateway's own listener: a NUL in a query parameter is a 422 naming it.
+    for (query, field) in [
+        ("topics=user:al%00ice", "topics"),
+        ("topics=user:alice&last_event_id=1%00", "last_event_id"),
+    ] {
+        let r = get(APP_ORIGIN, query, Some(user_token("alice"))).await.unwrap();
+        assert_eq!(r.status(), 422, "{query}");
+        let problem: serde_json::Value = r.json().await.unwrap();
+        assert!(problem.to_string().contains(field), "{query}: {problem}");
+    }
     drop(herald);
 }
