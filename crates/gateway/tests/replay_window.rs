@@ -188,3 +188,46 @@ async fn history_going_backwards_resets_every_stream(pool: PgPool) {
     let m = metrics(&app.gateway_url()).await;
     assert!(!m.contains("herald_resets_total 0"), "{m}");
 }
+
+/// History rewritten past the watermark before the hub looks (the promoted
+/// replica lacked the last events, and a worker that never saw them already
+/// numbered new ones at the same positions and beyond): the head is not below
+/// the watermark, but the event there is another one. Every stream gets
+/// `herald.reset` (rewound) at the new head, and what follows reaches it.
+#[sqlx::test(migrations = "../../migrations")]
+async fn history_rewritten_past_the_watermark_resets_every_stream(pool: PgPool) {
+    let mut app = TestApp::spawn(pool.clone()).await;
+    let token = user_token("alice");
+    let mut s = app.stream(&token, "user:alice", None).await;
+    let seen = publish_seen(&app, &mut s, 1..=5).await;
+    assert_eq!(seqs(&seen), [1, 2, 3, 4, 5]);
+
+    app.worker.as_mut().unwrap().stop().await;
+    app.worker = None;
+    sqlx::query("DELETE FROM events WHERE seq > 2")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // Other events at 3..=7, never published on the bus.
+    sqlx::query(
+        "INSERT INTO events (id, seq, topic, type, data, sequenced_at)
+         SELECT gen_random_uuid(), g, 'user:alice', 't.other', '{}', now() FROM generate_series(3, 7) g",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE sequencer SET last_seq = 7, published_seq = 7")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let reset = s.next_event(WAIT).await.expect("a reset");
+    assert_eq!(reset.event, "herald.reset", "raw: {}", s.raw);
+    assert_eq!(reset.id, "7");
+    assert!(reset.data.contains("rewound"), "{reset:?}");
+
+    app.start_worker().await;
+    app.publish_ok("user:alice", 6).await;
+    let next = s.envelopes(1, WAIT).await;
+    assert_eq!((ns(&next), seqs(&next)), (vec![6], vec![8]), "raw: {}", s.raw);
+}

@@ -55,6 +55,14 @@ pub async fn positions(pool: &PgPool) -> Result<Positions, sqlx::Error> {
     })
 }
 
+/// The id of the event at `seq`, if the log holds one (a gateway checks that
+/// the log still holds what it forwarded: a failover can rewrite history).
+pub async fn id_at(pool: &PgPool, seq: Seq) -> Result<Option<uuid::Uuid>, sqlx::Error> {
+    sqlx::query_scalar!("SELECT id FROM events WHERE seq = $1", seq.get())
+        .fetch_optional(pool)
+        .await
+}
+
 /// Events of `topics` after `after`, in `seq` order, at most `limit`, and the
 /// positions of the same snapshot (one statement).
 pub async fn events_after(

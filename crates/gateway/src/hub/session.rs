@@ -24,9 +24,10 @@
 //! sequenced before it is published. A head below it means the log lost
 //! events the hub forwarded (Postgres failed over to a replica that had not
 //! received them), and later events will reuse their positions. The hub
-//! checks the head every second; when it finds it below the watermark it
-//! connects again, and every stream gets `herald.reset` at the head, even
-//! those past it, whose positions mean nothing any more.
+//! checks every second; when it finds the head below the watermark, or the
+//! event at the watermark replaced by another (the head already climbed past
+//! it again), it connects again, and every stream gets `herald.reset` at the
+//! head, even those past it, whose positions mean nothing any more.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -56,7 +57,7 @@ enum SessionError {
     Bus(#[from] BusError),
     #[error("postgres: {0}")]
     Db(#[from] sqlx::Error),
-    #[error("history went backwards: the log's head {head} is below the {last} already forwarded (a failover to a replica that had not received everything?)")]
+    #[error("history went backwards: the log (head {head}) no longer holds the event at {last} already forwarded (a failover to a replica that had not received everything?)")]
     Rewound { head: Seq, last: Seq },
 }
 
@@ -73,6 +74,8 @@ pub(super) async fn run(
         inner,
         pool,
         last: None,
+        last_envelope: String::new(),
+        rewound: false,
         batch: Batch::default(),
     };
     let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
@@ -111,6 +114,12 @@ struct Session {
     /// The watermark: the highest `seq` forwarded. `None` before the first
     /// connection.
     last: Option<Seq>,
+    /// The envelope of the event at `last`, when the hub forwarded it (not
+    /// after a reset or on the first connection): to tell that a later
+    /// history reuses its position.
+    last_envelope: String,
+    /// History went backwards: the next connection resets every stream.
+    rewound: bool,
     batch: Batch,
 }
 
@@ -130,6 +139,14 @@ impl Session {
         let caught_up = match self.last {
             // First connection: start at the head. Streams replay what came before.
             None => history::positions(&self.pool).await?.head,
+            // History went backwards: what the hub forwarded means nothing now.
+            Some(_) if self.rewound => {
+                let head = history::positions(&self.pool).await?.head;
+                self.inner.reset_all(head, "rewound");
+                self.last_envelope.clear();
+                self.rewound = false;
+                head
+            }
             // Again: forward what was published while we were away.
             Some(from) => self.catch_up(&topics, from).await?,
         };
@@ -163,17 +180,45 @@ impl Session {
         }
     }
 
-    /// Fails when history went backwards (see the module docs). A database
-    /// that does not answer is no reason to drop the bus: the next check
-    /// tries again.
-    async fn check_head(&self) -> Result<(), SessionError> {
+    /// Fails when history went backwards (see the module docs): the head is
+    /// below the watermark, or the event at the watermark is not the one the
+    /// hub forwarded. A database that does not answer is no reason to drop
+    /// the bus: the next check tries again.
+    async fn check_head(&mut self) -> Result<(), SessionError> {
         let Some(last) = self.last else { return Ok(()) };
-        match history::positions(&self.pool).await {
-            Ok(p) if p.head < last => Err(SessionError::Rewound { head: p.head, last }),
-            Ok(_) => Ok(()),
+        let rewound = match history::positions(&self.pool).await {
+            Ok(p) if p.head < last => Some(p.head),
+            Ok(p) => self.replaced(last).await.then_some(p.head),
             Err(e) => {
                 tracing::debug!(error = %e, "reading the log's head failed; checking again later");
-                Ok(())
+                None
+            }
+        };
+        match rewound {
+            Some(head) => {
+                self.rewound = true;
+                Err(SessionError::Rewound { head, last })
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the log holds another event at `last` than the one forwarded
+    /// there. (None there, pruned say, proves nothing.)
+    async fn replaced(&self, last: Seq) -> bool {
+        let forwarded: serde_json::Value = match serde_json::from_str(&self.last_envelope) {
+            Ok(v) => v,
+            Err(_) => return false, // none forwarded at `last`
+        };
+        let Some(id) = forwarded["id"].as_str() else {
+            return false;
+        };
+        match history::id_at(&self.pool, last).await {
+            Ok(Some(now)) => now.to_string() != id,
+            Ok(None) => false,
+            Err(e) => {
+                tracing::debug!(error = %e, "reading the event at the watermark failed; checking again later");
+                false
             }
         }
     }
@@ -183,6 +228,7 @@ impl Session {
     fn relay(&mut self) {
         let mut last = self.last.unwrap_or_default();
         let mut deliveries = Deliveries::default();
+        let mut newest = None;
         for m in self.batch.iter() {
             if m.seq <= last {
                 continue;
@@ -190,6 +236,11 @@ impl Session {
             last = m.seq;
             self.inner
                 .fan_out(m.topic, Frame::from_message(&m), &mut deliveries);
+            newest = Some(m.envelope);
+        }
+        if let Some(envelope) = newest {
+            self.last_envelope.clear();
+            self.last_envelope.push_str(envelope);
         }
         self.last = Some(last);
         deliveries.write(&self.inner.metrics);
@@ -239,7 +290,7 @@ impl Session {
     /// sent the page's head gets `herald.reset` at that head, and the
     /// watermark moves there. The subscriptions were made before the read,
     /// so everything after the head arrives live.
-    async fn catch_up(&self, topics: &[String], from: Seq) -> Result<Seq, sqlx::Error> {
+    async fn catch_up(&mut self, topics: &[String], from: Seq) -> Result<Seq, sqlx::Error> {
         let mut last = from;
         loop {
             let page = history::events_after(&self.pool, topics, last, CATCH_UP_PAGE).await?;
@@ -247,6 +298,7 @@ impl Session {
             if head < last {
                 tracing::warn!(%head, forwarded = %last, "history went backwards; resetting every stream");
                 self.inner.reset_all(head, "rewound");
+                self.last_envelope.clear();
                 return Ok(head);
             }
             if !page.complete_after(last) {
@@ -257,6 +309,7 @@ impl Session {
                     "history the hub had not forwarded was pruned; resetting its streams"
                 );
                 self.inner.reset_all(head, "pruned");
+                self.last_envelope.clear();
                 return Ok(head);
             }
             let n = page.events.len();
@@ -267,6 +320,9 @@ impl Session {
                     .fan_out(&e.topic, Frame::from_envelope(e), &mut deliveries);
             }
             deliveries.write(&self.inner.metrics);
+            if let Some(e) = page.events.last() {
+                self.last_envelope = serde_json::to_string(e).unwrap_or_default();
+            }
             self.inner.metrics.caught_up_events.add(n as u64);
             if (n as i64) < CATCH_UP_PAGE {
                 return Ok(last);
