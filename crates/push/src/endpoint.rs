@@ -68,6 +68,12 @@ impl EndpointPolicy {
     /// insecure endpoints are allowed), no credentials, a listed host, and, for
     /// an IP address as host, a public one. Returns the URL.
     pub fn check(&self, endpoint: &str) -> Result<url::Url, String> {
+        // The URL parser strips or encodes control characters, but the
+        // endpoint is stored as given: refuse them rather than store text
+        // other than what was checked.
+        if endpoint.chars().any(char::is_control) {
+            return Err("must not contain control characters".into());
+        }
         let url = url::Url::parse(endpoint).map_err(|_| "must be an absolute URL".to_owned())?;
         match url.scheme() {
             "https" => {}
@@ -215,8 +221,13 @@ mod tests {
             "https://169.254.169.254/latest/meta-data",
             "fcm.googleapis.com/x",
             "",
+            // Control characters, which the URL parser would strip or encode
+            // (the endpoint is stored as given).
+            "https://fcm.googleapis.com/fcm/send/a\u{0}b",
+            "https://fcm.googleapis.com/fcm/send/a\tb",
+            "\u{1f}https://fcm.googleapis.com/fcm/send/ab",
         ] {
-            assert!(p.check(bad).is_err(), "{bad}");
+            assert!(p.check(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -5,14 +5,13 @@
 //! refused, or what is kept of them can be stored.
 //!
 //! The keys are stored as [`SubscriptionKeys`] re-encodes them, so both the
-//! input and the stored form are checked. [`EndpointPolicy::check`] judges
-//! the URL it parses (and returns), not the raw string: `url` percent-encodes
-//! a NUL in a path and trims C0 controls at the ends, so a raw endpoint with
-//! a NUL passes it. What keeps that NUL out of Postgres is the edge, which
-//! refuses a NUL in any JSON string before a handler runs
-//! (`crates/e2e/tests/hostile_input.rs` pins it for this endpoint); here the
-//! URL `check` returns must be storable and a fixed point of `check`, which
-//! the worker relies on when it parses the stored endpoint again.
+//! input and the stored form are checked. An endpoint is stored as given,
+//! while `url` percent-encodes a NUL in a path and trims C0 controls at the
+//! ends, so [`EndpointPolicy::check`] refuses control characters itself:
+//! both the raw endpoint it accepts and the URL it returns must be storable,
+//! and that URL a fixed point of `check`, which the worker relies on when it
+//! parses the stored endpoint again. (The edge also refuses a NUL in any JSON
+//! string before a handler runs; `crates/e2e/tests/hostile_input.rs`.)
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
@@ -51,6 +50,13 @@ fn validators() -> Vec<(&'static str, Keeps)> {
         (
             "EndpointPolicy::check (default hosts)",
             Box::new(move |s| strict.check(s).ok().map(|u| u.as_str().to_owned())),
+        ),
+        (
+            "EndpointPolicy::check (the raw endpoint, as stored)",
+            Box::new({
+                let strict = EndpointPolicy::parse(DEFAULT_HOSTS, false).unwrap();
+                move |s| strict.check(s).ok().map(|_| s.to_owned())
+            }),
         ),
         (
             "EndpointPolicy::check (insecure, loopback)",
