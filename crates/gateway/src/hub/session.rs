@@ -28,7 +28,17 @@
 //! event at the watermark replaced by another (the head already climbed past
 //! it again), it connects again, and every stream gets `herald.reset` at the
 //! head, even those past it, whose positions mean nothing any more.
+//!
+//! # Postgres out of reach
+//!
+//! Relaying live messages needs only the bus, so the relay loop never waits
+//! for Postgres: the head check runs beside it ([`HeadCheck`]), one at a time,
+//! and the windows of new subscriptions are seeded only if the head comes
+//! within [`SEED_WAIT`]. A gateway cut off from Postgres goes on delivering
+//! what the bus carries (pinned by `tests/postgres_unreachable.rs`).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +60,11 @@ const SUBSCRIBE_CHUNK: usize = 256;
 const MAX_COMMAND_BATCH: usize = 4096;
 /// Events per catch-up page.
 const CATCH_UP_PAGE: i64 = 1_000;
+/// How long the relay loop waits for the head to seed new windows.
+const SEED_WAIT: Duration = Duration::from_millis(500);
+
+/// A head check in flight: resolves to the head when history went backwards.
+type HeadCheck = Pin<Box<dyn Future<Output = Option<Seq>> + Send>>;
 
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
@@ -161,6 +176,7 @@ impl Session {
 
         let mut check = tokio::time::interval(Duration::from_secs(1));
         check.tick().await;
+        let mut head_check: Option<(Seq, HeadCheck)> = None;
         loop {
             self.batch.clear();
             tokio::select! {
@@ -172,55 +188,46 @@ impl Session {
                     let Some(first) = cmd else { return Ok(()) };
                     self.follow(bus, first, commands).await?;
                 }
+                rewound = async { head_check.as_mut().expect("guarded").1.as_mut().await },
+                    if head_check.is_some() =>
+                {
+                    let (last, _) = head_check.take().expect("guarded");
+                    if let Some(head) = rewound {
+                        self.rewound = true;
+                        return Err(SessionError::Rewound { head, last });
+                    }
+                }
                 _ = check.tick() => {
                     bus.check().await?;
-                    self.check_head().await?;
+                    if head_check.is_none() {
+                        head_check = self.head_check();
+                    }
                 }
             }
         }
     }
 
-    /// Fails when history went backwards (see the module docs): the head is
+    /// A check that history went backwards (see the module docs): the head is
     /// below the watermark, or the event at the watermark is not the one the
-    /// hub forwarded. A database that does not answer is no reason to drop
-    /// the bus: the next check tries again.
-    async fn check_head(&mut self) -> Result<(), SessionError> {
-        let Some(last) = self.last else { return Ok(()) };
-        let rewound = match history::positions(&self.pool).await {
-            Ok(p) if p.head < last => Some(p.head),
-            Ok(p) => self.replaced(last).await.then_some(p.head),
-            Err(e) => {
-                tracing::debug!(error = %e, "reading the log's head failed; checking again later");
-                None
+    /// hub forwarded, both as of when the check started. A database that does
+    /// not answer is no reason to drop the bus: the next check tries again.
+    fn head_check(&self) -> Option<(Seq, HeadCheck)> {
+        let last = self.last?;
+        let pool = self.pool.clone();
+        let forwarded = forwarded_id(&self.last_envelope);
+        let check = async move {
+            match history::positions(&pool).await {
+                Ok(p) if p.head < last => Some(p.head),
+                Ok(p) => replaced(&pool, last, forwarded.as_deref())
+                    .await
+                    .then_some(p.head),
+                Err(e) => {
+                    tracing::debug!(error = %e, "reading the log's head failed; checking again later");
+                    None
+                }
             }
         };
-        match rewound {
-            Some(head) => {
-                self.rewound = true;
-                Err(SessionError::Rewound { head, last })
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Whether the log holds another event at `last` than the one forwarded
-    /// there. (None there, pruned say, proves nothing.)
-    async fn replaced(&self, last: Seq) -> bool {
-        let forwarded: serde_json::Value = match serde_json::from_str(&self.last_envelope) {
-            Ok(v) => v,
-            Err(_) => return false, // none forwarded at `last`
-        };
-        let Some(id) = forwarded["id"].as_str() else {
-            return false;
-        };
-        match history::id_at(&self.pool, last).await {
-            Ok(Some(now)) => now.to_string() != id,
-            Ok(None) => false,
-            Err(e) => {
-                tracing::debug!(error = %e, "reading the event at the watermark failed; checking again later");
-                false
-            }
-        }
+        Some((last, Box::pin(check)))
     }
 
     /// Fans out the batch taken from the bus, but for republished
@@ -272,8 +279,10 @@ impl Session {
         }
         // The head read after the confirmations: every event of these topics
         // after it reaches the hub, so their windows can start there.
+        // Without it (Postgres slow or out of reach) they stay unseeded: their
+        // streams replay from Postgres, and the relay loop does not wait.
         if !subscribe.is_empty() && self.inner.windows() {
-            if let Ok(p) = history::positions(&self.pool).await {
+            if let Ok(Ok(p)) = tokio::time::timeout(SEED_WAIT, history::positions(&self.pool)).await {
                 self.inner.seed_windows(&subscribe, p.head);
             }
         }
@@ -327,6 +336,27 @@ impl Session {
             if (n as i64) < CATCH_UP_PAGE {
                 return Ok(last);
             }
+        }
+    }
+}
+
+/// The id of the event in `envelope`, the one forwarded at the watermark (none
+/// after a reset or on the first connection).
+fn forwarded_id(envelope: &str) -> Option<String> {
+    let forwarded: serde_json::Value = serde_json::from_str(envelope).ok()?;
+    forwarded["id"].as_str().map(str::to_owned)
+}
+
+/// Whether the log holds another event at `last` than `forwarded`, the one
+/// forwarded there. (None there, pruned say, proves nothing.)
+async fn replaced(pool: &PgPool, last: Seq, forwarded: Option<&str>) -> bool {
+    let Some(id) = forwarded else { return false };
+    match history::id_at(pool, last).await {
+        Ok(Some(now)) => now.to_string() != id,
+        Ok(None) => false,
+        Err(e) => {
+            tracing::debug!(error = %e, "reading the event at the watermark failed; checking again later");
+            false
         }
     }
 }
