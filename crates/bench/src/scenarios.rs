@@ -143,7 +143,10 @@ impl Target {
             group.finish().await;
             return Err(format!("barrier publish failed: {:?}", out.first_error));
         }
-        let arrived = group.wait_done(self.timeout(60)).await;
+        // Generous: after a batch phase the worker may have ~400,000 events to
+        // sequence first (45.9 s on a saturated machine in one full run, and
+        // more than 60 s, the old bound, in the next).
+        let arrived = group.wait_done(self.timeout(300)).await;
         let reports = group.finish().await;
         match reports.first().and_then(|r| r.last_seq) {
             Some(seq) if arrived => Ok(seq),
