@@ -31,6 +31,11 @@
 #   HS_REDIS_HOST / HS_REDIS_PORT           default 127.0.0.1 / 6379
 #   HS_SKIP_SERVICES=1                      make ensure_postgres/ensure_redis only check,
 #                                           never install or start anything
+#   HS_PG_PRIVATE_LISTEN                    listen_addresses of private clusters
+#                                           (default 127.0.0.1; add the root-side address
+#                                           of a namespace's link, scripts/lib/netns.sh)
+#   HS_PG_PRIVATE_TRUST                     a CIDR private clusters also trust, e.g. a
+#                                           namespace subnet (set before pg_private_init)
 #
 # Internal variables use the HS_ prefix (not HERALD_) so they never collide with the
 # services' own HERALD_* configuration namespace.
@@ -346,15 +351,19 @@ pg_private_init() {
         cat "$dir/initdb.log" >&2
         die "initdb of a private Postgres cluster in $dir failed"
     }
+    if [[ -n "${HS_PG_PRIVATE_TRUST:-}" ]]; then
+        # A standby's pg_basebackup copies this file.
+        printf 'host all all %s trust\n' "$HS_PG_PRIVATE_TRUST" >>"$dir/data/pg_hba.conf"
+    fi
 }
 
 # pg_private_ctl DIR PORT start|stop|restart|kill — control the private cluster in DIR,
-# listening on 127.0.0.1:PORT (its socket in DIR). `kill` is an immediate shutdown (no
-# checkpoint, as after a crash). Waits until the action is done.
+# listening on 127.0.0.1:PORT (and HS_PG_PRIVATE_LISTEN's addresses; its socket in DIR).
+# `kill` is an immediate shutdown (no checkpoint, as after a crash). Waits until the action is done.
 pg_private_ctl() {
     local dir=${1:?} port=${2:?} action=${3:?} bin
     bin=$(pg_bin_dir)
-    local opts="-p $port -k $dir -c listen_addresses=127.0.0.1"
+    local opts="-p $port -k $dir -c listen_addresses=${HS_PG_PRIVATE_LISTEN:-127.0.0.1}"
     case "$action" in
     start | restart)
         as_pg_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -o "$opts" -w -t 60 "$action" >/dev/null

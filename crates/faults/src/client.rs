@@ -17,8 +17,6 @@ use crate::{lock, Shared};
 
 /// The longest wait before reconnecting, whatever the server's hint says.
 const MAX_RETRY: Duration = Duration::from_millis(2000);
-/// A connection that carries nothing (not even a heartbeat) for this long is dropped.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// Per-phase counters of one client. Events are attributed to the phase they were
 /// published in (carried in their payload); connections to the phase they happened in.
@@ -237,7 +235,8 @@ async fn read_stream(
     let mut reconnect_signal = false;
     loop {
         let chunk = tokio::select! {
-            c = tokio::time::timeout(IDLE_TIMEOUT, resp.chunk()) => c,
+            // A connection that carries nothing, not even a heartbeat, is dead.
+            c = tokio::time::timeout(shared.idle_timeout, resp.chunk()) => c,
             _ = stop.changed() => return (StreamEnd::Stop, hint),
         };
         let closed = |clean| StreamEnd::Closed {

@@ -26,6 +26,8 @@ usage: herald-faults --api URL --gateway URL [options] (--fault NAME [fault opti
   --http-bounds H,I,B       the services' HERALD_HTTP_HEADER_TIMEOUT, _IDLE_TIMEOUT and
                             _BODY_TIMEOUT, in seconds (10,60,30)
   --retention SECS          the worker's HERALD_RETENTION, in seconds (604800)
+  --idle-timeout SECS       a client drops a stream that carried nothing (not even a
+                            heartbeat) this long, and reconnects (45)
 
   --fault NAME              start a fault; the options below apply to the last --fault
   --prepare CMD             shell command run before the fault's steady period and not
@@ -40,6 +42,10 @@ usage: herald-faults --api URL --gateway URL [options] (--fault NAME [fault opti
                             herald.reset with reason rewound; an event of this phase it
                             was not shown before that reset counts as lost to the rewind
                             (reported, not a failure), everything after must arrive
+  --expect-kept NAME        every stream open on gateway NAME (--gateway-name) when the
+                            fault starts must stay open until it recovered (repeatable)
+  --expect-moved NAME       every client streaming from gateway NAME when the fault starts
+                            must resume on another gateway before it recovered
   --drain NAME=URL          a rolling restart: stop (--stop) and start (--start) the
                             gateway NAME, whose own address is URL, then the next one
                             (repeatable, in order); while it stops, its /readyz is polled
@@ -74,6 +80,10 @@ pub struct FaultSpec {
     pub exit_bound: f64,
     /// The hostile-client stage (see `hostile`).
     pub hostile: bool,
+    /// Gateways whose streams must stay open (see `partition::kept`).
+    pub expect_kept: Vec<String>,
+    /// Gateways whose clients must move elsewhere (see `partition::moved`).
+    pub expect_moved: Vec<String>,
 }
 
 /// The HTTP timeouts the services run with.
@@ -117,6 +127,8 @@ pub struct Config {
     pub http_bounds: HttpBounds,
     /// The worker's retention, in seconds.
     pub retention: f64,
+    /// A client's idle timeout, in seconds.
+    pub idle_timeout: f64,
 }
 
 impl Config {
@@ -155,6 +167,7 @@ impl Config {
                 body: std::time::Duration::from_secs(30),
             },
             retention: 7.0 * 86_400.0,
+            idle_timeout: 45.0,
         };
         let mut args = args;
         while let Some(flag) = args.next() {
@@ -206,6 +219,7 @@ impl Config {
                     };
                 }
                 "--retention" => c.retention = seconds(&flag, &value()?)?,
+                "--idle-timeout" => c.idle_timeout = seconds(&flag, &value()?)?,
                 "--hostile" => {
                     c.faults
                         .last_mut()
@@ -214,7 +228,7 @@ impl Config {
                 }
                 "--fault" => c.faults.push(FaultSpec::new(value()?)),
                 "--prepare" | "--inject" | "--hold" | "--heal" | "--expect-503" | "--expect-rewind"
-                | "--drain" | "--stop" | "--start" | "--exit-bound" => {
+                | "--drain" | "--stop" | "--start" | "--exit-bound" | "--expect-kept" | "--expect-moved" => {
                     let v = if flag == "--expect-503" || flag == "--expect-rewind" {
                         String::new()
                     } else {
@@ -239,6 +253,8 @@ impl Config {
                         "--stop" => f.stop = Some(v),
                         "--start" => f.start = Some(v),
                         "--exit-bound" => f.exit_bound = seconds(&flag, &v)?,
+                        "--expect-kept" => f.expect_kept.push(v),
+                        "--expect-moved" => f.expect_moved.push(v),
                         "--expect-rewind" => f.expect_rewind = true,
                         _ => f.expect_503 = true,
                     }
@@ -319,6 +335,12 @@ mod tests {
             "--expect-rewind",
             "--gateway-name",
             "127.0.0.1:1=gw1",
+            "--expect-kept",
+            "gw1",
+            "--expect-moved",
+            "gw2",
+            "--idle-timeout",
+            "6",
         ])
         .unwrap();
         assert_eq!(c.api, "http://a");
@@ -334,6 +356,10 @@ mod tests {
         assert_eq!(c.faults[0].prepare, None);
         assert_eq!(c.gateway_names["127.0.0.1:1"], "gw1");
         assert_eq!(c.faults[0].exit_bound, 5.0);
+        assert_eq!(c.faults[1].expect_kept, ["gw1"]);
+        assert_eq!(c.faults[1].expect_moved, ["gw2"]);
+        assert!(c.faults[0].expect_kept.is_empty());
+        assert_eq!(c.idle_timeout, 6.0);
     }
 
     #[test]

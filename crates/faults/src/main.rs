@@ -12,7 +12,9 @@
 //!     [--topics-per-client 2] [--steady 2] [--recovery-bound 30] [--recovery-timeout 60]
 //!     [--connect-timeout 30] [--mode NAME] [--gateway-name ADDR=NAME]...
 //!     [--report PREFIX]
-//!     (--fault NAME [--inject CMD] [--hold SECS] [--heal CMD] [--expect-503])...
+//!     [--idle-timeout 45]
+//!     (--fault NAME [--inject CMD] [--hold SECS] [--heal CMD] [--expect-503]
+//!      [--expect-kept GATEWAY] [--expect-moved GATEWAY])...
 //! ```
 //!
 //! Tokens are minted here from `HERALD_JWT_SECRET` (HS256, audience
@@ -23,6 +25,7 @@
 mod client;
 mod config;
 mod hostile;
+mod partition;
 mod publisher;
 mod report;
 mod rolling;
@@ -70,6 +73,8 @@ pub struct Shared {
     /// Positions shown with one pid before a rewind and with another after it: reused,
     /// and covered by the `herald.reset` every client got.
     pub seqs_reused_across_rewind: AtomicU64,
+    /// A client drops a stream silent this long (`--idle-timeout`).
+    pub idle_timeout: Duration,
 }
 
 impl Shared {
@@ -119,6 +124,8 @@ pub struct PhaseRun {
     pub drains: Vec<rolling::DrainStep>,
     /// The hostile-client stage: one result per attack and target.
     pub attacks: Vec<hostile::AttackResult>,
+    /// What the streams did across a partition (`--expect-kept`, `--expect-moved`).
+    pub streams: Vec<partition::Verdict>,
 }
 
 fn main() {
@@ -178,6 +185,7 @@ async fn run(config: Config) -> Result<bool> {
         seq_owners: Mutex::new(std::collections::HashMap::new()),
         seq_reuses: AtomicU64::new(0),
         seqs_reused_across_rewind: AtomicU64::new(0),
+        idle_timeout: secs(config.idle_timeout),
     });
 
     let stream_http = reqwest::Client::builder()
@@ -416,6 +424,21 @@ async fn run_fault(
         ),
     }
     run.upstreams_after = upstreams(shared, config);
+    let (from, to) = (
+        run.fault_start.unwrap_or(start),
+        run.recovered_at.unwrap_or_else(|| shared.now()),
+    );
+    for gateway in &fault.expect_kept {
+        run.streams
+            .push(partition::kept(shared, config, gateway, from, to));
+    }
+    for gateway in &fault.expect_moved {
+        run.streams
+            .push(partition::moved(shared, config, gateway, from, to));
+    }
+    for v in &run.streams {
+        say(shared, format!("{}: {}", fault.name, v.line));
+    }
     run
 }
 

@@ -70,6 +70,8 @@ struct Row {
     drains: Vec<String>,
     /// The hostile-client stage: one line per attack and target.
     attacks: Vec<String>,
+    /// A partition: what the streams did (`partition::Verdict::line`).
+    streams: Vec<String>,
     failures: Vec<String>,
 }
 
@@ -105,6 +107,7 @@ pub fn build(
                     Some(e) => format!("{} on {}: FAILED: {e}", a.attack, a.target),
                 })
                 .collect(),
+            streams: p.streams.iter().map(|v| v.line.clone()).collect(),
             expected_min: u64::MAX,
             received_min: u64::MAX,
             ..Row::default()
@@ -308,6 +311,9 @@ pub fn build(
             for step in &run.drains {
                 f.extend(step.failures.iter().cloned());
             }
+        }
+        for v in &run.streams {
+            f.extend(v.failures.iter().cloned());
         }
         for a in &run.attacks {
             if let Some(e) = &a.failure {
@@ -583,6 +589,7 @@ fn row_json(r: &Row, p: &PhaseRun) -> Value {
         },
         "upstreams_before": r.upstreams_before,
         "upstreams_after": r.upstreams_after,
+        "streams_across_partition": r.streams,
         "rolling_restart": p.drains.iter().map(crate::rolling::to_json).collect::<Vec<_>>(),
         "attacks": p.attacks.iter().map(|a| json!({
             "attack": a.attack,
@@ -693,7 +700,7 @@ pub fn render_text(r: &Report) -> String {
         for f in &row.failures {
             notes.push(format!("FAIL: {f}"));
         }
-        for d in row.drains.iter().chain(&row.attacks) {
+        for d in row.drains.iter().chain(&row.attacks).chain(&row.streams) {
             let _ = writeln!(out, "{}: {d}", row.name);
         }
         if !notes.is_empty() {
