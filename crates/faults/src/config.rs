@@ -42,6 +42,9 @@ usage: herald-faults --api URL --gateway URL [options] (--fault NAME [fault opti
                             herald.reset with reason rewound; an event of this phase it
                             was not shown before that reset counts as lost to the rewind
                             (reported, not a failure), everything after must arrive
+  --commit-in-doubt         a 503 in this fault may come from a server that died during
+                            COMMIT (a failover): whether it committed is unknown, so its
+                            event may be delivered (counted as unknown, not as a phantom)
   --expect-kept NAME        every stream open on gateway NAME (--gateway-name) when the
                             fault starts must stay open until it recovered (repeatable)
   --expect-moved NAME       every client streaming from gateway NAME when the fault starts
@@ -73,6 +76,8 @@ pub struct FaultSpec {
     pub expect_503: bool,
     /// History goes backwards: see `--expect-rewind`.
     pub expect_rewind: bool,
+    /// A 503 may have committed: see `--commit-in-doubt`.
+    pub commit_in_doubt: bool,
     /// Rolling restart: the gateways (name, direct URL) to stop and start in turn.
     pub drain: Vec<(String, String)>,
     pub stop: Option<String>,
@@ -228,8 +233,12 @@ impl Config {
                 }
                 "--fault" => c.faults.push(FaultSpec::new(value()?)),
                 "--prepare" | "--inject" | "--hold" | "--heal" | "--expect-503" | "--expect-rewind"
-                | "--drain" | "--stop" | "--start" | "--exit-bound" | "--expect-kept" | "--expect-moved" => {
-                    let v = if flag == "--expect-503" || flag == "--expect-rewind" {
+                | "--commit-in-doubt" | "--drain" | "--stop" | "--start" | "--exit-bound"
+                | "--expect-kept" | "--expect-moved" => {
+                    let v = if matches!(
+                        flag.as_str(),
+                        "--expect-503" | "--expect-rewind" | "--commit-in-doubt"
+                    ) {
                         String::new()
                     } else {
                         value()?
@@ -256,6 +265,7 @@ impl Config {
                         "--expect-kept" => f.expect_kept.push(v),
                         "--expect-moved" => f.expect_moved.push(v),
                         "--expect-rewind" => f.expect_rewind = true,
+                        "--commit-in-doubt" => f.commit_in_doubt = true,
                         _ => f.expect_503 = true,
                     }
                 }
@@ -333,6 +343,7 @@ mod tests {
             "build a standby",
             "--expect-503",
             "--expect-rewind",
+            "--commit-in-doubt",
             "--gateway-name",
             "127.0.0.1:1=gw1",
             "--expect-kept",
@@ -352,6 +363,7 @@ mod tests {
         assert!(!c.faults[0].expect_503);
         assert!(c.faults[1].expect_503 && c.faults[1].inject.is_none());
         assert!(c.faults[1].expect_rewind && !c.faults[0].expect_rewind);
+        assert!(c.faults[1].commit_in_doubt && !c.faults[0].commit_in_doubt);
         assert_eq!(c.faults[1].prepare.as_deref(), Some("build a standby"));
         assert_eq!(c.faults[0].prepare, None);
         assert_eq!(c.gateway_names["127.0.0.1:1"], "gw1");

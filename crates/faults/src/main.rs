@@ -109,6 +109,7 @@ pub struct PhaseRun {
     pub hold: f64,
     pub expect_503: bool,
     pub expect_rewind: bool,
+    pub commit_in_doubt: bool,
     pub start: f64,
     pub end: f64,
     pub fault_start: Option<f64>,
@@ -346,6 +347,7 @@ async fn run_fault(
         hold: fault.hold,
         expect_503: fault.expect_503,
         expect_rewind: fault.expect_rewind,
+        commit_in_doubt: fault.commit_in_doubt,
         start,
         ..PhaseRun::default()
     };

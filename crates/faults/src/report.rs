@@ -165,6 +165,11 @@ pub fn build(
                         }
                     }
                 }
+                // A 503 from a primary that died during COMMIT cannot know
+                // whether the standby has the commit.
+                Outcome::Unavailable { .. } if got && phases[p].commit_in_doubt => {
+                    unknown_delivered[p].insert(pid);
+                }
                 Outcome::Unavailable { .. } | Outcome::Refused(_) if got => {
                     phantom_pids[p].insert(pid);
                 }
