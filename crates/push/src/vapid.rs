@@ -62,8 +62,15 @@ impl VapidKey {
     pub fn parse(private_key: &str, subject: &str) -> Result<Self, VapidError> {
         let raw = private_key.trim();
         let secret = if raw.starts_with("-----BEGIN") {
-            p256::SecretKey::from_pkcs8_pem(raw)
-                .or_else(|_| p256::SecretKey::from_sec1_pem(raw))
+            // The key's own block: `openssl ecparam -genkey` (without
+            // `-noout`) writes an `EC PARAMETERS` block before it.
+            let block = ["-----BEGIN PRIVATE KEY-----", "-----BEGIN EC PRIVATE KEY-----"]
+                .iter()
+                .filter_map(|label| raw.find(label))
+                .min()
+                .map_or(raw, |at| &raw[at..]);
+            p256::SecretKey::from_pkcs8_pem(block)
+                .or_else(|_| p256::SecretKey::from_sec1_pem(block))
                 .map_err(|e| VapidError::BadKey(e.to_string()))?
         } else {
             let bytes = b64().decode(raw).map_err(|e| VapidError::BadKey(e.to_string()))?;
@@ -153,6 +160,13 @@ mod tests {
     #[test]
     fn a_generated_key_parses_back_to_the_same_public_key() {
         let (private, public) = VapidKey::generate();
+        // `herald-token vapid-keys` prints it as `HERALD_VAPID_PRIVATE_KEY=…`
+        // for `export $(herald-token vapid-keys | grep '^HERALD_')`: one word
+        // the shell neither splits nor expands.
+        assert_eq!(private.len(), 43);
+        assert!(private
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         let key = VapidKey::parse(&private, "mailto:ops@example.com").unwrap();
         assert_eq!(key.public_key(), public);
         assert_eq!(b64().decode(public).unwrap().len(), 65);
@@ -181,6 +195,107 @@ mod tests {
         )
         .unwrap();
         assert_eq!(decoded.claims["sub"], "https://example.com/contact");
+    }
+
+    /// Keys as OpenSSL writes them, each with the public key OpenSSL derives
+    /// from it (`openssl ec -pubout -outform DER | tail -c 65`, base64url):
+    /// `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`
+    /// (PKCS#8), `openssl ecparam -name prime256v1 -genkey -noout` (SEC1) and
+    /// the same without `-noout`, which writes an `EC PARAMETERS` block first.
+    const OPENSSL_KEYS: [(&str, &str, &str); 3] = [
+        (
+            "PKCS#8",
+            "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgtriihlS3kMTUxMuW
+H0zLxipPc4wAzUThKO4epIrGMiyhRANCAAQrumKDmp6ORmzhmCCKoj1+INDbdbTr
+a8KtTEAIx35/v5ewNPBMdJvMUzw4IqmYpkF4H2zcC7ai+OcTrntQvUC+
+-----END PRIVATE KEY-----
+",
+            "BCu6YoOano5GbOGYIIqiPX4g0Nt1tOtrwq1MQAjHfn-_l7A08Ex0m8xTPDgiqZimQXgfbNwLtqL45xOue1C9QL4",
+        ),
+        (
+            "SEC1",
+            "-----BEGIN EC PRIVATE KEY-----
+MHcCAQEEIBoq5oAs1LzR5kyZ/ULa+oaarD9VIdAABEx6PhdR8ZtaoAoGCCqGSM49
+AwEHoUQDQgAEMOoW0NFpURZa9SUeykTL3vVcaJx0nBynSgiG31pv8GsQmqRYGEky
+34O1UPllrl7MkZhNNObMC+7XcufwecD8BQ==
+-----END EC PRIVATE KEY-----
+",
+            "BDDqFtDRaVEWWvUlHspEy971XGicdJwcp0oIht9ab_BrEJqkWBhJMt-DtVD5Za5ezJGYTTTmzAvu13Ln8HnA_AU",
+        ),
+        (
+            "SEC1 after EC PARAMETERS",
+            "-----BEGIN EC PARAMETERS-----
+BggqhkjOPQMBBw==
+-----END EC PARAMETERS-----
+-----BEGIN EC PRIVATE KEY-----
+MHcCAQEEIBJ6x1Je3tLEmi50pjDDOJ78BRMPPS/pFuwRvV19iz7GoAoGCCqGSM49
+AwEHoUQDQgAEXYgN79SU+8HnuXNF6IgONlG1uylZFtFWKzyNmtceJpIZJqFRAxO9
+5FJwpVXqVMOQRYMlgLWs2/Qv2IEzwwHsbw==
+-----END EC PRIVATE KEY-----
+",
+            "BF2IDe_UlPvB57lzReiIDjZRtbspWRbRVis8jZrXHiaSGSahUQMTveRScKVV6lTDkEWDJYC1rNv0L9iBM8MB7G8",
+        ),
+    ];
+
+    #[test]
+    fn every_pem_key_openssl_writes_parses_to_the_public_key_openssl_derives() {
+        for (form, pem, public) in OPENSSL_KEYS {
+            // As written, with CRLF line ends, and indented in a config file.
+            let crlf = pem.replace('\n', "\r\n");
+            let padded = format!("\n  {pem}  \n");
+            for text in [pem, crlf.as_str(), padded.as_str()] {
+                let key =
+                    VapidKey::parse(text, "mailto:ops@example.com").unwrap_or_else(|e| panic!("{form}: {e}"));
+                assert_eq!(key.public_key(), public, "{form}");
+            }
+            // It signs, and the signature verifies under that public key.
+            let key = VapidKey::parse(pem, "mailto:ops@example.com").unwrap();
+            let header = key.authorization("https://push.example.net").unwrap();
+            let token = header
+                .strip_prefix("vapid t=")
+                .and_then(|r| r.split_once(", k="))
+                .unwrap()
+                .0;
+            let point = b64().decode(public).unwrap();
+            let verifying = p256::PublicKey::from_sec1_bytes(&point).unwrap();
+            let pem_public =
+                p256::pkcs8::EncodePublicKey::to_public_key_pem(&verifying, Default::default()).unwrap();
+            let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+            v.set_audience(&["https://push.example.net"]);
+            jsonwebtoken::decode::<serde_json::Value>(
+                token,
+                &jsonwebtoken::DecodingKey::from_ec_pem(pem_public.as_bytes()).unwrap(),
+                &v,
+            )
+            .unwrap_or_else(|e| panic!("{form}: {e}"));
+        }
+    }
+
+    #[test]
+    fn a_pem_key_that_is_not_p256_is_refused() {
+        // `openssl ecparam -name secp384r1 -genkey -noout`
+        let p384 = "-----BEGIN EC PRIVATE KEY-----
+MIGkAgEBBDDd0oCWAu0lJxJ3usNEudbvsiMPlaYIoO62HIH3BEFFrBPBanfowsgG
+lqnugakvaSCgBwYFK4EEACKhZANiAARZVnRWPbwe1va3qncRPBXnke6VqfWkRjeC
+KI/tf/J4t+KOqa/+4v8bgaV9eUIiGEnt6GRXFoCup8xgkcTdO5uozsUXe7odF83w
+VxWea0oZjw/8zyHVCJpUwD6DXv1o7Ys=
+-----END EC PRIVATE KEY-----
+";
+        assert!(matches!(
+            VapidKey::parse(p384, "mailto:a@b"),
+            Err(VapidError::BadKey(_))
+        ));
+        // A public key is not a private key.
+        let public = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEK7pig5qejkZs4ZggiqI9fiDQ23W0
+62vCrUxACMd+f7+XsDTwTHSbzFM8OCKpmKZBeB9s3Au2ovjnE657UL1Avg==
+-----END PUBLIC KEY-----
+";
+        assert!(matches!(
+            VapidKey::parse(public, "mailto:a@b"),
+            Err(VapidError::BadKey(_))
+        ));
     }
 
     #[test]

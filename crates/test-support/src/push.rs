@@ -64,6 +64,35 @@ impl PushService {
         self.post("/subscriptions", &serde_json::json!({})).await
     }
 
+    /// `n` new subscriptions at once, sharing one key pair (for loads).
+    pub async fn subscriptions(&self, n: usize) -> Vec<Value> {
+        match self
+            .post("/subscriptions", &serde_json::json!({ "count": n }))
+            .await
+        {
+            Value::Array(subs) => subs,
+            other => panic!("not a list of subscriptions: {other}"),
+        }
+    }
+
+    /// How many pushes were received so far (cheaper to poll than
+    /// [`Self::received`] under a load).
+    pub async fn count(&self) -> usize {
+        self.get("/count").await["received"].as_u64().expect("a count") as usize
+    }
+
+    /// How many connections that carried a push are still open: 0 once a
+    /// killed sender's connections are all closed (and what it had sent
+    /// before it died is recorded).
+    pub async fn push_connections(&self) -> u64 {
+        self.get("/connections").await["push"].as_u64().expect("a count")
+    }
+
+    /// The stand-in's process id (for its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Every push received so far.
     pub async fn received(&self) -> Vec<Value> {
         self.http
@@ -79,6 +108,17 @@ impl PushService {
     /// How the next pushes are answered (see `push_service.py`).
     pub async fn set_mode(&self, mode: Value) {
         self.post("/mode", &mode).await;
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("the stand-in answers")
+            .json()
+            .await
+            .expect("JSON")
     }
 
     async fn post(&self, path: &str, body: &Value) -> Value {
