@@ -66,6 +66,21 @@ async fn invalid_or_too_many_topics_are_400_naming_topics(pool: PgPool) {
     assert!(problem["detail"].as_str().unwrap().contains("64"));
 }
 
+/// A stream token for alice, minted with a session token that expires at `exp`.
+async fn mint_until(app: &TestApp, exp: u64) -> Value {
+    let session = sign(&json!({"sub": "alice", "aud": "herald", "exp": exp}));
+    reqwest::Client::new()
+        .post(format!("{}/v1/stream-tokens", app.api_url()))
+        .bearer_auth(&session)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// A stream token never outlives the token that asked for it, however long
 /// the stream TTL: the stream then gets `herald.reauth` no later than the
 /// session would have ended.
@@ -77,17 +92,7 @@ async fn a_stream_token_never_outlives_the_token_that_minted_it(pool: PgPool) {
         .unwrap()
         .as_secs();
     for left in [2u64, 30, 3600] {
-        let session = sign(&json!({"sub": "alice", "aud": "herald", "exp": now + left}));
-        let minted: Value = reqwest::Client::new()
-            .post(format!("{}/v1/stream-tokens", app.api_url()))
-            .bearer_auth(&session)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let minted = mint_until(&app, now + left).await;
         let exp = minted["expires_at"].as_u64().unwrap();
         assert!(exp <= now + left, "{left}s left: {minted}");
         assert!(
@@ -97,17 +102,7 @@ async fn a_stream_token_never_outlives_the_token_that_minted_it(pool: PgPool) {
     }
     // A stream opened with a token whose session ends in 3 s is told to
     // reauthenticate before then.
-    let session = sign(&json!({"sub": "alice", "aud": "herald", "exp": now + 3}));
-    let minted: Value = reqwest::Client::new()
-        .post(format!("{}/v1/stream-tokens", app.api_url()))
-        .bearer_auth(&session)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let minted = mint_until(&app, now + 3).await;
     let mut stream = SseClient::from_request(
         reqwest::Client::new()
             .get(format!("{}/v1/stream", app.gateway_url()))

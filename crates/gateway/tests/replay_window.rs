@@ -165,21 +165,8 @@ async fn history_going_backwards_resets_every_stream(pool: PgPool) {
     assert_eq!(seqs(&seen), [1, 2, 3, 4, 5]);
 
     // The "promoted replica" had everything up to seq 2 only.
-    app.worker.as_mut().unwrap().stop().await;
-    app.worker = None;
-    sqlx::query("DELETE FROM events WHERE seq > 2")
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE sequencer SET last_seq = 2, published_seq = 2")
-        .execute(&pool)
-        .await
-        .unwrap();
-
-    let reset = s.next_event(WAIT).await.expect("a reset");
-    assert_eq!(reset.event, "herald.reset", "raw: {}", s.raw);
-    assert_eq!(reset.id, "2");
-    assert!(reset.data.contains("rewound"), "{reset:?}");
+    fail_over(&mut app, &pool, 2, 2).await;
+    expect_rewound_reset(&mut s, "2").await;
 
     app.start_worker().await;
     app.publish_ok("user:alice", 6).await;
@@ -202,32 +189,47 @@ async fn history_rewritten_past_the_watermark_resets_every_stream(pool: PgPool) 
     let seen = publish_seen(&app, &mut s, 1..=5).await;
     assert_eq!(seqs(&seen), [1, 2, 3, 4, 5]);
 
-    app.worker.as_mut().unwrap().stop().await;
-    app.worker = None;
-    sqlx::query("DELETE FROM events WHERE seq > 2")
-        .execute(&pool)
-        .await
-        .unwrap();
     // Other events at 3..=7, never published on the bus.
-    sqlx::query(
-        "INSERT INTO events (id, seq, topic, type, data, sequenced_at)
-         SELECT gen_random_uuid(), g, 'user:alice', 't.other', '{}', now() FROM generate_series(3, 7) g",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    sqlx::query("UPDATE sequencer SET last_seq = 7, published_seq = 7")
-        .execute(&pool)
-        .await
-        .unwrap();
-
-    let reset = s.next_event(WAIT).await.expect("a reset");
-    assert_eq!(reset.event, "herald.reset", "raw: {}", s.raw);
-    assert_eq!(reset.id, "7");
-    assert!(reset.data.contains("rewound"), "{reset:?}");
+    fail_over(&mut app, &pool, 2, 7).await;
+    expect_rewound_reset(&mut s, "7").await;
 
     app.start_worker().await;
     app.publish_ok("user:alice", 6).await;
     let next = s.envelopes(1, WAIT).await;
     assert_eq!((ns(&next), seqs(&next)), (vec![6], vec![8]), "raw: {}", s.raw);
+}
+
+/// A failover to a "replica" that had the log up to `kept` only, on which
+/// other events (never published on the bus) already took the positions
+/// after it up to `head`. The worker is stopped first.
+async fn fail_over(app: &mut TestApp, pool: &PgPool, kept: i64, head: i64) {
+    app.worker.as_mut().unwrap().stop().await;
+    app.worker = None;
+    sqlx::query("DELETE FROM events WHERE seq > $1")
+        .bind(kept)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO events (id, seq, topic, type, data, sequenced_at)
+         SELECT gen_random_uuid(), g, 'user:alice', 't.other', '{}', now() FROM generate_series($1, $2) g",
+    )
+    .bind(kept + 1)
+    .bind(head)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE sequencer SET last_seq = $1, published_seq = $1")
+        .bind(head)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+/// The next event on `s` is `herald.reset` (rewound) at `id`.
+async fn expect_rewound_reset(s: &mut SseClient, id: &str) {
+    let reset = s.next_event(WAIT).await.expect("a reset");
+    assert_eq!(reset.event, "herald.reset", "raw: {}", s.raw);
+    assert_eq!(reset.id, id);
+    assert!(reset.data.contains("rewound"), "{reset:?}");
 }
