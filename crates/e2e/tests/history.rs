@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use herald_test_support::{redis_url, settings, user_token, TestApp};
+use herald_test_support::{event_partitions, redis_url, settings, user_token, TestApp};
 use serde_json::Value;
 use sqlx::PgPool;
 
@@ -39,11 +39,7 @@ async fn history(pool: &PgPool, n: i64) {
 
 /// Ages events up to `upto` past any retention.
 async fn expire(pool: &PgPool, upto: i64) {
-    sqlx::query("UPDATE events SET created_at = now() - interval '1 day' WHERE seq <= $1")
-        .bind(upto)
-        .execute(pool)
-        .await
-        .unwrap();
+    herald_test_support::age_events(pool, upto).await;
 }
 
 async fn pruned_seq(pool: &PgPool) -> i64 {
@@ -116,6 +112,8 @@ async fn page(app: &TestApp, query: &str) -> Page {
 /// history was pruned once".
 #[sqlx::test(migrations = "../../migrations")]
 async fn every_history_page_says_truncated_when_retention_pruned_what_it_asked_for(pool: PgPool) {
+    // Retention drops whole partitions: events 1..=10, 11..=20, 21..=30.
+    event_partitions(&pool, 10, 4).await;
     history(&pool, 30).await;
     let app = app(pool.clone()).await;
 
@@ -178,6 +176,8 @@ async fn every_history_page_says_truncated_when_retention_pruned_what_it_asked_f
 #[sqlx::test(migrations = "../../migrations")]
 async fn every_history_page_is_complete_or_truncated_while_retention_runs(pool: PgPool) {
     const EVENTS: i64 = 3_000;
+    // 30 partitions of 100: the prune takes 30 steps.
+    event_partitions(&pool, 100, 31).await;
     history(&pool, EVENTS).await;
     let app = app(pool.clone()).await;
 
@@ -189,7 +189,7 @@ async fn every_history_page_is_complete_or_truncated_while_retention_runs(pool: 
         let p = page(&app, &format!("after={after}&limit=20")).await;
         pages += 1;
         if pages == 3 {
-            // Mid-listing: the worker prunes everything, 1000 per transaction.
+            // Mid-listing: the worker prunes everything, a partition at a time.
             expire(&pool, EVENTS).await;
         }
         if p.truncated {

@@ -317,6 +317,22 @@ pub struct WorkerSettings {
     pub batch: usize,
     /// How long events stay replayable.
     pub retention: Duration,
+    /// Insertion numbers per partition of the event log, at most.
+    pub partition_size: u64,
+    /// How long a partition of the event log takes new events before the
+    /// worker closes it (retention drops whole partitions, so events live
+    /// up to `retention + span`); `None`: [`WorkerSettings::partition_span`].
+    pub partition_span: Option<Duration>,
+}
+
+impl WorkerSettings {
+    /// `HERALD_EVENT_PARTITION_SPAN`, or a sixteenth of the retention
+    /// (between 100 ms and a day): about 17 partitions hold the history.
+    pub fn partition_span(&self) -> Duration {
+        self.partition_span.unwrap_or_else(|| {
+            (self.retention / 16).clamp(Duration::from_millis(100), Duration::from_secs(86_400))
+        })
+    }
 }
 
 /// Every service's settings, parsed once at start-up. Each service reads its
@@ -743,6 +759,15 @@ impl WorkerSettings {
             poll,
             batch: get_count(lookup, "HERALD_WORKER_BATCH", 500)?,
             retention: get_duration(lookup, "HERALD_RETENTION", Duration::from_secs(7 * 86_400))?,
+            partition_size: get_count(lookup, "HERALD_EVENT_PARTITION_SIZE", 10_000_000)? as u64,
+            partition_span: match non_empty(lookup, "HERALD_EVENT_PARTITION_SPAN") {
+                None => None,
+                Some(_) => Some(get_positive(
+                    lookup,
+                    "HERALD_EVENT_PARTITION_SPAN",
+                    Duration::ZERO,
+                )?),
+            },
         })
     }
 }
@@ -833,6 +858,8 @@ mod tests {
         assert_eq!(s.api.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(s.gateway.heartbeat, Duration::from_secs(15));
         assert_eq!(s.worker.retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(s.worker.partition_size, 10_000_000);
+        assert_eq!(s.worker.partition_span(), Duration::from_secs(7 * 86_400 / 16));
         assert!(s.http.header_timeout <= Duration::from_secs(30));
         assert_eq!(s.http.max_head_bytes, 32 * 1024);
     }

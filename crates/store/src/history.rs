@@ -1,8 +1,8 @@
 //! Reads of the event log that prove their own completeness.
 //!
-//! Retention deletes a prefix of the log and raises `sequencer.pruned_seq`
-//! in the same transaction (`herald-worker`'s `retention`), so in any one
-//! snapshot the deleted events are exactly those at or below `pruned_seq`.
+//! Retention raises `sequencer.pruned_seq` past the positions of a partition
+//! of the log before it drops the partition (`herald-worker`'s `event_log`),
+//! so in any one snapshot every event after `pruned_seq` is in the log.
 //! A page read in the same statement as `pruned_seq` can therefore say
 //! whether it is complete: it is when `pruned_seq <= after`. A reader that
 //! checked `pruned_seq` once and then read page after page could step over
@@ -58,9 +58,13 @@ pub async fn positions(pool: &PgPool) -> Result<Positions, sqlx::Error> {
 /// The id of the event at `seq`, if the log holds one (a gateway checks that
 /// the log still holds what it forwarded: a failover can rewrite history).
 pub async fn id_at(pool: &PgPool, seq: Seq) -> Result<Option<uuid::Uuid>, sqlx::Error> {
-    sqlx::query_scalar!("SELECT id FROM events WHERE seq = $1", seq.get())
-        .fetch_optional(pool)
-        .await
+    sqlx::query_scalar!(
+        "SELECT id FROM events
+          WHERE seq = $1 AND pending_no >= (SELECT herald_history_floor($1 - 1))",
+        seq.get()
+    )
+    .fetch_optional(pool)
+    .await
 }
 
 /// Events of `topics` after `after`, in `seq` order, at most `limit`, and the
@@ -80,6 +84,7 @@ pub async fn events_after(
                    SELECT id, seq, topic, type, data, created_at
                      FROM events
                     WHERE topic = ANY($1) AND seq > $2
+                      AND pending_no >= (SELECT herald_history_floor($2))
                     ORDER BY seq
                     LIMIT $3
              ) e ON true

@@ -920,3 +920,51 @@ impl TestApp {
         })
     }
 }
+
+/// Replaces the event log's partitions, on a fresh database (no event
+/// yet), with `count` partitions of `size` insertion numbers each: rows
+/// inserted afterwards land partition by partition (the first `size` in the
+/// first, and so on), so a test decides where the partitions retention
+/// drops begin and end. The worker still makes its own ahead of these.
+pub async fn event_partitions(pool: &PgPool, size: i64, count: i32) {
+    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM event_partitions ORDER BY lo")
+        .fetch_all(pool)
+        .await
+        .expect("event partitions");
+    for name in names {
+        sqlx::raw_sql(&format!(
+            "ALTER TABLE events DETACH PARTITION \"{name}\"; DROP TABLE \"{name}\""
+        ))
+        .execute(pool)
+        .await
+        .expect("drop an empty partition");
+    }
+    sqlx::raw_sql(&format!(
+        "DELETE FROM event_partitions;
+         UPDATE event_log SET partition_size = {size};
+         SELECT herald_event_partitions_ahead({count});"
+    ))
+    .execute(pool)
+    .await
+    .expect("partitions of the test's size");
+}
+
+/// Ages the events up to `upto` (their `created_at` a day back), and the
+/// event log's record of the partitions holding them: a test's stand-in for
+/// time passing, serialized with the worker's sealing (its advisory lock),
+/// so a partition sealed before or after has the newest `created_at` it holds.
+pub async fn age_events(pool: &PgPool, upto: i64) {
+    sqlx::raw_sql(&format!(
+        "BEGIN;
+         SELECT pg_advisory_xact_lock(7243516001);
+         UPDATE events SET created_at = now() - interval '1 day' WHERE seq <= {upto};
+         UPDATE event_partitions p
+            SET max_created = (SELECT max(e.created_at) FROM events e
+                                WHERE e.pending_no >= p.lo AND e.pending_no < p.hi)
+          WHERE p.sealed_at IS NOT NULL;
+         COMMIT;"
+    ))
+    .execute(pool)
+    .await
+    .expect("age events");
+}

@@ -5,6 +5,7 @@
 //! the relay, retention and the health endpoints until shutdown.
 
 pub mod due;
+pub mod event_log;
 pub mod metrics;
 pub mod push;
 pub mod relay;
@@ -34,6 +35,7 @@ pub struct Worker {
     pool: PgPool,
     relay: OutboxRelay,
     retention: Duration,
+    event_log: event_log::Policy,
     /// Delivers the push queue, when Web Push is configured.
     push: Option<push::PushSender>,
     /// What `/readyz` pings.
@@ -86,6 +88,10 @@ impl Worker {
             pool,
             relay,
             retention: settings.worker.retention,
+            event_log: event_log::Policy {
+                partition_size: settings.worker.partition_size,
+                span: settings.worker.partition_span(),
+            },
             bus,
             metrics,
         })
@@ -117,6 +123,7 @@ impl Worker {
         let pruner = tokio::spawn(prune_forever(
             self.pool,
             self.retention,
+            self.event_log,
             self.metrics,
             shutdown.clone(),
         ));
@@ -151,15 +158,18 @@ async fn metrics_text(State(s): State<HealthState>) -> String {
 async fn prune_forever(
     pool: PgPool,
     retention: Duration,
+    policy: event_log::Policy,
     metrics: Arc<WorkerMetrics>,
     shutdown: CancellationToken,
 ) {
     // Short retentions (tests, demos) are checked often; long ones every 30 s.
-    let every = (retention / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
+    let every = (retention / 4)
+        .min(policy.span / 2)
+        .clamp(Duration::from_millis(250), Duration::from_secs(30));
     loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
+        // First at once: partitions ahead before the first publish.
+        if let Err(e) = event_log::upkeep(&pool, policy).await {
+            tracing::warn!(error = %e, "event log upkeep failed");
         }
         match retention::prune_pass(&pool, retention, RETENTION_BATCH, &shutdown).await {
             Ok(p) => {
@@ -167,6 +177,10 @@ async fn prune_forever(
                 metrics.pruned_idempotency_keys.add(p.idempotency_keys);
             }
             Err(e) => tracing::warn!(error = %e, "retention pass failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
         }
     }
 }

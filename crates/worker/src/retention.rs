@@ -1,17 +1,16 @@
-//! Retention: deletes history, idempotency keys and finished scheduled
-//! deliveries older than `HERALD_RETENTION`, oldest first, in bounded batches.
+//! Retention: drops history, and deletes idempotency keys and finished
+//! scheduled deliveries, older than `HERALD_RETENTION`, oldest first.
 //!
 //! Every step is bounded, and none holds the sequencer's row lock for more
 //! than the end of one small transaction: delivery runs through that lock
 //! (sequencing and publishing both take it), so a prune that held it while
 //! deleting would stall every event behind it.
 //!
-//! History: `sequencer.pruned_seq` records the highest deleted position. An
-//! events batch deletes a prefix of the log and raises `pruned_seq` in the
-//! same transaction, so in any snapshot the deleted events are exactly those
-//! at or below `pruned_seq` (what `herald_store::history` relies on to
-//! prove a page complete). The `UPDATE` of the sequencer row comes last, so
-//! the row lock is held only for the commit.
+//! History goes a whole partition at a time (`crate::event_log::prune`):
+//! `sequencer.pruned_seq` is raised past a partition's positions before it
+//! is detached and dropped, so in any snapshot every event after
+//! `pruned_seq` is in the log (what `herald_store::history` relies on to
+//! prove a page complete). No DELETE, so no dead rows for vacuum.
 //!
 //! Idempotency keys, and scheduled deliveries done (delivered or cancelled)
 //! before the cutoff, are deleted in their own batches, outside any
@@ -20,7 +19,6 @@
 
 use std::time::Duration;
 
-use herald_domain::Seq;
 use sqlx::PgPool;
 
 /// What one pass deleted.
@@ -32,7 +30,8 @@ pub struct Pruned {
     pub scheduled: u64,
 }
 
-/// Prunes everything older than `retention`, `batch` rows per transaction,
+/// Prunes everything older than `retention` (history by partitions, sealed
+/// by [`crate::event_log::upkeep`]; the rest `batch` rows per transaction),
 /// until nothing expired is left or `stop` is cancelled.
 pub async fn prune_pass(
     pool: &PgPool,
@@ -42,12 +41,8 @@ pub async fn prune_pass(
 ) -> Result<Pruned, sqlx::Error> {
     let cutoff = cutoff(retention);
     let mut pruned = Pruned::default();
-    while !stop.is_cancelled() {
-        let n = prune_events(pool, cutoff, batch).await?;
-        pruned.events += n;
-        if n == 0 {
-            break;
-        }
+    if !stop.is_cancelled() {
+        pruned.events = crate::event_log::prune(pool, cutoff, stop).await?;
     }
     while !stop.is_cancelled() {
         let n = prune_idempotency_keys(pool, cutoff, batch).await?;
@@ -68,57 +63,6 @@ pub async fn prune_pass(
 
 fn cutoff(retention: Duration) -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX)
-}
-
-/// Prunes one batch of up to `limit` events created before `cutoff`.
-/// Returns how many were deleted.
-pub async fn prune_events(
-    pool: &PgPool,
-    cutoff: chrono::DateTime<chrono::Utc>,
-    limit: i64,
-) -> Result<u64, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    // The oldest sequenced events, stopping at the first one still retained,
-    // so pruned history is always a prefix of the log (`seq <= pruned_seq`).
-    let upto: Option<Seq> = sqlx::query_scalar!(
-        r#"
-        WITH oldest AS (
-            SELECT seq, created_at < $1 AS expired
-              FROM events
-             WHERE seq > (SELECT pruned_seq FROM sequencer)
-             ORDER BY seq
-             LIMIT $2
-        )
-        SELECT max(seq) AS "upto: Seq"
-          FROM oldest
-         WHERE expired
-           AND seq < COALESCE((SELECT min(seq) FROM oldest WHERE NOT expired), 9223372036854775807)
-        "#,
-        cutoff,
-        limit,
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    let Some(upto) = upto else {
-        tx.rollback().await?;
-        return Ok(0);
-    };
-    let deleted = sqlx::query!(
-        "DELETE FROM events WHERE seq IS NOT NULL AND seq <= $1",
-        upto.get()
-    )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    // Last: the sequencer's row lock is held from here to the commit only.
-    sqlx::query!(
-        "UPDATE sequencer SET pruned_seq = GREATEST(pruned_seq, $1)",
-        upto.get()
-    )
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(deleted)
 }
 
 /// Deletes up to `limit` idempotency keys created before `cutoff`, oldest

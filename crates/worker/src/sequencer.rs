@@ -69,7 +69,7 @@ pub async fn sequenced_after(
         SELECT id AS "id?", seq AS "seq?: Seq", topic AS "topic?", type AS "event_type?",
                data AS "data?", created_at AS "created_at?"
           FROM events
-         WHERE seq > $1
+         WHERE seq > $1 AND pending_no >= (SELECT herald_history_floor($1))
          ORDER BY seq
          LIMIT $2
         "#,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use herald_test_support::{user_token, TestApp};
+use herald_worker::event_log::{upkeep, Policy};
 use herald_worker::retention::prune_pass;
 use serde_json::json;
 use sqlx::PgPool;
@@ -19,10 +20,15 @@ use tokio_util::sync::CancellationToken;
 
 const KEYS: i64 = 300_000;
 const EVENTS: i64 = 30_000;
+const POLICY: Policy = Policy {
+    partition_size: 10_000_000,
+    span: Duration::from_secs(3600),
+};
 
-/// Expired history: `EVENTS` events (seq 1..) and `KEYS` idempotency keys,
-/// all two days old.
+/// Expired history: `EVENTS` events (seq 1..) in a partition of their own,
+/// and `KEYS` idempotency keys, all two days old.
 async fn expired_history(pool: &PgPool) {
+    herald_test_support::event_partitions(pool, EVENTS, 2).await;
     sqlx::query(
         "INSERT INTO idempotency_keys (principal, key, request_hash, status, response, created_at)
          SELECT 'svc', 'k' || g, '\\x00', 202, '{}', now() - interval '2 days'
@@ -109,6 +115,21 @@ async fn retention_never_stalls_delivery(pool: PgPool) {
         })
     };
 
+    // Sealed first (the worker's upkeep does this on every pass).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        upkeep(&pool, POLICY).await.unwrap();
+        let sealed: bool =
+            sqlx::query_scalar("SELECT sealed_at IS NOT NULL FROM event_partitions ORDER BY lo LIMIT 1")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if sealed {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the expired partition never sealed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let started = Instant::now();
     let pruned = prune_pass(
         &pool,
