@@ -166,18 +166,31 @@ async fn prune_forever(
     let every = (retention / 4)
         .min(policy.span / 2)
         .clamp(Duration::from_millis(250), Duration::from_secs(30));
+    let mut first = true;
     loop {
-        // First at once: partitions ahead before the first publish.
+        // Upkeep at once (partitions ahead before the first publish); the
+        // first prune one interval after start-up, not in the middle of it.
         if let Err(e) = event_log::upkeep(&pool, policy).await {
             tracing::warn!(error = %e, "event log upkeep failed");
         }
-        match retention::prune_pass(&pool, retention, RETENTION_BATCH, &shutdown).await {
-            Ok(p) => {
-                metrics.pruned.add(p.events);
-                metrics.pruned_idempotency_keys.add(p.idempotency_keys);
+        if !first {
+            let started = std::time::Instant::now();
+            match retention::prune_pass(&pool, retention, RETENTION_BATCH, &shutdown).await {
+                Ok(p) => {
+                    if p.events > 0 {
+                        tracing::info!(
+                            events = p.events,
+                            took_ms = started.elapsed().as_millis() as u64,
+                            "retention dropped expired history"
+                        );
+                    }
+                    metrics.pruned.add(p.events);
+                    metrics.pruned_idempotency_keys.add(p.idempotency_keys);
+                }
+                Err(e) => tracing::warn!(error = %e, "retention pass failed"),
             }
-            Err(e) => tracing::warn!(error = %e, "retention pass failed"),
         }
+        first = false;
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
