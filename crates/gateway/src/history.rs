@@ -152,7 +152,7 @@ async fn pages(pool: &PgPool, batch: &[PageRequest], limit: i64) -> Result<Vec<P
                    SELECT id, seq, topic, type, data, created_at
                      FROM events
                     WHERE topic = ANY(string_to_array(q.topics, ','))
-                      AND seq > q.after
+                      AND seq > GREATEST(q.after, s.pruned_seq)
                       AND pending_no >= (SELECT herald_history_floor(min(a)) FROM unnest($3::int8[]) a)
                     ORDER BY seq
                     LIMIT $4

@@ -2,7 +2,10 @@
 //!
 //! Retention raises `sequencer.pruned_seq` past the positions of a partition
 //! of the log before it drops the partition (`herald-worker`'s `event_log`),
-//! so in any one snapshot every event after `pruned_seq` is in the log.
+//! so in any one snapshot every event after `pruned_seq` is in the log; the
+//! ones at or below it that are still there (their partition not detached
+//! yet) are never read, so what a reader sees is exactly the events after
+//! `pruned_seq`.
 //! A page read in the same statement as `pruned_seq` can therefore say
 //! whether it is complete: it is when `pruned_seq <= after`. A reader that
 //! checked `pruned_seq` once and then read page after page could step over
@@ -83,7 +86,7 @@ pub async fn events_after(
              LEFT JOIN LATERAL (
                    SELECT id, seq, topic, type, data, created_at
                      FROM events
-                    WHERE topic = ANY($1) AND seq > $2
+                    WHERE topic = ANY($1) AND seq > GREATEST($2, s.pruned_seq)
                       AND pending_no >= (SELECT herald_history_floor($2))
                     ORDER BY seq
                     LIMIT $3
