@@ -10,6 +10,10 @@ pub enum ApiError {
     Client(Problem),
     #[error("database unavailable: {0}")]
     Unavailable(sqlx::Error),
+    /// The event log has no partition for new events: the worker makes
+    /// them ahead, so it has not run for a long while.
+    #[error("no event log partition: {0}")]
+    NoPartition(sqlx::Error),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -32,6 +36,12 @@ impl From<sqlx::Error> for ApiError {
             {
                 Self::Unavailable(e)
             }
+            // "no partition of relation events found for row".
+            sqlx::Error::Database(db)
+                if db.code().as_deref() == Some("23514") && db.table().is_some_and(|t| t == "events") =>
+            {
+                Self::NoPartition(e)
+            }
             _ => Self::Internal(e.to_string()),
         }
     }
@@ -50,6 +60,14 @@ impl IntoResponse for ApiError {
             Self::Unavailable(e) => {
                 tracing::warn!(error = %e, "database unavailable");
                 Problem::unavailable("the database is unavailable; retry shortly", 2).into_response()
+            }
+            Self::NoPartition(e) => {
+                tracing::error!(error = %e, "no partition of the event log takes new events: is herald-worker running?");
+                Problem::unavailable(
+                    "the event log has no partition for new events; herald-worker makes them ahead: start it",
+                    5,
+                )
+                .into_response()
             }
             Self::Internal(e) => {
                 tracing::error!(error = %e, "internal error");

@@ -519,3 +519,75 @@ async fn every_batch_gets_consecutive_positions_under_concurrency(pool: PgPool) 
         );
     }
 }
+
+/// With no partition of the event log to take it (the worker makes them
+/// ahead; this one never ran), a publish is a 503 problem that says what to
+/// do, not a 500, and nothing is written; once a partition exists it goes
+/// through.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_publish_with_no_partition_to_take_it_is_a_503_naming_the_worker(pool: PgPool) {
+    let settings = herald_test_support::settings(&herald_test_support::redis_url());
+    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM event_partitions")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    for name in names {
+        sqlx::raw_sql(&format!(
+            "ALTER TABLE events DETACH PARTITION \"{name}\"; DROP TABLE \"{name}\"; \
+             DELETE FROM event_partitions WHERE name = '{name}'"
+        ))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let api = herald_test_support::start_api(&settings, pool.clone()).await;
+    let publish = |key: &'static str| {
+        let url = format!("{}/v1/events", api.url());
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(service_token())
+                .header("idempotency-key", key)
+                .json(&json!({"topic": "user:alice", "type": "t.n", "data": {}}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for key in ["alone-1", ""] {
+        let r = if key.is_empty() {
+            reqwest::Client::new()
+                .post(format!("{}/v1/events", api.url()))
+                .bearer_auth(service_token())
+                .json(&json!({"topic": "user:alice", "type": "t.n", "data": {}}))
+                .send()
+                .await
+                .unwrap()
+        } else {
+            publish(key).await
+        };
+        assert_eq!(r.status(), 503, "key {key:?}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        assert!(r.headers().contains_key("retry-after"));
+        let body: Value = r.json().await.unwrap();
+        assert!(
+            body["detail"].as_str().unwrap().contains("herald-worker"),
+            "{body}"
+        );
+    }
+    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM idempotency_keys")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(written, 0, "no partial write");
+
+    sqlx::query("SELECT herald_event_partitions_ahead(2)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        publish("alone-1").await.status(),
+        202,
+        "the same key, now accepted"
+    );
+}
