@@ -522,7 +522,7 @@ pub fn finish_report(
     let t = totals(&report.json);
     let passed = report.passed && growth.passed();
     let summary = format!(
-        "fault-suite --soak: {}; {} of {} faults passed; growth: {} bounded, {} GROW, {} series not judged; \
+        "fault-suite --soak: {}; {} of {} faults passed; growth: {} pieces bounded, {} GROW, {} series not judged; \
          lost {}, duplicated {}, out of order {}",
         if passed { "PASSED" } else { "FAILED" },
         t.faults - t.faults_failed,
