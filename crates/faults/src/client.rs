@@ -38,17 +38,73 @@ pub struct PhaseCounters {
     pub reauths: u64,
     /// `herald.reconnect` events (a gateway shutting down).
     pub reconnects: u64,
+    /// Streams this client closed itself and opened again (`--churn`).
+    pub churned: u64,
     pub leaks: u64,
     pub bad_frames: u64,
     pub foreign: u64,
 }
 
+/// What one client was shown of each pid, stored compactly: the publisher sends pid
+/// `p` to topic `p % topics` (see `publisher::topic_of`), so the client keeps one
+/// array per topic it streams, indexed by `p / topics`. A soak's two thousand clients
+/// then hold what they were owed, not a slot for every event of the run.
+#[derive(Debug, Default)]
+pub struct Receipts {
+    /// All topics of the run.
+    ntopics: usize,
+    /// The client's topics (indices into `Shared::topics`), one slot each.
+    topics: Vec<usize>,
+    /// Per slot: how many times each pid was shown (saturating).
+    count: Vec<Vec<u8>>,
+    /// Per slot: the epoch each pid was last shown in (see `ClientInner::epoch`).
+    epoch: Vec<Vec<u8>>,
+}
+
+impl Receipts {
+    pub fn new(ntopics: usize, topics: Vec<usize>) -> Self {
+        let slots = topics.len();
+        Self {
+            ntopics: ntopics.max(1),
+            topics,
+            count: vec![Vec::new(); slots],
+            epoch: vec![Vec::new(); slots],
+        }
+    }
+
+    /// Where `pid` is kept: `None` when it was not published to one of our topics.
+    fn index(&self, pid: usize) -> Option<(usize, usize)> {
+        let topic = crate::publisher::topic_of(pid, self.ntopics);
+        let slot = self.topics.iter().position(|t| *t == topic)?;
+        Some((slot, pid / self.ntopics))
+    }
+
+    /// How many times `pid` was shown (0 for a pid of another topic).
+    pub fn count(&self, pid: usize) -> u8 {
+        self.index(pid)
+            .and_then(|(s, i)| self.count[s].get(i).copied())
+            .unwrap_or(0)
+    }
+
+    /// Records one showing of `pid` in `epoch`; returns the count and epoch it had
+    /// before, or `None` when `pid` was not published to one of our topics.
+    fn record(&mut self, pid: usize, epoch: u8) -> Option<(u8, u8)> {
+        let (s, i) = self.index(pid)?;
+        if self.count[s].len() <= i {
+            self.count[s].resize(i + 1024, 0);
+            self.epoch[s].resize(i + 1024, 0);
+        }
+        let before = (self.count[s][i], self.epoch[s][i]);
+        self.count[s][i] = before.0.saturating_add(1);
+        self.epoch[s][i] = epoch;
+        Some(before)
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct ClientInner {
-    /// How many times each pid was shown (saturating).
-    pub got: Vec<u8>,
-    /// The epoch each pid was last shown in (see `epoch`).
-    pub got_epoch: Vec<u8>,
+    /// What this client was shown of each pid.
+    pub got: Receipts,
     /// How many `herald.reset`s with reason `rewound` this client got: positions
     /// before and after one belong to different histories of the log (epochs).
     pub epoch: u32,
@@ -113,11 +169,16 @@ pub struct ClientState {
 }
 
 impl ClientState {
-    pub fn new(idx: usize, topics: Vec<usize>) -> Self {
+    /// Client `idx` streaming `topics` (indices into the run's `ntopics` topics).
+    pub fn new(idx: usize, topics: Vec<usize>, ntopics: usize) -> Self {
+        let inner = ClientInner {
+            got: Receipts::new(ntopics, topics.clone()),
+            ..ClientInner::default()
+        };
         Self {
             idx,
             topics,
-            inner: Mutex::new(ClientInner::default()),
+            inner: Mutex::new(inner),
         }
     }
 }
@@ -129,7 +190,19 @@ enum StreamEnd {
         /// The last event before the end was `herald.reconnect`.
         reconnect_signal: bool,
     },
+    /// We closed it ourselves, its lifetime over (`--churn`): a tab closed and opened
+    /// again. The client reconnects at once with `Last-Event-ID`.
+    Churned,
     Stop,
+}
+
+/// How long the `nth` stream of client `idx` lives under churn: between half and one
+/// and a half times `base`, spread evenly over the clients (a golden-ratio sequence, so
+/// the clients do not reconnect in waves and no random generator is needed).
+fn churn_lifetime(base: Duration, idx: usize, nth: u64) -> Duration {
+    const PHI: f64 = 0.618_033_988_749_895;
+    let x = (idx as f64 + 1.0) * PHI + nth as f64 * 0.377;
+    base.mul_f64(0.5 + x.fract())
 }
 
 pub async fn run(
@@ -148,6 +221,8 @@ pub async fn run(
         .join(",");
     let url = format!("{base}/v1/stream");
     let mut retry = MAX_RETRY;
+    // Streams opened so far (each churned stream gets its own lifetime).
+    let mut streams = 0u64;
     loop {
         if *stop.borrow() {
             return;
@@ -183,18 +258,23 @@ pub async fn run(
                         upstream: upstream.clone(),
                     });
                 }
-                let (end, hint) = read_stream(&shared, &me, resp, &mut stop).await;
+                let close_at = shared
+                    .churn
+                    .map(|base| tokio::time::Instant::now() + churn_lifetime(base, me.idx, streams));
+                streams += 1;
+                let (end, hint) = read_stream(&shared, &me, resp, &mut stop, close_at).await;
                 let mut g = lock(&me.inner);
                 g.upstream = None;
                 if let Some(h) = hint {
                     retry = h.min(MAX_RETRY);
                 }
-                let (clean, reconnect_signal) = match end {
+                let (clean, reconnect_signal, churned) = match end {
                     StreamEnd::Stop => return,
                     StreamEnd::Closed {
                         clean,
                         reconnect_signal,
-                    } => (clean, reconnect_signal),
+                    } => (clean, reconnect_signal, false),
+                    StreamEnd::Churned => (true, false, true),
                 };
                 g.history.push(StreamEvent::Close {
                     at: shared.now(),
@@ -203,6 +283,10 @@ pub async fn run(
                     retry_ms: hint.map(|h| h.as_millis() as u64),
                     clean,
                 });
+                if churned {
+                    g.phase_mut(shared.phase()).churned += 1;
+                    continue;
+                }
             }
             Ok(Ok(resp)) => {
                 let status = resp.status().as_u16();
@@ -229,6 +313,7 @@ async fn read_stream(
     me: &ClientState,
     mut resp: reqwest::Response,
     stop: &mut watch::Receiver<bool>,
+    close_at: Option<tokio::time::Instant>,
 ) -> (StreamEnd, Option<Duration>) {
     let mut parser = Parser::new();
     let mut hint = None;
@@ -270,6 +355,13 @@ async fn read_stream(
         if !id.is_empty() {
             g.last_id = id.to_owned();
             g.ready = true;
+        }
+        // Checked between chunks (a heartbeat comes every few seconds), so no read is
+        // ever cut short; never while a fault is being measured.
+        if close_at.is_some_and(|t| tokio::time::Instant::now() >= t)
+            && !shared.churn_paused.load(Ordering::Relaxed)
+        {
+            return (StreamEnd::Churned, hint);
         }
     }
 }
@@ -324,10 +416,10 @@ fn record(shared: &Shared, me: &ClientState, g: &mut ClientInner, ev: ParsedEven
     if ev.id.parse::<i64>().ok() != Some(seq) || ev.event != env.event_type {
         g.phase_mut(now_phase).bad_frames += 1;
     }
-    if !me.topics.iter().any(|t| shared.topics[*t] == env.topic) {
+    let Some(topic) = me.topics.iter().copied().find(|t| shared.topics[*t] == env.topic) else {
         g.phase_mut(now_phase).leaks += 1;
         return;
-    }
+    };
     let pid = env.data.get("pid").and_then(Value::as_u64);
     let phase = env.data.get("phase").and_then(Value::as_u64);
     let (Some(pid), Some(phase)) = (pid, phase) else {
@@ -338,21 +430,23 @@ fn record(shared: &Shared, me: &ClientState, g: &mut ClientInner, ev: ParsedEven
         g.phase_mut(now_phase).foreign += 1;
         return;
     };
-    if g.got.len() <= pid {
-        g.got.resize(pid + 4096, 0);
-        g.got_epoch.resize(pid + 4096, 0);
-    }
     let epoch = g.epoch;
     let this_epoch = epoch.min(u8::MAX as u32) as u8;
-    if g.got[pid] > 0 && g.got_epoch[pid] == this_epoch {
+    // A pid the publisher sent to another topic than the one it came on is not ours.
+    let recorded = (crate::publisher::topic_of(pid, shared.topics.len()) == topic)
+        .then(|| g.got.record(pid, this_epoch))
+        .flatten();
+    let Some((count, last_epoch)) = recorded else {
+        g.phase_mut(now_phase).foreign += 1;
+        return;
+    };
+    if count > 0 && last_epoch == this_epoch {
         g.phase_mut(phase).duplicates += 1;
-    } else if g.got[pid] > 0 {
+    } else if count > 0 {
         g.phase_mut(phase).redelivered_after_rewind += 1;
     } else if seq <= g.last_seq {
         g.phase_mut(phase).out_of_order += 1;
     }
-    g.got[pid] = g.got[pid].saturating_add(1);
-    g.got_epoch[pid] = this_epoch;
     g.last_seq = g.last_seq.max(seq);
 
     let now = shared.now();
@@ -401,6 +495,36 @@ pub struct Seen {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn receipts_keep_only_the_clients_own_topics_and_count_repeats() {
+        // 10 topics; this client streams topics 3 and 7.
+        let mut r = Receipts::new(10, vec![3, 7]);
+        assert_eq!(r.record(13, 0), Some((0, 0)));
+        assert_eq!(r.record(13, 0), Some((1, 0)));
+        assert_eq!(r.record(27, 1), Some((0, 0)));
+        assert_eq!(r.record(14, 0), None, "pid 14 went to topic 4");
+        assert_eq!(r.count(13), 2);
+        assert_eq!(r.count(27), 1);
+        assert_eq!(r.count(3), 0);
+        assert_eq!(r.count(14), 0);
+        assert_eq!(r.record(100_003, 0), Some((0, 0)));
+        assert_eq!(r.count(100_003), 1);
+    }
+
+    #[test]
+    fn churned_streams_live_half_to_one_and_a_half_times_the_base_spread_over_clients() {
+        let base = Duration::from_secs(600);
+        let lives: Vec<Duration> = (0..2000).map(|i| churn_lifetime(base, i, 0)).collect();
+        assert!(lives.iter().all(|l| *l >= base / 2 && *l < base * 3 / 2));
+        // Spread: every tenth of the range holds some of them.
+        for k in 0..10 {
+            let lo = base / 2 + base * k / 10;
+            let hi = lo + base / 10;
+            assert!(lives.iter().filter(|l| **l >= lo && **l < hi).count() > 150);
+        }
+        assert_ne!(churn_lifetime(base, 5, 0), churn_lifetime(base, 5, 1));
+    }
 
     #[test]
     fn reads_the_retry_hint() {

@@ -29,6 +29,23 @@ usage: herald-faults --api URL --gateway URL [options] (--fault NAME [fault opti
   --idle-timeout SECS       a client drops a stream that carried nothing (not even a
                             heartbeat) this long, and reconnects (45)
 
+  --soak SECS               a soak: publish for SECS in all, and cycle through the
+                            faults given (a rotation) one every --fault-interval
+  --fault-interval SECS     soak: a fault starts every SECS after publishing began (240)
+  --churn SECS              each client closes its stream after about SECS (0.5-1.5x,
+                            spread over the clients) and reconnects at once with
+                            Last-Event-ID, except while a fault is measured (off)
+  --sample CMD              soak: shell command printing `NAME VALUE` lines (resource
+                            use of the services), run every --sample-interval
+  --sample-interval SECS    soak: how often --sample runs (60)
+  --samples-csv PATH        soak: write every sample there (test-artifacts/soak-samples.csv)
+  --plot PATH               soak: the plot of the samples, named in the report (the
+                            suite draws it: test-artifacts/soak-plot.png)
+  --warmup SECS             soak: samples this early are not judged for growth (300)
+  --growth-tolerance FRAC   soak: a series grows when its rise exceeds this fraction of
+                            its first third (or the series' floor, if larger) (0.25)
+  --min-samples N           soak: fewer judged samples of a process leave it unjudged (9)
+
   --fault NAME              start a fault; the options below apply to the last --fault
   --prepare CMD             shell command run before the fault's steady period and not
                             timed (e.g. building a standby to fail over to)
@@ -134,6 +151,42 @@ pub struct Config {
     pub retention: f64,
     /// A client's idle timeout, in seconds.
     pub idle_timeout: f64,
+    /// A client's stream lifetime under churn, in seconds (`--churn`).
+    pub churn: Option<f64>,
+    /// The soak, when this run is one (`--soak`).
+    pub soak: Option<SoakConfig>,
+}
+
+/// A soak: a long run with the faults as a rotation, and the services' resource use
+/// sampled and judged for growth (`soak`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SoakConfig {
+    pub seconds: f64,
+    pub fault_interval: f64,
+    pub sample: Option<String>,
+    pub sample_interval: f64,
+    pub samples_csv: String,
+    /// Where the suite draws the samples (named in the report).
+    pub plot: String,
+    pub warmup: f64,
+    pub growth_tolerance: f64,
+    pub min_samples: usize,
+}
+
+impl Default for SoakConfig {
+    fn default() -> Self {
+        Self {
+            seconds: 3600.0,
+            fault_interval: 240.0,
+            sample: None,
+            sample_interval: 60.0,
+            samples_csv: "test-artifacts/soak-samples.csv".into(),
+            plot: "test-artifacts/soak-plot.png".into(),
+            warmup: 300.0,
+            growth_tolerance: 0.25,
+            min_samples: 9,
+        }
+    }
 }
 
 impl Config {
@@ -173,7 +226,11 @@ impl Config {
             },
             retention: 7.0 * 86_400.0,
             idle_timeout: 45.0,
+            churn: None,
+            soak: None,
         };
+        let mut soak = SoakConfig::default();
+        let mut soak_seconds = None;
         let mut args = args;
         while let Some(flag) = args.next() {
             let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -225,6 +282,16 @@ impl Config {
                 }
                 "--retention" => c.retention = seconds(&flag, &value()?)?,
                 "--idle-timeout" => c.idle_timeout = seconds(&flag, &value()?)?,
+                "--churn" => c.churn = Some(positive(&flag, &value()?)?),
+                "--soak" => soak_seconds = Some(positive(&flag, &value()?)?),
+                "--fault-interval" => soak.fault_interval = positive(&flag, &value()?)?,
+                "--sample" => soak.sample = Some(value()?),
+                "--sample-interval" => soak.sample_interval = positive(&flag, &value()?)?,
+                "--samples-csv" => soak.samples_csv = value()?,
+                "--plot" => soak.plot = value()?,
+                "--warmup" => soak.warmup = seconds(&flag, &value()?)?,
+                "--growth-tolerance" => soak.growth_tolerance = positive(&flag, &value()?)?,
+                "--min-samples" => soak.min_samples = number(&flag, &value()?)?.max(3),
                 "--hostile" => {
                     c.faults
                         .last_mut()
@@ -285,6 +352,16 @@ impl Config {
         if c.rate <= 0.0 {
             return Err("--rate must be positive".into());
         }
+        if let Some(secs) = soak_seconds {
+            if c.faults.is_empty() {
+                return Err("--soak needs at least one --fault to rotate through".into());
+            }
+            if c.faults.iter().any(|f| f.hostile || f.expect_rewind) {
+                return Err("--soak: the hostile stage and rewinding faults are not for a rotation".into());
+            }
+            soak.seconds = secs;
+            c.soak = Some(soak);
+        }
         for f in &c.faults {
             if !f.drain.is_empty() && (f.stop.is_none() || f.start.is_none()) {
                 return Err(format!("{}: --drain needs --stop and --start", f.name));
@@ -303,6 +380,13 @@ impl Config {
 fn number(flag: &str, v: &str) -> Result<usize, String> {
     v.parse()
         .map_err(|_| format!("{flag} takes a whole number, got {v}"))
+}
+
+fn positive(flag: &str, v: &str) -> Result<f64, String> {
+    match seconds(flag, v)? {
+        s if s > 0.0 => Ok(s),
+        _ => Err(format!("{flag} takes a positive number, got {v}")),
+    }
 }
 
 fn seconds(flag: &str, v: &str) -> Result<f64, String> {
@@ -406,6 +490,47 @@ mod tests {
         assert_eq!(f.stop.as_deref(), Some("stop {gateway}"));
         assert_eq!(f.exit_bound, 3.0);
         assert!(parse(&["--api", "a", "--gateway", "g", "--fault", "r", "--drain", "x=y"]).is_err());
+    }
+
+    #[test]
+    fn a_soak_rotates_its_faults_and_samples() {
+        let c = parse(&[
+            "--api",
+            "a",
+            "--gateway",
+            "g",
+            "--soak",
+            "360",
+            "--fault-interval",
+            "90",
+            "--sample",
+            "ctl sample",
+            "--sample-interval",
+            "20",
+            "--warmup",
+            "60",
+            "--churn",
+            "120",
+            "--fault",
+            "one",
+            "--inject",
+            "x",
+        ])
+        .unwrap();
+        let soak = c.soak.unwrap();
+        assert_eq!(soak.seconds, 360.0);
+        assert_eq!(soak.fault_interval, 90.0);
+        assert_eq!(soak.sample.as_deref(), Some("ctl sample"));
+        assert_eq!(soak.sample_interval, 20.0);
+        assert_eq!(soak.warmup, 60.0);
+        assert_eq!(soak.min_samples, 9);
+        assert_eq!(c.churn, Some(120.0));
+        assert!(parse(&["--api", "a", "--gateway", "g", "--soak", "60"]).is_err());
+        assert!(parse(&["--api", "a", "--gateway", "g", "--soak", "0", "--fault", "x"]).is_err());
+        assert!(parse(&["--api", "a", "--gateway", "g", "--fault", "x"])
+            .unwrap()
+            .soak
+            .is_none());
     }
 
     #[test]

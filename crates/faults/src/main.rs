@@ -29,10 +29,11 @@ mod partition;
 mod publisher;
 mod report;
 mod rolling;
+mod soak;
 mod tokens;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -75,6 +76,11 @@ pub struct Shared {
     pub seqs_reused_across_rewind: AtomicU64,
     /// A client drops a stream silent this long (`--idle-timeout`).
     pub idle_timeout: Duration,
+    /// A client's stream lifetime under churn (`--churn`).
+    pub churn: Option<Duration>,
+    /// Set while a fault is being measured: no client churns then, so every stream
+    /// that closes did so because of the fault.
+    pub churn_paused: AtomicBool,
 }
 
 impl Shared {
@@ -160,7 +166,9 @@ fn say(shared: &Shared, msg: impl AsRef<str>) {
 }
 
 async fn run(config: Config) -> Result<bool> {
-    let keys = tokens::Keys::from_env()?;
+    // A stream never outlives its token: the tokens outlast the run.
+    let run_seconds = config.soak.as_ref().map_or(0.0, |s| s.seconds);
+    let keys = tokens::Keys::from_env(run_seconds + 3600.0)?;
     let run_id = uuid::Uuid::now_v7().simple().to_string();
     let topics: Vec<String> = (0..config.topics)
         .map(|t| format!("fault:{}-t{t}", &run_id[run_id.len() - 8..]))
@@ -170,7 +178,7 @@ async fn run(config: Config) -> Result<bool> {
             let picked = (0..config.topics_per_client)
                 .map(|k| (i + k) % config.topics)
                 .collect();
-            Arc::new(ClientState::new(i, picked))
+            Arc::new(ClientState::new(i, picked, config.topics))
         })
         .collect();
     let t0_unix = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
@@ -187,6 +195,8 @@ async fn run(config: Config) -> Result<bool> {
         seq_reuses: AtomicU64::new(0),
         seqs_reused_across_rewind: AtomicU64::new(0),
         idle_timeout: secs(config.idle_timeout),
+        churn: config.churn.map(secs),
+        churn_paused: AtomicBool::new(false),
     });
 
     let stream_http = reqwest::Client::builder()
@@ -255,10 +265,21 @@ async fn run(config: Config) -> Result<bool> {
         user_token: keys.user_token("fault-hostile", &["fault:*", "hostile:*"])?,
         run_id: run_id.clone(),
     };
+    // The soak's sampler: every --sample-interval from now until the end.
+    let (stop_sampler, sampler_stop_rx) = watch::channel(false);
+    let sampler = config.soak.as_ref().map(|soak| {
+        tokio::spawn(sample_loop(
+            shared.clone(),
+            config.clone(),
+            soak.clone(),
+            sampler_stop_rx,
+        ))
+    });
     let mut phases = Vec::new();
+    let baseline_start = shared.now();
     let mut baseline = PhaseRun {
         name: "baseline".into(),
-        start: shared.now(),
+        start: baseline_start,
         upstreams_before: upstreams(&shared, &config),
         ..PhaseRun::default()
     };
@@ -270,18 +291,36 @@ async fn run(config: Config) -> Result<bool> {
     baseline.upstreams_after = upstreams(&shared, &config);
     phases.push(baseline);
 
-    for (i, fault) in config.faults.iter().enumerate() {
+    let schedule = schedule(&config, baseline_start);
+    for (i, (fault, fault_at)) in schedule.iter().enumerate() {
         let now = shared.now();
         if let Some(prev) = phases.last_mut() {
             prev.end = now;
         }
         shared.phase.store(i + 1, Ordering::Relaxed);
-        let run = run_fault(&shared, &config, fault, now, &probe_token, &hostile_targets).await;
+        let fault_at = fault_at.unwrap_or(now + config.steady);
+        let run = run_fault(
+            &shared,
+            &config,
+            fault,
+            now,
+            fault_at,
+            &probe_token,
+            &hostile_targets,
+        )
+        .await;
         phases.push(run);
     }
 
-    say(&shared, format!("final steady period of {}s", config.steady));
-    tokio::time::sleep(secs(config.steady)).await;
+    let end_at = match &config.soak {
+        Some(soak) => (baseline_start + soak.seconds).max(shared.now() + config.steady),
+        None => shared.now() + config.steady,
+    };
+    say(
+        &shared,
+        format!("final steady period of {:.0}s", end_at - shared.now()),
+    );
+    tokio::time::sleep(secs(end_at - shared.now())).await;
     let _ = stop_publisher.send(true);
     let publisher_stats = publisher.await.unwrap_or_default();
     let end = shared.now();
@@ -312,14 +351,29 @@ async fn run(config: Config) -> Result<bool> {
         }
     }
 
-    let report = report::build(&shared, &config, &phases, &publisher_stats, &drain, &run_id);
-    let text = report::render_text(&report);
-    println!("{text}");
-    if let Some(dir) = std::path::Path::new(&config.report).parent() {
-        if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir)?;
+    let samples = match sampler {
+        Some(task) => {
+            let _ = stop_sampler.send(true);
+            task.await.unwrap_or_default()
         }
+        None => Vec::new(),
+    };
+    let mut report = report::build(&shared, &config, &phases, &publisher_stats, &drain, &run_id);
+    let mut text = report::render_text(&report);
+    create_parent(&config.report)?;
+    if let Some(soak) = &config.soak {
+        let names: Vec<String> = phases.iter().map(|p| p.name.clone()).collect();
+        create_parent(&soak.samples_csv)?;
+        std::fs::write(
+            &soak.samples_csv,
+            soak::to_csv(&samples, &names, |t| shared.wall_clock(t)),
+        )?;
+        let growth = soak::analyse(&samples, soak);
+        text = soak::finish_report(&mut report, text, &growth, soak, &samples, &|t| {
+            shared.wall_clock(t)
+        });
     }
+    println!("{text}");
     std::fs::write(format!("{}.txt", config.report), &text)?;
     std::fs::write(
         format!("{}.json", config.report),
@@ -332,11 +386,105 @@ async fn run(config: Config) -> Result<bool> {
     Ok(report.passed)
 }
 
+/// Creates the folder `path` is in.
+fn create_parent(path: &str) -> Result<()> {
+    if let Some(dir) = std::path::Path::new(path).parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    Ok(())
+}
+
+/// The faults in the order they run, each with when it is due (seconds since start;
+/// `None`: after `--steady`). A soak cycles through the faults given, one every
+/// `--fault-interval` after publishing began, as long as a fault due then still leaves
+/// a minute (or one interval, if shorter) before the end; a repeated fault is named
+/// `NAME #k`.
+fn schedule(config: &Config, start: f64) -> Vec<(FaultSpec, Option<f64>)> {
+    let Some(soak) = &config.soak else {
+        return config.faults.iter().map(|f| (f.clone(), None)).collect();
+    };
+    let tail = soak.fault_interval.min(60.0);
+    let mut out = Vec::new();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for k in 1.. {
+        let at = start + soak.fault_interval * k as f64;
+        if at > start + soak.seconds - tail || config.faults.is_empty() {
+            break;
+        }
+        let mut f = config.faults[(k - 1) % config.faults.len()].clone();
+        let n = seen.entry(f.name.clone()).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            f.name = format!("{} #{n}", f.name);
+        }
+        out.push((f, Some(at)));
+    }
+    out
+}
+
+/// Samples every `--sample-interval` until stopped: the `--sample` command's values,
+/// and where the clients stream (`GATEWAY.clients`). A command that fails or hangs
+/// (a service that does not answer in the middle of a fault) leaves its values out.
+async fn sample_loop(
+    shared: Arc<Shared>,
+    config: Config,
+    soak: config::SoakConfig,
+    mut stop: watch::Receiver<bool>,
+) -> Vec<soak::Sample> {
+    let mut out = Vec::new();
+    let mut tick = tokio::time::interval(secs(soak.sample_interval));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        let t = shared.now();
+        let phase = shared.phase();
+        let mut values = match &soak.sample {
+            Some(cmd) => match tokio::time::timeout(Duration::from_secs(30), run_command_quiet(cmd)).await {
+                Ok(Ok(text)) => soak::parse_sample(&text),
+                Ok(Err(e)) => {
+                    say(&shared, format!("sample: {e}"));
+                    BTreeMap::new()
+                }
+                Err(_) => {
+                    say(&shared, "sample: no answer within 30s");
+                    BTreeMap::new()
+                }
+            },
+            None => BTreeMap::new(),
+        };
+        for (gateway, n) in upstreams(&shared, &config) {
+            values.insert(format!("{gateway}.clients"), n as f64);
+        }
+        // The driver's own memory (not judged: it keeps every record by design).
+        if let Some(rss) = own_rss_bytes() {
+            values.insert("driver.rss_bytes".into(), rss);
+        }
+        soak::derive(&mut values);
+        out.push(soak::Sample { t, phase, values });
+    }
+    out
+}
+
+/// This process's resident memory, from `/proc/self/status`.
+fn own_rss_bytes() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024.0)
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_fault(
     shared: &Arc<Shared>,
     config: &Config,
     fault: &FaultSpec,
     start: f64,
+    fault_at: f64,
     probe_token: &str,
     hostile_targets: &hostile::Targets<'_>,
 ) -> PhaseRun {
@@ -358,9 +506,11 @@ async fn run_fault(
         }
     }
     run.upstreams_before = upstreams(shared, config);
-    say(shared, format!("{}: steady for {}s", fault.name, config.steady));
-    tokio::time::sleep(secs(config.steady)).await;
+    let steady = (fault_at - shared.now()).max(0.0);
+    say(shared, format!("{}: steady for {steady:.0}s", fault.name));
+    tokio::time::sleep(secs(steady)).await;
 
+    shared.churn_paused.store(true, Ordering::Relaxed);
     run.fault_start = Some(shared.now());
     if !fault.drain.is_empty() {
         run.drains = rolling::run(shared, config, fault, probe_token).await;
@@ -441,6 +591,7 @@ async fn run_fault(
     for v in &run.streams {
         say(shared, format!("{}: {}", fault.name, v.line));
     }
+    shared.churn_paused.store(false, Ordering::Relaxed);
     run
 }
 
@@ -461,6 +612,29 @@ async fn run_command(cmd: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("`{cmd}` exited with {status}"))
+    }
+}
+
+/// Runs `cmd` with `sh -c` and returns its stdout, which is not copied anywhere (its
+/// stderr goes to ours); fails on a non-zero exit. The command must bound its own
+/// waits (the suite's sampler runs every client under `timeout`).
+async fn run_command_quiet(cmd: &str) -> Result<String, String> {
+    let owned = cmd.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&owned)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+    })
+    .await
+    .map_err(|e| format!("the command task failed: {e}"))?
+    .map_err(|e| format!("cannot run sh: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!("`{cmd}` exited with {}", out.status))
     }
 }
 
@@ -533,8 +707,7 @@ fn advance(shared: &Shared, targets: &[Vec<usize>], frontier: &mut [Vec<usize>])
             let p = &mut pos[slot];
             // An event a rewind took from this client is not waited for (see
             // `ClientInner::lost_to_rewind`).
-            while *p < list.len()
-                && (inner.got.get(list[*p]).is_some_and(|n| *n > 0) || inner.lost_to_rewind(&pubs[list[*p]]))
+            while *p < list.len() && (inner.got.count(list[*p]) > 0 || inner.lost_to_rewind(&pubs[list[*p]]))
             {
                 *p += 1;
             }
@@ -657,5 +830,48 @@ async fn wait_recovered(shared: &Shared, config: &Config, heal_end: f64) -> Opti
             return None;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        let base = ["--api", "a", "--gateway", "g"];
+        Config::from_args(base.iter().chain(args).map(|s| s.to_string())).unwrap()
+    }
+
+    #[test]
+    fn a_soak_cycles_its_faults_at_fixed_times_and_leaves_a_tail() {
+        let c = config(&[
+            "--soak",
+            "3600",
+            "--fault-interval",
+            "240",
+            "--fault",
+            "a",
+            "--fault",
+            "b",
+            "--fault",
+            "c",
+        ]);
+        let s = schedule(&c, 10.0);
+        // Due at 250, 490, …, 3370: the next (3610) is past the end less a minute.
+        assert_eq!(s.len(), 14);
+        assert_eq!(s[0].1, Some(250.0));
+        assert_eq!(s[13].1, Some(10.0 + 14.0 * 240.0));
+        let names: Vec<&str> = s.iter().map(|(f, _)| f.name.as_str()).collect();
+        assert_eq!(&names[..5], ["a", "b", "c", "a #2", "b #2"]);
+        let short = config(&["--soak", "360", "--fault-interval", "90", "--fault", "a"]);
+        assert_eq!(schedule(&short, 0.0).len(), 3);
+    }
+
+    #[test]
+    fn without_a_soak_each_fault_runs_once_after_the_steady_period() {
+        let c = config(&["--fault", "a", "--fault", "b"]);
+        let s = schedule(&c, 0.0);
+        assert_eq!(s.len(), 2);
+        assert!(s.iter().all(|(_, at)| at.is_none()));
     }
 }

@@ -15,6 +15,13 @@ const MAX_IN_FLIGHT: usize = 512;
 /// A request without an answer after this long counts as unknown.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The topic (index) the publisher sends payload id `pid` to: round robin over the
+/// run's `topics`. Clients rely on it to store what they were shown compactly
+/// (`client::Receipts`).
+pub fn topic_of(pid: usize, topics: usize) -> usize {
+    pid % topics.max(1)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Pending,
@@ -98,7 +105,7 @@ pub async fn run(
         let (pid, topic) = {
             let mut pubs = lock(&shared.pubs);
             let pid = pubs.len();
-            let topic = pid % shared.topics.len();
+            let topic = topic_of(pid, shared.topics.len());
             pubs.push(PubRecord {
                 topic,
                 phase,

@@ -139,18 +139,24 @@ pub fn build(
     // Client side: what each client was owed and shown, per phase.
     let mut phantom_pids: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
     let mut unknown_delivered: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
+    // Each topic's pids, so a client's accounting visits only what it was owed.
+    let mut by_topic: Vec<Vec<usize>> = vec![Vec::new(); shared.topics.len()];
+    for (pid, r) in pubs.iter().enumerate() {
+        if let Some(list) = by_topic.get_mut(r.topic) {
+            list.push(pid);
+        }
+    }
     for c in &shared.clients {
         let inner = lock(&c.inner);
         let mut owed = vec![0u64; n];
         let mut shown = vec![0u64; n];
         let mut lost = vec![0u64; n];
         let mut lost_to_rewind = vec![0u64; n];
-        for (pid, r) in pubs.iter().enumerate() {
-            if !c.topics.contains(&r.topic) {
-                continue;
-            }
+        let owed_pids = c.topics.iter().filter_map(|t| by_topic.get(*t)).flatten();
+        for &pid in owed_pids {
+            let r = &pubs[pid];
             let p = r.phase.min(n - 1);
-            let got = inner.got.get(pid).copied().unwrap_or(0) > 0;
+            let got = inner.got.count(pid) > 0;
             match &r.outcome {
                 Outcome::Accepted => {
                     owed[p] += 1;
@@ -525,6 +531,7 @@ fn add(total: &mut PhaseCounters, k: &PhaseCounters) {
     total.redelivered_after_rewind += k.redelivered_after_rewind;
     total.reauths += k.reauths;
     total.reconnects += k.reconnects;
+    total.churned += k.churned;
     total.leaks += k.leaks;
     total.bad_frames += k.bad_frames;
     total.foreign += k.foreign;
@@ -588,6 +595,7 @@ fn row_json(r: &Row, p: &PhaseRun) -> Value {
             "rewound_resets": r.counters.rewinds,
             "reauths": r.counters.reauths,
             "reconnect_events": r.counters.reconnects,
+            "churned": r.counters.churned,
             "leaks": r.counters.leaks,
             "malformed_frames": r.counters.bad_frames,
             "foreign_events": r.counters.foreign,

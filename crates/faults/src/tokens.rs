@@ -4,18 +4,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-/// Long enough for the longest run: a stream never outlives its token, and a
-/// `herald.reauth` in the middle of a fault would muddle the accounting.
-const TTL_SECONDS: u64 = 6 * 3600;
+/// At least this long: a stream never outlives its token, and a `herald.reauth` in the
+/// middle of a fault would muddle the accounting.
+const MIN_TTL_SECONDS: u64 = 6 * 3600;
 
 pub struct Keys {
     secret: String,
     audience: String,
     issuer: Option<String>,
+    ttl: u64,
 }
 
 impl Keys {
-    pub fn from_env() -> crate::Result<Self> {
+    /// Keys for tokens that live at least `run_seconds` (and at least six hours).
+    pub fn from_env(run_seconds: f64) -> crate::Result<Self> {
         let secret = std::env::var("HERALD_JWT_SECRET")
             .map_err(|_| "HERALD_JWT_SECRET must be set (the stack's HS256 secret)")?;
         let audience = std::env::var("HERALD_JWT_AUDIENCE").unwrap_or_else(|_| "herald".into());
@@ -24,6 +26,7 @@ impl Keys {
             secret,
             audience,
             issuer,
+            ttl: MIN_TTL_SECONDS.max(run_seconds.max(0.0) as u64),
         })
     }
 
@@ -31,7 +34,7 @@ impl Keys {
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
         claims["aud"] = self.audience.clone().into();
         claims["iat"] = now.into();
-        claims["exp"] = (now + TTL_SECONDS).into();
+        claims["exp"] = (now + self.ttl).into();
         if let Some(iss) = &self.issuer {
             claims["iss"] = iss.clone().into();
         }
