@@ -210,6 +210,7 @@ struct Args {
     baseline_db: Option<String>,
     nchan: Option<String>,
     nchan_pid: Option<u32>,
+    nchan_log: Option<PathBuf>,
     redis_port: u16,
     clk_tck: f64,
     sizes: Sizes,
@@ -217,7 +218,7 @@ struct Args {
 
 const USAGE: &str = "usage: herald-bench --herald-api URL --herald-gateway URL \
 --herald-pids api=PID,worker=PID,gateway=PID [--herald-db NAME] \
-[--baseline URL --baseline-pid PID [--baseline-db NAME]] [--nchan URL --nchan-pid PID] [--smoke | --scaling] \
+[--baseline URL --baseline-pid PID [--baseline-db NAME]] [--nchan URL --nchan-pid PID [--nchan-log PATH]] [--smoke | --scaling] \
 [--scenarios LIST] [--set KEY=VALUE]... [--source-addrs N] [--threads N] \
 [--max-connecting N] [--redis-port P] [--clk-tck N] [--out PATH]
 (scripts/bench runs the whole thing: release build, stack, baseline, bench)";
@@ -241,6 +242,7 @@ fn parse_args(argv: Vec<String>) -> Result<Args, String> {
         baseline_db: None,
         nchan: None,
         nchan_pid: None,
+        nchan_log: None,
         redis_port: 6379,
         clk_tck: 100.0,
         sizes: if smoke { Sizes::smoke() } else { Sizes::full() },
@@ -294,6 +296,7 @@ fn parse_args(argv: Vec<String>) -> Result<Args, String> {
                 let v = value()?;
                 a.nchan_pid = Some(v.parse().map_err(|_| format!("--nchan-pid: bad pid `{v}`"))?);
             }
+            "--nchan-log" => a.nchan_log = Some(PathBuf::from(value()?)),
             "--redis-port" => {
                 let v = value()?;
                 a.redis_port = v.parse().map_err(|_| format!("--redis-port: bad port `{v}`"))?;
@@ -368,6 +371,7 @@ fn targets(a: &Args) -> Result<Vec<Target>, String> {
         sources: sources.clone(),
         max_connecting: a.max_connecting,
         timeout_scale,
+        error_log: None,
     }];
     if let (Some(url), Some(pid)) = (&a.baseline, a.baseline_pid) {
         let keys = Keys {
@@ -396,6 +400,7 @@ fn targets(a: &Args) -> Result<Vec<Target>, String> {
             sources: sources.clone(),
             max_connecting: a.max_connecting,
             timeout_scale,
+            error_log: None,
         });
     }
     if let (Some(url), Some(master)) = (&a.nchan, a.nchan_pid) {
@@ -432,6 +437,7 @@ fn targets(a: &Args) -> Result<Vec<Target>, String> {
             sources,
             max_connecting: a.max_connecting,
             timeout_scale,
+            error_log: a.nchan_log.clone(),
         });
     }
     Ok(out)
