@@ -299,6 +299,9 @@ pub async fn loader(argv: Vec<String>) -> Result<bool, String> {
             read_buffer: 2048,
             contract: Contract::Herald,
             progress: None,
+            // 60,000 closed at the end of a point would otherwise sit in
+            // TIME_WAIT and slow the next point's connects to a crawl.
+            reset_on_close: true,
         })
         .collect();
     let started = now_us();

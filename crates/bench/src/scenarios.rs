@@ -105,6 +105,7 @@ impl Target {
             read_buffer: 16 * 1024,
             contract: self.contract,
             progress: None,
+            reset_on_close: false,
         }
     }
 

@@ -116,6 +116,11 @@ pub struct StreamSpec {
     /// Raised for every new event: how far a stream with no fixed
     /// `expected` (a live check) has got.
     pub progress: Option<Arc<Counter>>,
+    /// Close with a reset (`SO_LINGER` 0) rather than a FIN, leaving no
+    /// socket in TIME_WAIT: the scale-out scenario closes tens of thousands
+    /// at once, and while they linger (60 s) binding a port for a new
+    /// connection crawls (60,000 streams took 40-65 s to open, 18 s without).
+    pub reset_on_close: bool,
 }
 
 /// Everything one stream saw.
@@ -366,6 +371,12 @@ async fn run(spec: StreamSpec, mut ctl: Control) -> StreamReport {
             }
         };
         attempts = 0;
+        if spec.reset_on_close {
+            // A zero linger does not block the drop (the reason tokio
+            // deprecates it): close sends the reset at once.
+            #[allow(deprecated)]
+            let _ = conn.set_linger(Some(Duration::ZERO));
+        }
         if opened {
             checker.report.reconnects += 1;
         } else {
