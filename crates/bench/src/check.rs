@@ -101,6 +101,35 @@ impl Verdict {
         }
     }
 
+    /// Adds the counts of another verdict given as its [`Verdict::json`]
+    /// (a load-generator process's, in the scale-out scenario).
+    pub fn absorb(&mut self, v: &Value) {
+        let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+        self.streams += n("streams") as usize;
+        self.expected += n("expected");
+        self.delivered += n("delivered");
+        self.missing += n("missing");
+        self.duplicates += n("duplicates");
+        self.out_of_order += n("out_of_order");
+        self.resets += n("resets");
+        self.wrong_topic += n("wrong_topic");
+        self.bad_envelope += n("bad_envelope");
+        self.unexpected += n("unexpected");
+        self.failed_streams += n("failed_streams");
+        self.order_disagreements += n("order_disagreements");
+        self.publish_errors += n("publish_errors");
+        self.publish_retries += n("publish_retries");
+        self.reconnects += n("reconnects");
+        for p in v.get("problems").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(p) = p.as_str() {
+                self.problem(p);
+            }
+        }
+        if v.get("ok").and_then(Value::as_bool) == Some(false) && self.ok() {
+            self.problem("a load generator reported a failure");
+        }
+    }
+
     pub fn summary(&self) -> String {
         if self.ok() {
             let retried = if self.publish_retries > 0 {
@@ -179,6 +208,24 @@ mod tests {
         assert_eq!(percentile(&v, 0.99), 99.0);
         assert_eq!(percentile(&v, 1.0), 100.0);
         assert_eq!(percentile(&[7.0], 0.01), 7.0);
+    }
+
+    #[test]
+    fn a_verdict_survives_its_json() {
+        let mut one = Verdict::default();
+        one.streams(&[StreamReport {
+            expected: 3,
+            unique: 2,
+            duplicates: 1,
+            ..StreamReport::default()
+        }]);
+        let mut sum = Verdict::default();
+        sum.absorb(&one.json());
+        sum.absorb(&one.json());
+        assert_eq!((sum.streams, sum.expected, sum.delivered), (2, 6, 4));
+        assert_eq!((sum.missing, sum.duplicates), (2, 2));
+        assert!(!sum.ok());
+        assert_eq!(sum.problems.len(), 2, "{:?}", sum.problems);
     }
 
     #[test]

@@ -10,9 +10,13 @@
 //! herald-bench --herald-api URL --herald-gateway URL --herald-pids api=P,worker=P,gateway=P
 //!              [--herald-db NAME] [--baseline URL --baseline-pid P [--baseline-db NAME]]
 //!              [--nchan URL --nchan-pid MASTER_PID]
-//!              [--smoke | --scaling] [--scenarios idle,replay,fan-out,latency,storm,publish]
+//!              [--smoke | --scaling | --scale] [--scenarios idle,replay,fan-out,latency,storm,publish,scale]
+//!              [--gateway-bin PATH --log-dir DIR]
 //!              [--set KEY=VALUE]... [--source-addrs N] [--threads N] [--out PATH]
 //! ```
+//! The scale-out scenario (`--scale`, or `scale` in `--scenarios`) starts
+//! gateways of its own from `--gateway-bin` and runs its streams in child
+//! processes of this binary (`herald-bench --scale-loader …`, see [`scale`]).
 //! Secrets come from the environment: `HERALD_JWT_SECRET` (and
 //! `HERALD_JWT_AUDIENCE`), `BENCH_BASELINE_JWT_SECRET` (defaults to Herald's).
 
@@ -23,6 +27,7 @@ mod nchan;
 mod procfs;
 mod publish;
 mod report;
+mod scale;
 mod scenarios;
 mod sse;
 mod stamp;
@@ -42,6 +47,7 @@ use crate::http::Endpoint;
 use crate::procfs::Probe;
 use crate::publish::Publisher;
 use crate::report::{num, Row};
+use crate::scale::{ScaleSetup, ScaleSizes};
 use crate::scenarios::{Fanout, Run, Target};
 use crate::tokens::Keys;
 
@@ -73,6 +79,7 @@ struct Sizes {
     scaling_topics: Vec<usize>,
     scaling_size_streams: usize,
     scaling_pads: Vec<usize>,
+    scale: ScaleSizes,
 }
 
 impl Sizes {
@@ -102,6 +109,16 @@ impl Sizes {
             scaling_topics: vec![1, 8, 64],
             scaling_size_streams: 200,
             scaling_pads: vec![0, 1024, 8192],
+            // 15,000 streams per gateway (a process may hold 20,000
+            // descriptors here) and one event a second: 15,000-60,000
+            // deliveries a second, which leaves the two cores unsaturated.
+            scale: ScaleSizes {
+                gateways: vec![1, 2, 4],
+                streams_per_gateway: 15_000,
+                loaders_per_gateway: 1,
+                rate: 1,
+                secs: 30,
+            },
         }
     }
 
@@ -130,6 +147,13 @@ impl Sizes {
             scaling_topics: vec![1, 4],
             scaling_size_streams: 10,
             scaling_pads: vec![0, 1024],
+            scale: ScaleSizes {
+                gateways: vec![1, 2],
+                streams_per_gateway: 100,
+                loaders_per_gateway: 2,
+                rate: 10,
+                secs: 1,
+            },
         }
     }
 
@@ -171,6 +195,11 @@ impl Sizes {
             "scaling.topics" => self.scaling_topics = list(value)?,
             "scaling.size_streams" => self.scaling_size_streams = one(value)?,
             "scaling.pads" => self.scaling_pads = list(value)?,
+            "scale.gateways" => self.scale.gateways = list(value)?,
+            "scale.streams_per_gateway" => self.scale.streams_per_gateway = one(value)?,
+            "scale.loaders_per_gateway" => self.scale.loaders_per_gateway = one(value)?.max(1),
+            "scale.rate" => self.scale.rate = one(value)?.max(1),
+            "scale.secs" => self.scale.secs = one(value)?.max(1),
             _ => return Err(format!("--set: unknown key `{key}`")),
         }
         Ok(())
@@ -188,6 +217,9 @@ impl Sizes {
             "replay": {"reps": self.replay_reps, "missed": self.replay_missed},
             "storm": {"clients": self.storm_clients, "missed_each": self.storm_missed,
                       "topics": if self.storm_shared { "one shared topic" } else { "one topic per client" }},
+            "scale": {"gateways": self.scale.gateways, "streams_per_gateway": self.scale.streams_per_gateway,
+                      "loaders_per_gateway": self.scale.loaders_per_gateway,
+                      "events_per_s": self.scale.rate, "secs": self.scale.secs},
         })
     }
 }
@@ -197,6 +229,10 @@ struct Args {
     smoke: bool,
     scaling: bool,
     scenarios: Vec<String>,
+    /// Run the scale-out scenario (after the others).
+    scale: bool,
+    gateway_bin: Option<PathBuf>,
+    log_dir: PathBuf,
     out: PathBuf,
     threads: usize,
     source_addrs: usize,
@@ -210,6 +246,7 @@ struct Args {
     baseline_db: Option<String>,
     nchan: Option<String>,
     nchan_pid: Option<u32>,
+    nchan_log: Option<PathBuf>,
     redis_port: u16,
     clk_tck: f64,
     sizes: Sizes,
@@ -217,17 +254,21 @@ struct Args {
 
 const USAGE: &str = "usage: herald-bench --herald-api URL --herald-gateway URL \
 --herald-pids api=PID,worker=PID,gateway=PID [--herald-db NAME] \
-[--baseline URL --baseline-pid PID [--baseline-db NAME]] [--nchan URL --nchan-pid PID] [--smoke | --scaling] \
-[--scenarios LIST] [--set KEY=VALUE]... [--source-addrs N] [--threads N] \
+[--baseline URL --baseline-pid PID [--baseline-db NAME]] [--nchan URL --nchan-pid PID [--nchan-log PATH]] \
+[--smoke | --scaling | --scale] [--gateway-bin PATH --log-dir DIR] [--scenarios LIST] [--set KEY=VALUE]... [--source-addrs N] [--threads N] \
 [--max-connecting N] [--redis-port P] [--clk-tck N] [--out PATH]
 (scripts/bench runs the whole thing: release build, stack, baseline, bench)";
 
 fn parse_args(argv: Vec<String>) -> Result<Args, String> {
     let smoke = argv.iter().any(|a| a == "--smoke");
+    let argv_has_scenarios = argv.iter().any(|a| a == "--scenarios" || a == "--scale");
     let mut a = Args {
         smoke,
         scaling: false,
         scenarios: SCENARIOS.iter().map(|s| (*s).to_owned()).collect(),
+        scale: false,
+        gateway_bin: None,
+        log_dir: std::env::temp_dir(),
         out: PathBuf::from("test-artifacts/bench.json"),
         threads: 2,
         source_addrs: 1,
@@ -241,6 +282,7 @@ fn parse_args(argv: Vec<String>) -> Result<Args, String> {
         baseline_db: None,
         nchan: None,
         nchan_pid: None,
+        nchan_log: None,
         redis_port: 6379,
         clk_tck: 100.0,
         sizes: if smoke { Sizes::smoke() } else { Sizes::full() },
@@ -252,18 +294,26 @@ fn parse_args(argv: Vec<String>) -> Result<Args, String> {
         match flag.as_str() {
             "--smoke" => {}
             "--scaling" => a.scaling = true,
+            "--scale" => {
+                a.scale = true;
+                a.scenarios.clear();
+            }
+            "--gateway-bin" => a.gateway_bin = Some(PathBuf::from(value()?)),
+            "--log-dir" => a.log_dir = PathBuf::from(value()?),
             "-h" | "--help" => return Err(USAGE.into()),
             "--scenarios" => {
                 let list = value()?;
                 a.scenarios = list.split(',').map(|s| s.trim().to_owned()).collect();
                 for s in &a.scenarios {
-                    if !SCENARIOS.contains(&s.as_str()) {
+                    if !SCENARIOS.contains(&s.as_str()) && s != "scale" {
                         return Err(format!(
-                            "unknown scenario `{s}` (known: {})",
+                            "unknown scenario `{s}` (known: {}, scale)",
                             SCENARIOS.join(", ")
                         ));
                     }
                 }
+                a.scale = a.scenarios.iter().any(|s| s == "scale");
+                a.scenarios.retain(|s| s != "scale");
             }
             "--out" => a.out = PathBuf::from(value()?),
             "--threads" => a.threads = count(value()?)?.max(1),
@@ -294,6 +344,7 @@ fn parse_args(argv: Vec<String>) -> Result<Args, String> {
                 let v = value()?;
                 a.nchan_pid = Some(v.parse().map_err(|_| format!("--nchan-pid: bad pid `{v}`"))?);
             }
+            "--nchan-log" => a.nchan_log = Some(PathBuf::from(value()?)),
             "--redis-port" => {
                 let v = value()?;
                 a.redis_port = v.parse().map_err(|_| format!("--redis-port: bad port `{v}`"))?;
@@ -313,6 +364,13 @@ fn parse_args(argv: Vec<String>) -> Result<Args, String> {
     }
     if a.nchan.is_some() != a.nchan_pid.is_some() {
         return Err("--nchan and --nchan-pid go together".into());
+    }
+    if a.smoke && a.gateway_bin.is_some() && !argv_has_scenarios {
+        // The smoke run runs every scenario, the scale-out one included.
+        a.scale = true;
+    }
+    if a.scale && a.gateway_bin.is_none() {
+        return Err("the scale-out scenario needs --gateway-bin (scripts/bench --scale passes it)".into());
     }
     if a.smoke {
         // The smoke run is about correctness, no goals judged: Herald, and
@@ -368,6 +426,7 @@ fn targets(a: &Args) -> Result<Vec<Target>, String> {
         sources: sources.clone(),
         max_connecting: a.max_connecting,
         timeout_scale,
+        error_log: None,
     }];
     if let (Some(url), Some(pid)) = (&a.baseline, a.baseline_pid) {
         let keys = Keys {
@@ -396,6 +455,7 @@ fn targets(a: &Args) -> Result<Vec<Target>, String> {
             sources: sources.clone(),
             max_connecting: a.max_connecting,
             timeout_scale,
+            error_log: None,
         });
     }
     if let (Some(url), Some(master)) = (&a.nchan, a.nchan_pid) {
@@ -432,6 +492,7 @@ fn targets(a: &Args) -> Result<Vec<Target>, String> {
             sources,
             max_connecting: a.max_connecting,
             timeout_scale,
+            error_log: a.nchan_log.clone(),
         });
     }
     Ok(out)
@@ -701,6 +762,8 @@ async fn run(a: Args) -> Result<bool, String> {
         "smoke"
     } else if a.scaling {
         "scaling"
+    } else if a.scale && a.scenarios.is_empty() {
+        "scale"
     } else {
         "full"
     };
@@ -708,6 +771,13 @@ async fn run(a: Args) -> Result<bool, String> {
         "{mode} run: {} against {}",
         if a.scaling {
             "scaling points".to_owned()
+        } else if a.scale {
+            a.scenarios
+                .iter()
+                .map(String::as_str)
+                .chain(["scale"])
+                .collect::<Vec<_>>()
+                .join(", ")
         } else {
             a.scenarios.join(", ")
         },
@@ -752,6 +822,25 @@ async fn run(a: Args) -> Result<bool, String> {
         }
     } else {
         json!(null)
+    };
+    let scale_json = match (a.scale, targets.first(), a.gateway_bin.as_deref()) {
+        (true, Some(herald), Some(gateway_bin)) => {
+            let setup = ScaleSetup {
+                gateway_bin,
+                log_dir: &a.log_dir,
+                // 127.0.0.2 onwards: the stack's own clients use 127.0.0.1.
+                sources: (0..a.source_addrs.min(250))
+                    .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i as u8)))
+                    .collect(),
+                max_connecting: a.max_connecting,
+                timeout_scale: herald.timeout_scale,
+            };
+            if !a.smoke {
+                vacuum(&targets[..1]);
+            }
+            scale::run(herald, &setup, &a.sizes.scale, &mut correct).await
+        }
+        _ => json!(null),
     };
 
     // ------------------------------------------------------------ output --
@@ -857,6 +946,7 @@ async fn run(a: Args) -> Result<bool, String> {
         "table": rows.iter().map(Row::json).collect::<Vec<_>>(),
         "scenarios": Value::Object(scen),
         "scaling": scaling_json,
+        "scale": scale_json,
         "correct": correct,
         "goals": {"met": met, "missed": missed, "judged": judge},
     });
@@ -882,7 +972,24 @@ async fn run(a: Args) -> Result<bool, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1).collect()) {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("--scale-loader") {
+        // A load generator of the scale-out scenario: one thread, so that
+        // several of them share the two cores with the servers.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        return match runtime
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.block_on(scale::loader(argv)))
+        {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("herald-bench --scale-loader: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let args = match parse_args(argv) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("{e}");

@@ -74,6 +74,15 @@ pub async fn last_id(conn: &mut KeepAlive, topic: &str) -> io::Result<Vec<u8>> {
     }
 }
 
+/// What Nchan logs when it skips messages for a subscriber (its buffer no
+/// longer held the next one): how many times, and the first such line.
+pub fn missed_messages(error_log: &std::path::Path) -> Option<(usize, String)> {
+    let log = std::fs::read_to_string(error_log).ok()?;
+    let mut lines = log.lines().filter(|l| l.contains("Missed message"));
+    let first = lines.next()?.to_owned();
+    Some((1 + lines.count(), first))
+}
+
 /// `last message id: …` of Nchan's plain-text channel info.
 fn channel_last_id(info: &[u8]) -> Option<&[u8]> {
     const KEY: &[u8] = b"last message id: ";

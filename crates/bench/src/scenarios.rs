@@ -37,6 +37,9 @@ pub struct Target {
     pub max_connecting: usize,
     /// Scales every timeout (debug builds in the smoke run are slower).
     pub timeout_scale: u32,
+    /// The server's error log, quoted when a check fails (nginx's, where
+    /// Nchan says when it skipped messages for a subscriber).
+    pub error_log: Option<std::path::PathBuf>,
 }
 
 /// The metrics and verdict of one scenario on one system.
@@ -102,6 +105,7 @@ impl Target {
             read_buffer: 16 * 1024,
             contract: self.contract,
             progress: None,
+            reset_on_close: false,
         }
     }
 
@@ -742,7 +746,26 @@ async fn publish_phase(
     let verify0 = now_us();
     let reports = match live {
         Some((group, progress)) => {
-            progress.wait(out.accepted, t.timeout(300)).await;
+            // Every accepted event is on its way once the barrier arrived; a
+            // stream that stops receiving for 15 s will not get the rest.
+            if let Err(s) = progress
+                .wait_progressing(out.accepted, t.timeout(15), t.timeout(300))
+                .await
+            {
+                let said = t
+                    .error_log
+                    .as_deref()
+                    .and_then(nchan::missed_messages)
+                    .map(|(n, first)| format!("; nginx logged {n} skips, the first: {first}"))
+                    .unwrap_or_else(|| "; nginx logged no skipped message".into());
+                run.verdict.problem(format!(
+                    "the checking stream got {} of {} accepted events, then none for {:.0} s (waited {:.0} s){said}",
+                    s.got,
+                    out.accepted,
+                    s.idle.as_secs_f64(),
+                    s.waited.as_secs_f64()
+                ));
+            }
             let mut reports = group.finish().await;
             for r in &mut reports {
                 r.expected = out.accepted;
