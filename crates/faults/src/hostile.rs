@@ -546,15 +546,33 @@ async fn paused_consumer_during_retention(
         let events: Vec<Value> = (start..start + PER_REQUEST)
             .map(|n| json!({"topic": topic, "type": "hostile.n", "data": {"n": n + 1, "pad": pad}}))
             .collect();
-        let r = http
-            .post(format!("{api}/v1/events/batch"))
-            .bearer_auth(&svc)
-            .json(&json!({ "events": events }))
-            .send()
-            .await
-            .map_err(|e| format!("publishing the history: {e}"))?;
-        if r.status().as_u16() != 202 {
-            return Err(format!("publishing the history: {}", r.status()));
+        // A 503 here is the database too busy to answer within the API's pool
+        // wait (no failover runs in this stage, so nothing was written): retry
+        // when it says.
+        let mut attempts = 0;
+        loop {
+            let r = http
+                .post(format!("{api}/v1/events/batch"))
+                .bearer_auth(&svc)
+                .json(&json!({ "events": events }))
+                .send()
+                .await
+                .map_err(|e| format!("publishing the history: {e}"))?;
+            match r.status().as_u16() {
+                202 => break,
+                503 if attempts < 10 => {
+                    attempts += 1;
+                    let wait = r
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(1)
+                        .min(5);
+                    tokio::time::sleep(Duration::from_secs(wait)).await;
+                }
+                _ => return Err(format!("publishing the history: {}", r.status())),
+            }
         }
     }
     let history = |after: i64, limit: u32| {
