@@ -124,7 +124,9 @@ pub async fn prune(
             .fetch_all(pool)
             .await?;
     for name in unfinished {
-        finish_drop(pool, &name).await?;
+        if !finish_drop(pool, &name).await? {
+            return Ok(0);
+        }
     }
     let mut pruned = 0u64;
     while !stop.is_cancelled() {
@@ -150,8 +152,11 @@ pub async fn prune(
             events: oldest.events.unwrap_or(0),
         };
         start_drop(pool, &expired).await?;
-        finish_drop(pool, &expired.name).await?;
+        // Its events are gone for readers from here (pruned_seq is past them).
         pruned += u64::try_from(expired.events).unwrap_or(0);
+        if !finish_drop(pool, &expired.name).await? {
+            break;
+        }
     }
     Ok(pruned)
 }
@@ -177,31 +182,55 @@ async fn start_drop(pool: &PgPool, p: &Expired) -> Result<(), sqlx::Error> {
     tx.commit().await
 }
 
+/// How long a step of a drop waits for a lock. DETACH CONCURRENTLY's last
+/// step takes the partition's ACCESS EXCLUSIVE lock, and a sequencing step
+/// (which holds the sequencer row) locks every partition: queued behind a
+/// long wait, it would stall delivery. Past this the drop gives up until the
+/// next pass, from where it stopped.
+const DROP_LOCK_TIMEOUT: &str = "100ms";
+
 /// Detaches (CONCURRENTLY: no lock that blocks reads or writes) and drops a
 /// partition marked going, from whatever step an earlier attempt reached.
-async fn finish_drop(pool: &PgPool, name: &str) -> Result<(), sqlx::Error> {
+/// Returns false when a step gave up on its lock timeout.
+async fn finish_drop(pool: &PgPool, name: &str) -> Result<bool, sqlx::Error> {
     let ident = quoted(name)?;
-    loop {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("SELECT set_config('lock_timeout', $1, false)")
+        .bind(DROP_LOCK_TIMEOUT)
+        .execute(&mut *conn)
+        .await?;
+    let done = loop {
         let state = sqlx::query!(
             r#"SELECT to_regclass($1) IS NOT NULL AS "exists!",
                       (SELECT i.inhdetachpending FROM pg_inherits i
                         WHERE i.inhrelid = to_regclass($1)) AS "pending?""#,
             name
         )
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await?;
         let ddl = match (state.exists, state.pending) {
-            (false, _) => break,
+            (false, _) => break true,
             (true, None) => format!("DROP TABLE {ident}"),
             (true, Some(false)) => format!("ALTER TABLE events DETACH PARTITION {ident} CONCURRENTLY"),
             (true, Some(true)) => format!("ALTER TABLE events DETACH PARTITION {ident} FINALIZE"),
         };
-        sqlx::raw_sql(&ddl).execute(pool).await?;
+        // One statement, outside any transaction block (CONCURRENTLY needs that).
+        match sqlx::query(&ddl).persistent(false).execute(&mut *conn).await {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => {
+                tracing::debug!(partition = name, "dropping waited too long for a lock; next pass");
+                break false;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    sqlx::query("RESET lock_timeout").execute(&mut *conn).await?;
+    if done {
+        sqlx::query!("DELETE FROM event_partitions WHERE name = $1", name)
+            .execute(&mut *conn)
+            .await?;
     }
-    sqlx::query!("DELETE FROM event_partitions WHERE name = $1", name)
-        .execute(pool)
-        .await?;
-    Ok(())
+    Ok(done)
 }
 
 /// A partition's name as an SQL identifier. Names come from the migration
