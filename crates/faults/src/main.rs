@@ -683,11 +683,12 @@ fn upstreams(shared: &Shared, config: &Config) -> BTreeMap<String, usize> {
     out
 }
 
-/// For each topic, the pids accepted (202) no later than `cutoff`, ascending.
-fn targets(shared: &Shared, cutoff: f64) -> Vec<Vec<usize>> {
+/// For each topic, the pids published in phase `since_phase` or later and accepted
+/// (202) no later than `cutoff`, ascending.
+fn targets(shared: &Shared, cutoff: f64, since_phase: usize) -> Vec<Vec<usize>> {
     let mut per_topic = vec![Vec::new(); shared.topics.len()];
     for (pid, r) in lock(&shared.pubs).iter().enumerate() {
-        if r.is_accepted() && r.done <= cutoff {
+        if r.is_accepted() && r.done <= cutoff && r.phase >= since_phase {
             per_topic[r.topic].push(pid);
         }
     }
@@ -721,7 +722,7 @@ fn advance(shared: &Shared, targets: &[Vec<usize>], frontier: &mut [Vec<usize>])
 }
 
 fn lagging(shared: &Shared, cutoff: f64) -> usize {
-    let targets = targets(shared, cutoff);
+    let targets = targets(shared, cutoff, 0);
     let mut frontier: Vec<Vec<usize>> = shared.clients.iter().map(|c| vec![0; c.topics.len()]).collect();
     advance(shared, &targets, &mut frontier)
 }
@@ -730,7 +731,7 @@ fn lagging(shared: &Shared, cutoff: f64) -> usize {
 /// an infinite cutoff, every accepted event); returns when, or `None` after `timeout`.
 async fn wait_caught_up(shared: &Shared, cutoff: f64, timeout: f64) -> Option<f64> {
     let deadline = shared.now() + timeout;
-    let targets = targets(shared, cutoff);
+    let targets = targets(shared, cutoff, 0);
     let mut frontier: Vec<Vec<usize>> = shared.clients.iter().map(|c| vec![0; c.topics.len()]).collect();
     loop {
         if advance(shared, &targets, &mut frontier) == 0 {
@@ -746,6 +747,8 @@ async fn wait_caught_up(shared: &Shared, cutoff: f64, timeout: f64) -> Option<f6
 /// The events accepted so far, growing as time passes: each topic's list only ever
 /// gets new pids appended, so per-client cursors over it stay valid.
 struct Eligible {
+    /// Events published before this phase are not waited for.
+    since_phase: usize,
     /// Pubs below this index have all been looked at.
     low_water: usize,
     seen: Vec<bool>,
@@ -755,8 +758,9 @@ struct Eligible {
 }
 
 impl Eligible {
-    fn new(topics: usize) -> Self {
+    fn new(topics: usize, since_phase: usize) -> Self {
         Self {
+            since_phase,
             low_water: 0,
             seen: Vec::new(),
             staged: Vec::new(),
@@ -775,7 +779,7 @@ impl Eligible {
                 continue;
             }
             self.seen[pid] = true;
-            if r.is_accepted() {
+            if r.is_accepted() && r.phase >= self.since_phase {
                 self.staged.push((r.done, pid));
             }
         }
@@ -801,13 +805,18 @@ impl Eligible {
 /// fault whose effect shows only after it "healed" (a component that notices late,
 /// a backoff) is therefore not over before its late deliveries are. Returns when the
 /// clients were both caught up and keeping up (the start of that final stretch).
+///
+/// Only the events of this phase count: one an earlier phase lost is that phase's
+/// loss (and the final drain's), and must not make every later fault look as if it
+/// never recovered.
 async fn wait_recovered(shared: &Shared, config: &Config, heal_end: f64) -> Option<f64> {
     let deadline = heal_end + config.recovery_timeout;
-    let backlog = targets(shared, heal_end);
+    let phase = shared.phase();
+    let backlog = targets(shared, heal_end, phase);
     let slots = |c: &Arc<ClientState>| vec![0; c.topics.len()];
     let mut backlog_pos: Vec<Vec<usize>> = shared.clients.iter().map(slots).collect();
     let mut live_pos: Vec<Vec<usize>> = shared.clients.iter().map(slots).collect();
-    let mut eligible = Eligible::new(shared.topics.len());
+    let mut eligible = Eligible::new(shared.topics.len(), phase);
     let mut caught_up: Option<f64> = None;
     let mut keeping_up_since: Option<f64> = None;
     loop {
