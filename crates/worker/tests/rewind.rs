@@ -81,8 +81,12 @@ async fn a_leader_that_finds_history_rewound_counts_it_and_holds_the_head(pool: 
         .execute(&pool)
         .await
         .unwrap();
+    // Only this test's database: other tests (and sqlx's own set-up, and
+    // every worker's event log upkeep) hold advisory locks too.
     sqlx::query(
-        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid()",
+        "SELECT pg_terminate_backend(pid) FROM pg_locks
+          WHERE locktype = 'advisory' AND pid <> pg_backend_pid()
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     .execute(&pool)
     .await
