@@ -106,6 +106,13 @@ BEGIN
 END
 $$;
 
+-- The insertion number the next row will get (numbers below it were drawn).
+CREATE FUNCTION herald_next_pending_no() RETURNS bigint
+LANGUAGE sql VOLATILE AS $$
+    SELECT CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END
+      FROM events_pending_no_seq s
+$$;
+
 -- Indexes of every partition (created on each as it is attached).
 -- The outbox: committed rows still waiting for a seq, in insertion order.
 CREATE INDEX events_outbox ON events (pending_no, batch_pos) WHERE seq IS NULL;
@@ -130,8 +137,7 @@ DECLARE
 BEGIN
     PERFORM pg_advisory_xact_lock(7243516001);
     SELECT partition_size INTO size FROM event_log;
-    SELECT CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END
-      INTO next_no FROM events_pending_no_seq s;
+    next_no := herald_next_pending_no();
     SELECT max(p.hi) INTO top FROM event_partitions p;
     top := COALESCE(top, next_no);
     LOOP
@@ -167,16 +173,14 @@ DECLARE
     cur event_partitions;
 BEGIN
     PERFORM pg_advisory_xact_lock(7243516001);
-    SELECT CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END
-      INTO next_no FROM events_pending_no_seq s;
+    next_no := herald_next_pending_no();
     SELECT * INTO cur FROM event_partitions p WHERE p.lo <= next_no AND next_no < p.hi;
     IF cur.name IS NULL OR cur.opened_at IS NULL OR cur.opened_at > clock_timestamp() - span
        OR NOT EXISTS (SELECT 1 FROM event_partitions p WHERE p.lo = cur.hi) THEN
         RETURN false;
     END IF;
     LOCK TABLE events IN SHARE MODE;
-    SELECT CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END
-      INTO next_no FROM events_pending_no_seq s;
+    next_no := herald_next_pending_no();
     IF next_no < cur.hi THEN
         PERFORM setval('events_pending_no_seq', cur.hi, false);
     END IF;
@@ -206,8 +210,7 @@ DECLARE
     sealed int := 0;
 BEGIN
     PERFORM pg_advisory_xact_lock(7243516001);
-    SELECT CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END
-      INTO next_no FROM events_pending_no_seq s;
+    next_no := herald_next_pending_no();
     -- clock_timestamp(): the time of this observation, after the numbers
     -- passed; a straggler's transaction began before it.
     UPDATE event_partitions x SET opened_at = clock_timestamp()

@@ -527,19 +527,7 @@ async fn every_batch_gets_consecutive_positions_under_concurrency(pool: PgPool) 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_publish_with_no_partition_to_take_it_is_a_503_naming_the_worker(pool: PgPool) {
     let settings = herald_test_support::settings(&herald_test_support::redis_url());
-    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM event_partitions")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    for name in names {
-        sqlx::raw_sql(&format!(
-            "ALTER TABLE events DETACH PARTITION \"{name}\"; DROP TABLE \"{name}\"; \
-             DELETE FROM event_partitions WHERE name = '{name}'"
-        ))
-        .execute(&pool)
-        .await
-        .unwrap();
-    }
+    herald_test_support::drop_event_partitions(&pool).await;
     let api = herald_test_support::start_api(&settings, pool.clone()).await;
     let publish = |key: &'static str| {
         let url = format!("{}/v1/events", api.url());

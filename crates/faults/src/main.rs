@@ -615,12 +615,10 @@ async fn run_command(cmd: &str) -> Result<(), String> {
     }
 }
 
-/// Runs `cmd` with `sh -c` and returns its stdout, which is not copied anywhere (its
-/// stderr goes to ours); fails on a non-zero exit. The command must bound its own
-/// waits (the suite's sampler runs every client under `timeout`).
-async fn run_command_quiet(cmd: &str) -> Result<String, String> {
+/// `sh -c cmd` with no stdin and our stderr, its output collected.
+async fn sh_output(cmd: &str) -> Result<std::process::Output, String> {
     let owned = cmd.to_owned();
-    let out = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         std::process::Command::new("sh")
             .arg("-c")
             .arg(&owned)
@@ -630,7 +628,14 @@ async fn run_command_quiet(cmd: &str) -> Result<String, String> {
     })
     .await
     .map_err(|e| format!("the command task failed: {e}"))?
-    .map_err(|e| format!("cannot run sh: {e}"))?;
+    .map_err(|e| format!("cannot run sh: {e}"))
+}
+
+/// Runs `cmd` with `sh -c` and returns its stdout, which is not copied anywhere (its
+/// stderr goes to ours); fails on a non-zero exit. The command must bound its own
+/// waits (the suite's sampler runs every client under `timeout`).
+async fn run_command_quiet(cmd: &str) -> Result<String, String> {
+    let out = sh_output(cmd).await?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -641,18 +646,7 @@ async fn run_command_quiet(cmd: &str) -> Result<String, String> {
 /// Like [`run_command`], but returns what the command wrote to stdout (and copies it
 /// to our stderr, where the rest of the commands' output goes).
 async fn run_command_output(cmd: &str) -> Result<String, String> {
-    let owned = cmd.to_owned();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&owned)
-            .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::inherit())
-            .output()
-    })
-    .await
-    .map_err(|e| format!("the command task failed: {e}"))?
-    .map_err(|e| format!("cannot run sh: {e}"))?;
+    let out = sh_output(cmd).await?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     eprint!("{stdout}");
     if out.status.success() {

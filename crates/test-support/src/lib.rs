@@ -927,26 +927,33 @@ impl TestApp {
 /// first, and so on), so a test decides where the partitions retention
 /// drops begin and end. The worker still makes its own ahead of these.
 pub async fn event_partitions(pool: &PgPool, size: i64, count: i32) {
+    drop_event_partitions(pool).await;
+    sqlx::raw_sql(&format!(
+        "UPDATE event_log SET partition_size = {size};
+         SELECT herald_event_partitions_ahead({count});"
+    ))
+    .execute(pool)
+    .await
+    .expect("partitions of the test's size");
+}
+
+/// Detaches and drops every partition of the event log, on a fresh
+/// database: nothing can take an event until `herald_event_partitions_ahead`
+/// makes one.
+pub async fn drop_event_partitions(pool: &PgPool) {
     let names: Vec<String> = sqlx::query_scalar("SELECT name FROM event_partitions ORDER BY lo")
         .fetch_all(pool)
         .await
         .expect("event partitions");
     for name in names {
         sqlx::raw_sql(&format!(
-            "ALTER TABLE events DETACH PARTITION \"{name}\"; DROP TABLE \"{name}\""
+            "ALTER TABLE events DETACH PARTITION \"{name}\"; DROP TABLE \"{name}\";
+             DELETE FROM event_partitions WHERE name = '{name}'"
         ))
         .execute(pool)
         .await
         .expect("drop an empty partition");
     }
-    sqlx::raw_sql(&format!(
-        "DELETE FROM event_partitions;
-         UPDATE event_log SET partition_size = {size};
-         SELECT herald_event_partitions_ahead({count});"
-    ))
-    .execute(pool)
-    .await
-    .expect("partitions of the test's size");
 }
 
 /// Ages the events up to `upto` (their `created_at` a day back), and the
