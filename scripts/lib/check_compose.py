@@ -53,8 +53,23 @@ for upstream in ["gateway1", "gateway2"]:
     check(upstream in nginx, f"nginx must balance over {upstream}")
 check("proxy_buffering off" in nginx, "nginx must not buffer event streams")
 
+# Every nginx configuration we ship or test with: a gateway is never marked down by
+# nginx's passive checks. A gateway that failed one request stays down until a request
+# sent to it later *ends* (a stream: hours), so a crash followed by a rolling restart
+# would leave no gateway nginx routes to (502 "no live upstreams" for every new stream).
+for conf in ["deploy/nginx.conf", "deploy/nginx-local.conf.template", "deploy/nginx-fault.conf.template"]:
+    text = "\n".join(line.split("#", 1)[0] for line in (ROOT / conf).read_text().splitlines())
+    block = re.search(r"upstream\s+herald_gateway\s*\{(.*?)^\s*\}", text, re.S | re.M)
+    check(block is not None, f"{conf}: no upstream herald_gateway")
+    servers = re.findall(r"^\s*server\s+([^;]*);", block.group(1) if block else "", re.M)
+    check(len(servers) >= 2, f"{conf}: herald_gateway needs at least two gateways")
+    for server in servers:
+        check("max_fails=0" in server.split(), f"{conf}: gateway '{server}' needs max_fails=0 (passive checks hold a streaming upstream down)")
+    check(re.search(r"proxy_next_upstream\s+[^;]*\bhttp_503\b", text) is not None,
+          f"{conf}: a draining gateway's 503 must be retried on another (proxy_next_upstream ... http_503)")
+
 if errors:
     for e in errors:
-        print(f"docker-compose.yml: {e}", file=sys.stderr)
+        print(f"deploy: {e}", file=sys.stderr)
     sys.exit(1)
 print(f"docker-compose.yml: {len(services)} services, topology as documented")

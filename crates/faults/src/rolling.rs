@@ -252,8 +252,8 @@ async fn drain_one(
         Err(e) => step.failures.push(format!("{name}: start: {e}")),
     }
 
-    // nginx skips a gateway it saw fail for `fail_timeout`: the next one may only stop
-    // once this one takes traffic again, or its clients would have nowhere to go.
+    // The next gateway may only stop once this one takes traffic through the load
+    // balancer again, or the clients it drains would have nowhere to go.
     let deadline = shared.now() + config.recovery_timeout;
     let via_lb = format!("{}/readyz", config.gateway);
     while step.ready_at.is_some() && shared.now() < deadline {
