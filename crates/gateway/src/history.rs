@@ -143,21 +143,10 @@ async fn pages(pool: &PgPool, batch: &[PageRequest], limit: i64) -> Result<Vec<P
     let topics: Vec<String> = batch.iter().map(|r| r.topics.join(",")).collect();
     let after: Vec<i64> = batch.iter().map(|r| r.after.get()).collect();
     let rows = sqlx::query!(
-        r#"SELECT q.i AS "i!", s.last_seq AS "head!: Seq", s.pruned_seq AS "pruned!: Seq",
-                  e.id AS "id?", e.seq AS "seq?: Seq", e.topic AS "topic?",
-                  e.type AS "event_type?", e.data AS "data?", e.created_at AS "created_at?"
-             FROM sequencer s
-            CROSS JOIN unnest($1::int4[], $2::text[], $3::int8[]) AS q(i, topics, after)
-             LEFT JOIN LATERAL (
-                   SELECT id, seq, topic, type, data, created_at
-                     FROM events
-                    WHERE topic = ANY(string_to_array(q.topics, ','))
-                      AND seq > GREATEST(q.after, s.pruned_seq)
-                      AND pending_no >= (SELECT herald_history_floor(min(a)) FROM unnest($3::int8[]) a)
-                    ORDER BY seq
-                    LIMIT $4
-             ) e ON true
-            ORDER BY q.i, e.seq"#,
+        r#"SELECT i AS "i!", head AS "head!: Seq", pruned AS "pruned!: Seq",
+                  id AS "id?", seq AS "seq?: Seq", topic AS "topic?",
+                  type AS "event_type?", data AS "data?", created_at AS "created_at?"
+             FROM herald_history_pages($1, $2, $3, $4)"#,
         &index,
         &topics,
         &after,

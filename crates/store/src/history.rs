@@ -61,17 +61,15 @@ pub async fn positions(pool: &PgPool) -> Result<Positions, sqlx::Error> {
 /// The id of the event at `seq`, if the log holds one (a gateway checks that
 /// the log still holds what it forwarded: a failover can rewrite history).
 pub async fn id_at(pool: &PgPool, seq: Seq) -> Result<Option<uuid::Uuid>, sqlx::Error> {
-    sqlx::query_scalar!(
-        "SELECT id FROM events
-          WHERE seq = $1 AND pending_no >= (SELECT herald_history_floor($1 - 1))",
-        seq.get()
-    )
-    .fetch_optional(pool)
-    .await
+    sqlx::query_scalar!(r#"SELECT herald_event_at($1) AS "id""#, seq.get())
+        .fetch_one(pool)
+        .await
 }
 
 /// Events of `topics` after `after`, in `seq` order, at most `limit`, and the
-/// positions of the same snapshot (one statement).
+/// positions of the same snapshot (one statement: `herald_history_page`,
+/// which plans the page with the partition floor as a constant, so that only
+/// the partitions that may hold it are opened).
 pub async fn events_after(
     pool: &PgPool,
     topics: &[String],
@@ -79,19 +77,10 @@ pub async fn events_after(
     limit: i64,
 ) -> Result<Page, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"SELECT s.last_seq AS "head!: Seq", s.pruned_seq AS "pruned!: Seq",
-                  e.id AS "id?", e.seq AS "seq?: Seq", e.topic AS "topic?", e.type AS "event_type?",
-                  e.data AS "data?", e.created_at AS "created_at?"
-             FROM sequencer s
-             LEFT JOIN LATERAL (
-                   SELECT id, seq, topic, type, data, created_at
-                     FROM events
-                    WHERE topic = ANY($1) AND seq > GREATEST($2, s.pruned_seq)
-                      AND pending_no >= (SELECT herald_history_floor($2))
-                    ORDER BY seq
-                    LIMIT $3
-             ) e ON true
-            ORDER BY e.seq"#,
+        r#"SELECT head AS "head!: Seq", pruned AS "pruned!: Seq",
+                  id AS "id?", seq AS "seq?: Seq", topic AS "topic?", type AS "event_type?",
+                  data AS "data?", created_at AS "created_at?"
+             FROM herald_history_page($1, $2, $3)"#,
         topics,
         after.get(),
         limit,

@@ -141,6 +141,64 @@ async fn no_partition_seals_while_a_transaction_that_drew_a_number_in_it_runs(po
     }
 }
 
+fn stalled<T>(what: &str) -> impl FnOnce(tokio::time::error::Elapsed) -> T + '_ {
+    move |_| panic!("{what} waited for the lock on the oldest partition")
+}
+
+/// Retention's last steps hold ACCESS EXCLUSIVE on an old partition (DETACH
+/// … FINALIZE, DROP). Nothing on the delivery path may need one: sequencing,
+/// a replay page after a recent position and the gateways' check of the
+/// event at their watermark open only the partitions that may hold what they
+/// read, so none of them waits behind such a lock (they used to plan and lock
+/// every partition, and a retention pass stalled delivery).
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_delivery_path_never_waits_for_a_lock_on_an_old_partition(pool: PgPool) {
+    herald_test_support::event_partitions(&pool, 4, 3).await;
+    for n in 1..=6 {
+        insert(&mut pool.acquire().await.unwrap(), n).await;
+    }
+    assert_eq!(sequence_all(&pool).await, [1, 2, 3, 4, 5, 6]);
+    assert!(first_sealed(&pool, Duration::from_secs(5)).await);
+    let (oldest, ..) = partitions(&pool).await.remove(0);
+
+    let mut retention = pool.begin().await.unwrap();
+    sqlx::raw_sql(&format!("LOCK TABLE \"{oldest}\" IN ACCESS EXCLUSIVE MODE"))
+        .execute(&mut *retention)
+        .await
+        .unwrap();
+    for n in 7..=8 {
+        insert(&mut pool.acquire().await.unwrap(), n).await;
+    }
+    let fresh = tokio::time::timeout(Duration::from_secs(5), sequence_batch(&pool, 100))
+        .await
+        .unwrap_or_else(stalled("sequencing"))
+        .unwrap();
+    assert_eq!(
+        fresh.events.iter().map(|e| e.seq.get()).collect::<Vec<_>>(),
+        [7, 8]
+    );
+    let page = tokio::time::timeout(
+        Duration::from_secs(5),
+        events_after(&pool, &[TOPIC.to_string()], Seq::new(5), 100),
+    )
+    .await
+    .unwrap_or_else(stalled("a replay page"))
+    .unwrap();
+    assert_eq!(
+        page.events.iter().map(|e| e.seq.get()).collect::<Vec<_>>(),
+        [6, 7, 8]
+    );
+    let at = tokio::time::timeout(
+        Duration::from_secs(5),
+        herald_store::history::id_at(&pool, Seq::new(7)),
+    )
+    .await
+    .unwrap_or_else(stalled("the check of the event at a watermark"))
+    .unwrap();
+    assert_eq!(at, Some(fresh.events[0].id));
+    retention.rollback().await.unwrap();
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn every_history_read_is_complete_or_says_so_while_partitions_are_dropped(pool: PgPool) {
     const EVENTS: i64 = 3_000;
