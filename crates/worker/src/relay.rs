@@ -34,7 +34,7 @@ use herald_domain::{Envelope, Seq};
 use herald_platform::backoff::Backoff;
 use herald_store::outbox::OUTBOX_CHANNEL;
 use sqlx::postgres::PgListener;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, Executor, PgConnection, PgPool, Row};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -46,6 +46,12 @@ use crate::sequencer;
 const LEADER_LOCK: i64 = 0x6865_7261_6c64;
 /// How long a busy relay lets events gather between steps.
 const GATHER: Duration = Duration::from_millis(1);
+/// Opens a publishing transaction: the sequencer row lock, and an
+/// asynchronous commit (`published_seq` is a hint whose loss in a crash only
+/// means publishing again, which gateways drop). One round trip.
+const LOCK_FOR_PUBLISHING: &str = "BEGIN; \
+    SELECT published_seq, last_seq, set_config('synchronous_commit', 'off', true) \
+      FROM sequencer FOR UPDATE";
 /// How long a leader that found history rewound waits before sequencing:
 /// several of the gateways' one-second head checks (see the module docs).
 const REWIND_HOLD: Duration = Duration::from_secs(3);
@@ -70,6 +76,12 @@ pub struct OutboxRelay {
     pool: PgPool,
     config: RelayConfig,
     bus: Box<dyn Publisher>,
+    /// The connection publishing transactions run on. Its own: they are
+    /// written in raw SQL, `BEGIN` with the lock in one round trip and the
+    /// record with `COMMIT` in another, and a failure between the two must
+    /// not hand an open transaction back to a pool. Dropped on any error
+    /// (the server rolls back), so the next step starts on a clean one.
+    publishing: Option<PgConnection>,
     /// Steps completed since leadership was last (re)gained.
     healthy_steps: u64,
     /// The highest `last_seq` this worker has seen: the log's head never
@@ -85,6 +97,7 @@ impl OutboxRelay {
             pool,
             config,
             bus,
+            publishing: None,
             healthy_steps: 0,
             high_water: Seq::ZERO,
             metrics,
@@ -155,19 +168,28 @@ impl OutboxRelay {
                 // Leadership lives with the lock connection: if it died, a
                 // standby may already lead, so stop.
                 lock_conn.ping().await?;
+                // The publishing connection too: one that died idle is
+                // replaced before an event waits on it.
+                if let Some(conn) = self.publishing.as_mut() {
+                    if conn.ping().await.is_err() {
+                        self.publishing = None;
+                    }
+                }
                 last_lock_check = tokio::time::Instant::now();
             }
-            if handled > 0 {
-                // Busy: let the next events gather for a moment, so that under
-                // load each step (a sequencing commit and a publish transaction)
-                // carries a batch instead of one or two events. A wake-up that
-                // arrives meanwhile is kept by `wake` and ends the wait below at
-                // once; an isolated event (nothing pending) is not delayed.
+            if handled > 1 {
+                // Busy (events arrived while the last step ran): let the next
+                // ones gather for a moment, so that under load each step (a
+                // sequencing commit and a publish transaction) carries a batch
+                // instead of one or two events. A wake-up that arrives
+                // meanwhile is kept by `wake` and ends the wait below at once.
+                // At light load a step carries one event and the next one is
+                // not delayed.
                 tokio::time::sleep(GATHER).await;
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                _ = wake.notified() => {}
+                _ = wake.notified() => tracing::trace!(target: "herald_timing", "woken"),
                 _ = tokio::time::sleep(self.config.poll) => {}
             }
         }
@@ -200,6 +222,9 @@ impl OutboxRelay {
     pub async fn step(&mut self) -> Result<usize, RelayError> {
         let sequenced = sequencer::sequence_batch(&self.pool, self.config.batch as i64).await?;
         let fresh = sequenced.events;
+        if let (Some(first), Some(last)) = (fresh.first(), fresh.last()) {
+            tracing::trace!(target: "herald_timing", first = first.seq.get(), last = last.seq.get(), "sequenced");
+        }
         if !fresh.is_empty() {
             self.metrics.sequenced.add(fresh.len() as u64);
             self.metrics.last_batch_size.set(fresh.len() as i64);
@@ -224,31 +249,51 @@ impl OutboxRelay {
     /// `fresh` (the batch just sequenced) is used as is when it is exactly
     /// what comes next, saving a read.
     async fn publish_pending(&mut self, fresh: Vec<Envelope>) -> Result<usize, RelayError> {
-        let mut tx = self.pool.begin().await?;
-        // Also makes this commit asynchronous: see `lock_for_publishing`.
-        let (published, last) = sequencer::lock_for_publishing(&mut tx).await?;
-        if published >= last {
-            tx.commit().await?;
-            return Ok(0);
-        }
-        let events = if fresh.first().map(|e| e.seq) == Some(published.next())
+        let mut conn = match self.publishing.take() {
+            Some(conn) => conn,
+            None => PgConnection::connect_with(&self.pool.connect_options()).await?,
+        };
+        // On error `conn` is dropped: the server rolls back, nothing recorded.
+        let n = self.publish_on(&mut conn, fresh).await?;
+        self.publishing = Some(conn);
+        Ok(n)
+    }
+
+    /// [`Self::publish_pending`] on `conn`: three round trips when there is
+    /// something to publish (the lock, the bus, the record with the commit).
+    async fn publish_on(
+        &mut self,
+        conn: &mut PgConnection,
+        fresh: Vec<Envelope>,
+    ) -> Result<usize, RelayError> {
+        // Without arguments, sqlx sends the simple query protocol, which takes
+        // several statements in one message.
+        let row = (&mut *conn).fetch_one(LOCK_FOR_PUBLISHING).await?;
+        let published: Seq = row.try_get("published_seq")?;
+        let last: Seq = row.try_get("last_seq")?;
+        let events = if published >= last {
+            Vec::new()
+        } else if fresh.first().map(|e| e.seq) == Some(published.next())
             && fresh.last().map(|e| e.seq) == Some(last)
         {
             fresh
         } else {
-            sequencer::sequenced_after(&mut tx, published, self.config.batch as i64).await?
+            sequencer::sequenced_after(conn, published, self.config.batch as i64).await?
         };
         let Some(upto) = events.last().map(|e| e.seq) else {
-            tx.commit().await?;
+            (&mut *conn).execute("COMMIT").await?;
             return Ok(0);
         };
-        // On error the transaction rolls back: nothing recorded.
         let connects = self.bus.connects();
-        let published = self.bus.publish(&events).await;
+        let sent = self.bus.publish(&events).await;
         self.metrics.redis_connects.add(self.bus.connects() - connects);
-        published?;
-        sequencer::mark_published(&mut tx, upto).await?;
-        tx.commit().await?;
+        sent?;
+        let first = events.first().map_or(0, |e| e.seq.get());
+        tracing::trace!(target: "herald_timing", first, last = upto.get(), "published");
+        // A number, formatted: nothing from outside reaches this SQL.
+        let record = format!("UPDATE sequencer SET published_seq = {}; COMMIT", upto.get());
+        (&mut *conn).execute(record.as_str()).await?;
+        tracing::trace!(target: "herald_timing", first, last = upto.get(), "recorded");
         self.metrics.published.add(events.len() as u64);
         Ok(events.len())
     }

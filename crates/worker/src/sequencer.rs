@@ -84,32 +84,6 @@ pub async fn sequenced_after(
         .collect())
 }
 
-/// Locks the sequencer row and returns `(published_seq, last_seq)`. Holding
-/// this lock is what makes a worker the only one publishing: see
-/// `relay::OutboxRelay::publish_pending`.
-///
-/// It also makes the transaction's commit asynchronous (`synchronous_commit`
-/// off, in the same round trip): `published_seq` is a hint whose loss in a
-/// crash only means publishing again, which gateways drop.
-pub async fn lock_for_publishing(conn: &mut PgConnection) -> Result<(Seq, Seq), sqlx::Error> {
-    let r = sqlx::query!(
-        r#"SELECT published_seq AS "published_seq: Seq", last_seq AS "last_seq: Seq",
-                  set_config('synchronous_commit', 'off', true) AS "async_commit!"
-             FROM sequencer FOR UPDATE"#
-    )
-    .fetch_one(conn)
-    .await?;
-    Ok((r.published_seq, r.last_seq))
-}
-
-/// Records that every event up to `seq` reached the bus.
-pub async fn mark_published(conn: &mut PgConnection, seq: Seq) -> Result<(), sqlx::Error> {
-    sqlx::query!("UPDATE sequencer SET published_seq = $1", seq.get())
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// Seconds since the oldest unsequenced event was written (0 when none).
 pub async fn outbox_lag_seconds(pool: &PgPool) -> Result<f64, sqlx::Error> {
     let lag: Option<f64> = sqlx::query_scalar!(
