@@ -13,15 +13,20 @@
 //!   while the stream is parked.
 //! - [`window`] keeps each topic's recent frames, so that a resume a few
 //!   seconds back is served from memory when the window provably covers it.
+//!
+//! A topic whose last stream left lingers (`HERALD_REPLAY_LINGER`): its bus
+//! subscription and window stay, so the client that lost its connection (a
+//! network blip, the common reconnect) resumes from memory on this gateway.
+//! At most [`MAX_LINGERING`] topics linger, the oldest go first.
 
 mod session;
 pub mod sink;
 mod window;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use herald_bus::{Bus, BusError};
@@ -35,6 +40,10 @@ pub use self::sink::Sink;
 use self::window::{Budget, Window};
 use crate::frame::{control, Frame};
 use crate::metrics::GatewayMetrics;
+
+/// Topics kept without a stream, at most: a reconnect storm of strangers
+/// cannot make the gateway keep subscriptions without bound.
+pub const MAX_LINGERING: usize = 100_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
@@ -55,6 +64,9 @@ struct TopicEntry {
     active: bool,
     waiters: Vec<oneshot::Sender<()>>,
     window: Window,
+    /// While no stream carries it: the spell of lingering it is in (see
+    /// [`Registry::lingering`]).
+    idle: Option<u64>,
 }
 
 impl TopicEntry {
@@ -65,6 +77,7 @@ impl TopicEntry {
             active: false,
             waiters: Vec::new(),
             window: Window::default(),
+            idle: None,
         }
     }
 }
@@ -73,6 +86,18 @@ struct Registry {
     topics: HashMap<String, TopicEntry>,
     next_id: u64,
     budget: Budget,
+    /// The highest `seq` fanned out (the session's watermark, moved after
+    /// the fan-out): a resume above it is not the windows' to serve.
+    forwarded: Seq,
+    /// How long a topic no stream carries is kept; zero: not at all.
+    linger: Duration,
+    /// Spells of lingering, oldest first. A spell whose topic was carried
+    /// again (or lingers in a later spell) is stale and skipped.
+    lingering: VecDeque<(String, u64, Instant)>,
+    /// Topics lingering now, and at most.
+    idle: usize,
+    max_idle: usize,
+    next_spell: u64,
 }
 
 struct Inner {
@@ -107,10 +132,13 @@ pub struct Subscription {
 
 impl Hub {
     /// Starts the hub's connection task on `bus`, with replay windows of
-    /// `window_bytes` in all (0: none). Fails only on a malformed bus address.
+    /// `window_bytes` in all (0: none) and topics lingering for `linger`
+    /// after their last stream (with windows only). Fails only on a
+    /// malformed bus address.
     pub fn start(
         bus: &Bus,
         window_bytes: usize,
+        linger: Duration,
         pool: PgPool,
         metrics: Arc<GatewayMetrics>,
         shutdown: CancellationToken,
@@ -122,6 +150,12 @@ impl Hub {
                 topics: HashMap::new(),
                 next_id: 0,
                 budget: Budget::new(window_bytes),
+                forwarded: Seq::ZERO,
+                linger: if window_bytes > 0 { linger } else { Duration::ZERO },
+                lingering: VecDeque::new(),
+                idle: 0,
+                max_idle: MAX_LINGERING,
+                next_spell: 0,
             }),
             commands,
             connected: AtomicBool::new(false),
@@ -155,6 +189,7 @@ impl Hub {
         let mut confirmations = Vec::new();
         let (id, from_memory) = {
             let mut registry = self.inner.registry();
+            let registry = &mut *registry;
             registry.next_id += 1;
             let id = registry.next_id;
             for topic in topics {
@@ -163,6 +198,9 @@ impl Hub {
                     .topics
                     .entry(name.to_owned())
                     .or_insert_with(|| TopicEntry::new(name));
+                if entry.idle.take().is_some() {
+                    registry.idle -= 1;
+                }
                 let new = entry.subscribers.is_empty() && !entry.active && entry.waiters.is_empty();
                 entry.subscribers.insert(id, sink.clone());
                 if !entry.active {
@@ -174,6 +212,7 @@ impl Hub {
                     }
                 }
             }
+            self.inner.metrics.lingering_topics.set(registry.idle as i64);
             let from_memory = resume.and_then(|after| registry.remembered_after(topics, after));
             (id, from_memory)
         };
@@ -204,25 +243,68 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         let mut registry = self.inner.registry();
+        let registry = &mut *registry;
+        let now = Instant::now();
+        let mut gone = Vec::new();
         for topic in &self.topics {
-            if let Some(entry) = registry.topics.get_mut(topic) {
-                entry.subscribers.remove(&self.id);
-                if entry.subscribers.is_empty() {
-                    if let Some(entry) = registry.topics.remove(topic) {
-                        registry.budget.release(&entry.window);
-                    }
-                    let _ = self.inner.commands.send(Command::Unsubscribe(topic.clone()));
-                }
+            let Some(entry) = registry.topics.get_mut(topic) else {
+                continue;
+            };
+            entry.subscribers.remove(&self.id);
+            if !entry.subscribers.is_empty() || entry.idle.is_some() {
+                continue;
             }
+            // Confirmed and seeded topics linger; one still waiting for the
+            // bus has no window worth keeping.
+            if !registry.linger.is_zero() && entry.active && entry.waiters.is_empty() {
+                registry.next_spell += 1;
+                entry.idle = Some(registry.next_spell);
+                registry.idle += 1;
+                registry
+                    .lingering
+                    .push_back((topic.clone(), registry.next_spell, now));
+            } else if let Some(entry) = registry.topics.remove(topic) {
+                registry.budget.release(&entry.window);
+                gone.push(topic.clone());
+            }
+        }
+        gone.extend(registry.expire(now));
+        self.inner.metrics.lingering_topics.set(registry.idle as i64);
+        for topic in gone {
+            let _ = self.inner.commands.send(Command::Unsubscribe(topic));
         }
     }
 }
 
 impl Registry {
+    /// Drops the lingering topics whose time is up at `now`, and the oldest
+    /// beyond `max_idle`. Returns them, to unsubscribe.
+    fn expire(&mut self, now: Instant) -> Vec<String> {
+        let mut gone = Vec::new();
+        while let Some((topic, spell, since)) = self.lingering.front() {
+            let current = self.topics.get(topic).and_then(|e| e.idle) == Some(*spell);
+            if current && self.idle <= self.max_idle && now.duration_since(*since) < self.linger {
+                break;
+            }
+            let (topic, _, _) = self.lingering.pop_front().expect("a front");
+            if current {
+                if let Some(entry) = self.topics.remove(&topic) {
+                    self.budget.release(&entry.window);
+                }
+                self.idle -= 1;
+                gone.push(topic);
+            }
+        }
+        gone
+    }
+
     /// Every frame after `after` of `topics` when each topic's window covers
-    /// it (the topic is confirmed, and its window starts at or before
-    /// `after`), merged in `seq` order.
+    /// it (the topic is confirmed, its window starts at or before `after`,
+    /// and the hub forwarded up to `after` at least), merged in `seq` order.
     fn remembered_after(&self, topics: &[Topic], after: Seq) -> Option<Vec<Frame>> {
+        if after > self.forwarded {
+            return None;
+        }
         let mut frames = Vec::new();
         for topic in topics {
             let entry = self.topics.get(topic.as_str()).filter(|e| e.active)?;
@@ -319,9 +401,27 @@ impl Inner {
         registry.evict();
     }
 
+    /// The session's watermark moved to `seq` (down too, after a reset).
+    fn forwarded(&self, seq: Seq) {
+        self.registry().forwarded = seq;
+    }
+
     /// Whether replay windows are kept.
     fn windows(&self) -> bool {
         self.registry().budget.enabled()
+    }
+
+    /// Unsubscribes the lingering topics whose time is up.
+    fn expire_lingering(&self) {
+        let gone = {
+            let mut registry = self.registry();
+            let gone = registry.expire(Instant::now());
+            self.metrics.lingering_topics.set(registry.idle as i64);
+            gone
+        };
+        for topic in gone {
+            let _ = self.commands.send(Command::Unsubscribe(topic));
+        }
     }
 
     /// Sets the replay windows' start of `topics` where it is not known yet:
@@ -349,6 +449,7 @@ impl Inner {
         {
             let mut registry = self.registry();
             let registry = &mut *registry;
+            registry.forwarded = head;
             for entry in registry.topics.values_mut() {
                 registry.budget.restart(&mut entry.window, head);
             }
@@ -370,5 +471,86 @@ impl Inner {
             }
         }
         deliveries.write(&self.metrics);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(linger: Duration, max_idle: usize) -> Registry {
+        Registry {
+            topics: HashMap::new(),
+            next_id: 0,
+            budget: Budget::new(1 << 20),
+            forwarded: Seq::ZERO,
+            linger,
+            lingering: VecDeque::new(),
+            idle: 0,
+            max_idle,
+            next_spell: 0,
+        }
+    }
+
+    fn leave(r: &mut Registry, topic: &str, at: Instant) {
+        let entry = r
+            .topics
+            .entry(topic.to_owned())
+            .or_insert_with(|| TopicEntry::new(topic));
+        r.next_spell += 1;
+        entry.idle = Some(r.next_spell);
+        r.idle += 1;
+        r.lingering.push_back((topic.to_owned(), r.next_spell, at));
+    }
+
+    fn carry_again(r: &mut Registry, topic: &str) {
+        if r.topics.get_mut(topic).and_then(|e| e.idle.take()).is_some() {
+            r.idle -= 1;
+        }
+    }
+
+    #[test]
+    fn lingering_topics_go_when_their_time_is_up_and_the_oldest_beyond_the_cap() {
+        let t0 = Instant::now();
+        let linger = Duration::from_secs(30);
+        let mut r = registry(linger, 2);
+        leave(&mut r, "a", t0);
+        leave(&mut r, "b", t0 + Duration::from_secs(1));
+        assert!(
+            r.expire(t0 + Duration::from_secs(2)).is_empty(),
+            "within the linger, under the cap"
+        );
+        leave(&mut r, "c", t0 + Duration::from_secs(2));
+        assert_eq!(
+            r.expire(t0 + Duration::from_secs(2)),
+            ["a"],
+            "over the cap: the oldest goes"
+        );
+        assert_eq!(r.idle, 2);
+        // `b` is carried again, then left again later: its first spell is stale.
+        carry_again(&mut r, "b");
+        leave(&mut r, "b", t0 + Duration::from_secs(20));
+        assert_eq!(
+            r.expire(t0 + linger + Duration::from_secs(2)),
+            ["c"],
+            "c's time is up; b's first spell is skipped"
+        );
+        assert!(r.topics.contains_key("b"));
+        assert_eq!(r.expire(t0 + linger + Duration::from_secs(20)), ["b"]);
+        assert_eq!((r.idle, r.lingering.len(), r.topics.len()), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_topic_carried_again_does_not_expire() {
+        let t0 = Instant::now();
+        let mut r = registry(Duration::from_secs(1), 10);
+        leave(&mut r, "a", t0);
+        carry_again(&mut r, "a");
+        assert!(r.expire(t0 + Duration::from_secs(60)).is_empty());
+        assert!(
+            r.topics.contains_key("a"),
+            "still registered: a stream carries it"
+        );
+        assert!(r.lingering.is_empty(), "the stale spell is dropped");
     }
 }

@@ -92,6 +92,7 @@ impl Gateway {
         let hub = Hub::start(
             &bus,
             settings.gateway.replay_window_bytes,
+            settings.gateway.replay_linger,
             pool.clone(),
             metrics.clone(),
             hub_stop.clone(),

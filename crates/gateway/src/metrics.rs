@@ -20,6 +20,7 @@ pub struct GatewayMetrics {
     pub redis_reconnects: Counter,
     pub bus_lagged: Counter,
     pub caught_up_events: Counter,
+    pub lingering_topics: Gauge,
 }
 
 impl GatewayMetrics {
@@ -77,6 +78,11 @@ impl GatewayMetrics {
             "herald_redis_reconnects_total",
             "Bus reconnections.",
             self.redis_reconnects.get(),
+        )
+        .gauge(
+            "herald_lingering_topics",
+            "Topics no stream carries, kept subscribed with their window for a resume.",
+            self.lingering_topics.get(),
         )
         .counter(
             "herald_caught_up_events_total",

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use herald_domain::{sse, LastEventId, Topic};
+use herald_domain::{sse, LastEventId, Seq, Topic};
 use herald_platform::auth::{AuthError, Principal};
 use herald_platform::http::{ConnectionHandle, QueryParams, TakeOver, TakeOverOffered};
 use herald_platform::problem::{FieldError, Problem};
@@ -20,7 +20,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::Connection;
-use crate::frame::control;
+use crate::frame::{control, Frame};
 use crate::history::Positions;
 use crate::hub::Subscription;
 use crate::GatewayState;
@@ -177,13 +177,22 @@ async fn open(
         )
         .await
         .map_err(|_| unavailable("the event bus"))?;
-    let positions = state
-        .heads
-        .read()
-        .await
-        .map_err(|_| unavailable("the database"))?;
-
-    let (preamble, replay) = start(state, position, positions, &mut subscription);
+    let (preamble, replay) = match (subscription.from_memory.take(), resume) {
+        // A resume the replay windows cover needs no read of the log: what
+        // the hub forwarded before the registration is here, the rest is
+        // queued, and the position is at or below what the hub forwarded
+        // (so neither in the future nor, with everything after it held
+        // here, beyond proof of completeness).
+        (Some(frames), Some(after)) => (remembered(state, after, frames, &subscription), false),
+        _ => {
+            let positions = state
+                .heads
+                .read()
+                .await
+                .map_err(|_| unavailable("the database"))?;
+            start(state, position, positions, &subscription)
+        }
+    };
     // The stream must not outlive the token that opened it: `herald.reauth`
     // goes out a second before expiry.
     let expires_in = principal.remaining().saturating_sub(Duration::from_secs(1));
@@ -197,14 +206,32 @@ async fn open(
     ))
 }
 
+/// The stream's first bytes when the replay windows hold everything after
+/// the client's position `after`: the frames. Sets the sink's `last_sent` to
+/// match.
+fn remembered(state: &GatewayState, after: Seq, frames: Vec<Frame>, subscription: &Subscription) -> String {
+    let mut preamble = String::new();
+    sse::write_retry(&mut preamble, state.settings.gateway.sse_retry.as_millis() as u64);
+    state.metrics.replays_from_memory.inc();
+    state.metrics.replayed_events.add(frames.len() as u64);
+    state.metrics.delivered.add(frames.len() as u64);
+    let mut last_sent = after;
+    for f in frames {
+        preamble.push_str(std::str::from_utf8(&f.bytes).unwrap_or_default());
+        last_sent = f.seq;
+    }
+    subscription.sink.set_last_sent(last_sent);
+    tracing::debug!(topics = ?subscription.topics(), %last_sent, "stream opened from memory");
+    preamble
+}
+
 /// The stream's first bytes, and whether it must replay from the log: a
-/// position, a `herald.reset`, or the frames the replay windows hold after
-/// the client's position. Sets the sink's `last_sent` to match.
+/// position or a `herald.reset`. Sets the sink's `last_sent` to match.
 fn start(
     state: &GatewayState,
     position: Option<LastEventId>,
     positions: Positions,
-    subscription: &mut Subscription,
+    subscription: &Subscription,
 ) -> (String, bool) {
     let mut preamble = String::new();
     sse::write_retry(&mut preamble, state.settings.gateway.sse_retry.as_millis() as u64);
@@ -213,7 +240,7 @@ fn start(
         preamble.push_str(&control("herald.reset", reason, Some(positions.head)));
         (positions.head, false)
     };
-    let (mut last_sent, replay) = match position {
+    let (last_sent, replay) = match position {
         None => {
             sse::write_position(&mut preamble, positions.head);
             (positions.head, false)
@@ -222,22 +249,6 @@ fn start(
         Some(LastEventId::After(n)) if n > positions.head => reset("future", &mut preamble),
         Some(LastEventId::After(n)) if n < positions.pruned => reset("pruned", &mut preamble),
         Some(LastEventId::After(n)) => (n, true),
-    };
-    // A resume the replay windows cover needs no read of the log: what the
-    // hub forwarded before the registration is here, the rest is queued.
-    let from_memory = subscription.from_memory.take().filter(|_| replay);
-    let replay = match from_memory {
-        Some(frames) => {
-            state.metrics.replays_from_memory.inc();
-            state.metrics.replayed_events.add(frames.len() as u64);
-            state.metrics.delivered.add(frames.len() as u64);
-            for f in frames {
-                preamble.push_str(std::str::from_utf8(&f.bytes).unwrap_or_default());
-                last_sent = f.seq;
-            }
-            false
-        }
-        None => replay,
     };
     if replay {
         state.metrics.replays.inc();

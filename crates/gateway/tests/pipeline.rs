@@ -388,9 +388,14 @@ async fn client_dropping_from_one_gateway_resumes_on_another(pool: PgPool) {
     assert_strictly_increasing(&seqs(&rest));
 }
 
+/// Positions judged against the log (the replay window off: a resume the
+/// window proves complete is served from it, pruned or not; see
+/// `replay_window.rs`).
 #[sqlx::test(migrations = "../../migrations")]
 async fn reset_is_sent_for_unparsable_future_and_pruned_positions(pool: PgPool) {
-    let app = TestApp::spawn(pool.clone()).await;
+    let mut s = settings(&redis_url());
+    s.gateway.replay_window_bytes = 0;
+    let app = TestApp::spawn_with(pool.clone(), s).await;
     let token = user_token("alice");
     let mut live = app.stream(&token, "user:alice", None).await;
     for n in 1..=3 {
@@ -655,10 +660,13 @@ async fn falling_behind_the_in_process_bus_is_caught_up_from_postgres(pool: PgPo
     );
 }
 
+/// Retention as the log sees it (the replay window off: a resume the window
+/// still proves complete is served from it; see `replay_window.rs`).
 #[sqlx::test(migrations = "../../migrations")]
 async fn retention_prunes_old_history_and_resuming_there_resets(pool: PgPool) {
     let mut s = settings(&redis_url());
     s.worker.retention = Duration::from_secs(1);
+    s.gateway.replay_window_bytes = 0;
     let app = TestApp::spawn_with(pool.clone(), s).await;
     let token = user_token("alice");
     let mut live = app.stream(&token, "user:alice", None).await;
@@ -698,6 +706,8 @@ async fn one_redis_subscription_per_topic_is_shared_by_all_streams(pool: PgPool)
     // A dead client is noticed on the next write: heartbeats make that quick.
     let mut s = settings(&redis_url());
     s.gateway.heartbeat = Duration::from_millis(200);
+    // A topic no stream carries lingers (for a resume from memory) this long.
+    s.gateway.replay_linger = Duration::from_millis(300);
     let app = TestApp::spawn_with(pool, s).await;
     if app.local_bus() {
         return; // the in-process bus has no Redis subscriptions to count
@@ -725,7 +735,8 @@ async fn one_redis_subscription_per_topic_is_shared_by_all_streams(pool: PgPool)
         "three streams, one subscription"
     );
     drop(streams);
-    // The last stream going away unsubscribes (the gateway notices the closed sockets).
+    // The last stream going away unsubscribes once the topic has lingered (the
+    // gateway notices the closed sockets, then lets the topic go within a second).
     let mut n = 1;
     for _ in 0..50 {
         n = subscribers(conn.clone(), channel.clone()).await;

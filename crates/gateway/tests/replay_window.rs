@@ -233,3 +233,137 @@ async fn expect_rewound_reset(s: &mut SseClient, id: &str) {
     assert_eq!(reset.id, id);
     assert!(reset.data.contains("rewound"), "{reset:?}");
 }
+
+/// A gateway that notices a closed stream quickly (heartbeats every 100 ms),
+/// with a window and topics lingering for `linger` after their last stream.
+async fn app_lingering(pool: PgPool, linger: Duration) -> TestApp {
+    let mut s = settings(&redis_url());
+    s.gateway.replay_window_bytes = 1 << 20;
+    s.gateway.replay_linger = linger;
+    s.gateway.heartbeat = Duration::from_millis(100);
+    TestApp::spawn_with(pool, s).await
+}
+
+async fn wait_for_gauge(app: &TestApp, name: &str, want: u64) {
+    let mut m = String::new();
+    for _ in 0..100 {
+        m = metrics(&app.gateway_url()).await;
+        if counter(&m, name) == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{name} never became {want}: {m}");
+}
+
+/// The common reconnect: the user's only stream drops (a network blip), events
+/// arrive meanwhile, and it comes back. Its topic lingered, so the gateway
+/// kept receiving them, and the resume is served from memory, exactly.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_stream_that_comes_back_to_a_topic_no_one_carried_meanwhile_resumes_from_memory(pool: PgPool) {
+    let app = app_lingering(pool, Duration::from_secs(30)).await;
+    let token = user_token("alice");
+    let mut only = app.stream(&token, "user:alice", None).await;
+    let seen = publish_seen(&app, &mut only, 1..=3).await;
+    let after = seen[2].seq.to_string();
+    drop(only);
+    wait_for_gauge(&app, "herald_lingering_topics", 1).await;
+    for i in 4..=8 {
+        app.publish_ok("user:alice", i).await;
+    }
+
+    let mut back = app.stream(&token, "user:alice", Some(&after)).await;
+    let missed = back.envelopes(5, WAIT).await;
+    assert_eq!(ns(&missed), [4, 5, 6, 7, 8], "raw: {}", back.raw);
+    assert_strictly_increasing(&seqs(&missed));
+    app.publish_ok("user:alice", 9).await;
+    assert_eq!(ns(&back.envelopes(1, WAIT).await), [9], "then live");
+    assert!(
+        back.next_event(Duration::from_millis(300)).await.is_none(),
+        "nothing twice"
+    );
+
+    let m = metrics(&app.gateway_url()).await;
+    assert_eq!(counter(&m, "herald_replays_from_memory_total"), 1, "{m}");
+    assert_eq!(
+        counter(&m, "herald_replays_total"),
+        0,
+        "no replay from Postgres: {m}"
+    );
+    assert_eq!(counter(&m, "herald_lingering_topics"), 0, "carried again: {m}");
+}
+
+/// After the linger the topic is let go (its bus subscription too), and a
+/// resume replays from Postgres, as exactly.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_topic_is_let_go_after_the_linger_and_a_later_resume_replays_from_postgres(pool: PgPool) {
+    let app = app_lingering(pool, Duration::from_millis(300)).await;
+    let token = user_token("alice");
+    let mut only = app.stream(&token, "user:alice", None).await;
+    let seen = publish_seen(&app, &mut only, 1..=3).await;
+    let after = seen[2].seq.to_string();
+    drop(only);
+    wait_for_gauge(&app, "herald_lingering_topics", 1).await;
+    wait_for_gauge(&app, "herald_lingering_topics", 0).await;
+    for i in 4..=6 {
+        app.publish_ok("user:alice", i).await;
+    }
+
+    let mut back = app.stream(&token, "user:alice", Some(&after)).await;
+    assert_eq!(ns(&back.envelopes(3, WAIT).await), [4, 5, 6], "raw: {}", back.raw);
+    assert!(
+        back.next_event(Duration::from_millis(300)).await.is_none(),
+        "nothing twice"
+    );
+    let m = metrics(&app.gateway_url()).await;
+    assert_eq!(counter(&m, "herald_replays_total"), 1, "{m}");
+    assert_eq!(counter(&m, "herald_replays_from_memory_total"), 0, "{m}");
+}
+
+/// With the window on, a position beyond everything the hub forwarded is
+/// still a `future` reset (the window covers nothing there), and one the
+/// window holds is served from it even after retention pruned it from
+/// Postgres: the reset is for a replay that cannot be proved complete, and
+/// this one is.
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_window_judges_future_and_pruned_positions_by_what_it_holds(pool: PgPool) {
+    let app = app_with_window(pool.clone(), &redis_url(), 1 << 20).await;
+    let token = user_token("alice");
+    let mut keeper = app.stream(&token, "user:alice", None).await;
+    let seen = publish_seen(&app, &mut keeper, 1..=4).await;
+    let head = seen[3].seq.get();
+
+    let mut ahead = app
+        .stream(&token, "user:alice", Some(&(head + 100).to_string()))
+        .await;
+    let e = ahead.next_event(WAIT).await.expect("a reset");
+    assert_eq!(e.event, "herald.reset");
+    assert!(e.data.contains("future"), "{}", e.data);
+    assert_eq!(e.id, head.to_string());
+
+    sqlx::query("DELETE FROM events WHERE seq <= $1")
+        .bind(seen[2].seq.get())
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE sequencer SET pruned_seq = $1")
+        .bind(seen[2].seq.get())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut covered = app
+        .stream(&token, "user:alice", Some(&seen[0].seq.to_string()))
+        .await;
+    assert_eq!(
+        ns(&covered.envelopes(3, WAIT).await),
+        [2, 3, 4],
+        "raw: {}",
+        covered.raw
+    );
+    assert!(
+        covered.next_event(Duration::from_millis(300)).await.is_none(),
+        "nothing twice"
+    );
+    let m = metrics(&app.gateway_url()).await;
+    assert_eq!(counter(&m, "herald_replays_from_memory_total"), 1, "{m}");
+}

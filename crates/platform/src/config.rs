@@ -304,6 +304,9 @@ pub struct GatewaySettings {
     /// Memory for the recent frames resumes are served from (all topics
     /// together); 0: every resume replays from Postgres.
     pub replay_window_bytes: usize,
+    /// How long a topic whose last stream left stays subscribed with its
+    /// window, for that stream's resume; zero: not at all.
+    pub replay_linger: Duration,
 }
 
 /// The worker (`herald-worker`).
@@ -736,6 +739,7 @@ impl GatewaySettings {
             max_streams_per_user: get(lookup, "HERALD_MAX_STREAMS_PER_USER", 100)?,
             shutdown_grace: get_duration(lookup, "HERALD_SHUTDOWN_GRACE", Duration::from_millis(500))?,
             replay_window_bytes: get(lookup, "HERALD_REPLAY_WINDOW_BYTES", 32 * 1024 * 1024)?,
+            replay_linger: get_duration(lookup, "HERALD_REPLAY_LINGER", Duration::from_secs(30))?,
         })
     }
 }

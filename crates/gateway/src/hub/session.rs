@@ -169,6 +169,7 @@ impl Session {
         // that existed are contiguous across the outage (caught up).
         self.inner.seed_windows(&topics, self.last.unwrap_or(caught_up));
         self.last = Some(caught_up);
+        self.inner.forwarded(caught_up);
         bus.caught_up(caught_up);
         self.inner.activate(&topics);
         self.inner.connected.store(true, Ordering::Release);
@@ -198,6 +199,7 @@ impl Session {
                     }
                 }
                 _ = check.tick() => {
+                    self.inner.expire_lingering();
                     bus.check().await?;
                     if head_check.is_none() {
                         head_check = self.head_check();
@@ -234,6 +236,13 @@ impl Session {
     /// duplicates, and moves the watermark.
     fn relay(&mut self) {
         let mut last = self.last.unwrap_or_default();
+        // `herald_timing`: the stages of publish-to-screen (scripts/profile-latency).
+        let timed = tracing::enabled!(target: "herald_timing", tracing::Level::TRACE);
+        if timed {
+            if let Some(first) = self.batch.iter().map(|m| m.seq).find(|s| *s > last) {
+                tracing::trace!(target: "herald_timing", first = first.get(), "received");
+            }
+        }
         let mut deliveries = Deliveries::default();
         let mut newest = None;
         for m in self.batch.iter() {
@@ -250,7 +259,11 @@ impl Session {
             self.last_envelope.push_str(envelope);
         }
         self.last = Some(last);
+        self.inner.forwarded(last);
         deliveries.write(&self.inner.metrics);
+        if timed && newest.is_some() {
+            tracing::trace!(target: "herald_timing", last = last.get(), "written");
+        }
     }
 
     /// Makes the bus follow the registry: `first` and every command queued
