@@ -10,7 +10,7 @@
 //! herald-bench --herald-api URL --herald-gateway URL --herald-pids api=P,worker=P,gateway=P
 //!              [--herald-db NAME] [--baseline URL --baseline-pid P [--baseline-db NAME]]
 //!              [--nchan URL --nchan-pid MASTER_PID]
-//!              [--smoke | --scaling | --scale] [--scenarios idle,replay,fan-out,latency,storm,publish,scale]
+//!              [--smoke | --scaling | --scale] [--scenarios idle,replay,fan-out,latency,latency-light,storm,publish,scale]
 //!              [--gateway-bin PATH --log-dir DIR]
 //!              [--set KEY=VALUE]... [--source-addrs N] [--threads N] [--out PATH]
 //! ```
@@ -51,7 +51,15 @@ use crate::scale::{ScaleSetup, ScaleSizes};
 use crate::scenarios::{Fanout, Run, Target};
 use crate::tokens::Keys;
 
-const SCENARIOS: [&str; 6] = ["idle", "replay", "fan-out", "latency", "storm", "publish"];
+const SCENARIOS: [&str; 7] = [
+    "idle",
+    "replay",
+    "fan-out",
+    "latency",
+    "latency-light",
+    "storm",
+    "publish",
+];
 
 /// Sizes of every scenario; `--set key=value` changes one.
 #[derive(Debug, Clone)]
@@ -63,6 +71,11 @@ struct Sizes {
     latency_rate: usize,
     latency_secs: usize,
     latency_publishers: usize,
+    /// The light-load latency scenario: few streams, the same rate.
+    light_streams: usize,
+    light_rate: usize,
+    light_secs: usize,
+    light_publishers: usize,
     publish_publishers: usize,
     publish_secs: usize,
     idle_streams: usize,
@@ -93,6 +106,10 @@ impl Sizes {
             latency_secs: 10,
             // Enough that a server answering slowly still gets the offered rate.
             latency_publishers: 32,
+            light_streams: 100,
+            light_rate: 100,
+            light_secs: 10,
+            light_publishers: 8,
             publish_publishers: 8,
             publish_secs: 10,
             idle_streams: 10_000,
@@ -131,6 +148,10 @@ impl Sizes {
             latency_rate: 50,
             latency_secs: 2,
             latency_publishers: 8,
+            light_streams: 20,
+            light_rate: 50,
+            light_secs: 2,
+            light_publishers: 4,
             publish_publishers: 8,
             publish_secs: 2,
             idle_streams: 200,
@@ -179,6 +200,10 @@ impl Sizes {
             "latency.rate" => self.latency_rate = one(value)?,
             "latency.secs" => self.latency_secs = one(value)?,
             "latency.publishers" => self.latency_publishers = one(value)?,
+            "light.streams" => self.light_streams = one(value)?,
+            "light.rate" => self.light_rate = one(value)?,
+            "light.secs" => self.light_secs = one(value)?,
+            "light.publishers" => self.light_publishers = one(value)?,
             "publish.publishers" => self.publish_publishers = one(value)?,
             "publish.secs" => self.publish_secs = one(value)?,
             "idle.streams" => self.idle_streams = one(value)?,
@@ -211,6 +236,8 @@ impl Sizes {
             "fan-out": {"streams": self.fanout_streams, "events": self.fanout_events},
             "latency": {"streams": self.latency_streams, "events_per_s": self.latency_rate, "secs": self.latency_secs,
                         "publishers": self.latency_publishers},
+            "latency-light": {"streams": self.light_streams, "events_per_s": self.light_rate, "secs": self.light_secs,
+                              "publishers": self.light_publishers},
             "publish": {"publishers": self.publish_publishers, "secs": self.publish_secs},
             "idle": {"streams": self.idle_streams, "settle_secs": self.idle_settle_secs,
                      "topics": if self.idle_shared { "one shared topic" } else { "one topic per stream" }},
@@ -554,6 +581,18 @@ async fn run_scenario(name: &str, t: &Target, s: &Sizes) -> Run {
                 pad: 0,
                 publishers: s.latency_publishers,
                 interval: Some(Duration::from_secs_f64(1.0 / s.latency_rate.max(1) as f64)),
+                record_latency: true,
+            };
+            scenarios::fanout(t, &p).await
+        }
+        "latency-light" => {
+            let p = Fanout {
+                streams: s.light_streams,
+                events: s.light_rate * s.light_secs,
+                topics_per_stream: 1,
+                pad: 0,
+                publishers: s.light_publishers,
+                interval: Some(Duration::from_secs_f64(1.0 / s.light_rate.max(1) as f64)),
                 record_latency: true,
             };
             scenarios::fanout(t, &p).await

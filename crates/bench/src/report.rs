@@ -191,6 +191,41 @@ pub fn rows(scenario: &'static str, sys: &Systems<'_>, judge: bool) -> Vec<Row> 
             );
             row("server CPU-seconds", &["server_cpu_s"], "", None);
         }
+        "latency-light" => {
+            // Issue 18's light load: 100 streams, 100 events/s. Nchan plus
+            // the hops and flushes Herald's guarantees cost.
+            let p50 = ["latency_accepted_ms", "p50"];
+            let p99 = ["latency_accepted_ms", "p99"];
+            row("accepted POST → frame arrives, p50 (ms)", &p50, "", None);
+            against_nchan.push((0, "≤ Nchan + 2 ms", le(h(&p50), n(&p50).map(|v| v + 2.0))));
+            row("accepted POST → frame arrives, p99 (ms)", &p99, "", None);
+            against_nchan.push((1, "≤ Nchan + 5 ms", le(h(&p99), n(&p99).map(|v| v + 5.0))));
+            row(
+                "… read by the load generator, p50 (ms)",
+                &["latency_accepted_read_ms", "p50"],
+                "",
+                None,
+            );
+            row(
+                "… read by the load generator, p99 (ms)",
+                &["latency_accepted_read_ms", "p99"],
+                "",
+                None,
+            );
+            row(
+                "accepted POST → each event's first frame, p50 (ms)",
+                &["latency_first_frame_ms", "p50"],
+                "",
+                None,
+            );
+            row(
+                "accepted POST → each event's first frame, p99 (ms)",
+                &["latency_first_frame_ms", "p99"],
+                "",
+                None,
+            );
+            row("server CPU-seconds", &["server_cpu_s"], "", None);
+        }
         "publish" => {
             let p = ["accepted_per_s"];
             let ordered = herald.and_then(|r| r.metrics.get("in_publishing_order")?.as_bool());
@@ -276,7 +311,7 @@ pub fn rows(scenario: &'static str, sys: &Systems<'_>, judge: bool) -> Vec<Row> 
         }
     }
     // Say when a comparison is not at equal load.
-    if scenario == "latency" {
+    if scenario == "latency" || scenario == "latency-light" {
         let offered = h(&["offered_per_s"]);
         for (who, achieved) in [
             ("Herald", h(&["accepted_per_s"])),

@@ -17,6 +17,7 @@ use crate::http::{Endpoint, KeepAlive};
 use crate::nchan;
 use crate::procfs::{self, Probe, Sample};
 use crate::publish::{self, body, Publisher};
+use crate::stamp;
 use crate::stream::{now_us, Counter, Group, StreamReport, StreamSpec};
 
 /// One system under test.
@@ -334,8 +335,57 @@ pub async fn fanout(t: &Target, p: &Fanout) -> Run {
     }
     if p.record_latency {
         latency_metrics(&mut run, &reports, &out);
+        if let Ok(path) = std::env::var("HERALD_BENCH_EVENTS_CSV") {
+            if let Err(e) = dump_events(&path, &topics[0], &reports, &out) {
+                run.verdict.problem(format!("writing {path}: {e}"));
+            }
+        }
     }
     run
+}
+
+/// Per event of a latency run, for scripts/profile-latency: its `n`, when
+/// the POST was sent, when its `202` arrived, and when its frames arrived
+/// (first, median and last over the streams), in Unix microseconds (the
+/// clock the servers log and Postgres stamps with).
+fn dump_events(
+    path: &str,
+    topic: &str,
+    reports: &[StreamReport],
+    out: &publish::Outcome,
+) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(
+        f,
+        "topic,n,sent_us,accepted_us,first_frame_us,median_frame_us,last_frame_us"
+    )?;
+    let unix = |us: u64| {
+        if us == u64::MAX {
+            String::new()
+        } else {
+            stamp::unix_us(us).to_string()
+        }
+    };
+    for (i, accepted) in out.accepted_us.iter().enumerate() {
+        let mut arrived: Vec<u64> = reports
+            .iter()
+            .filter_map(|r| r.recv_us.get(i).copied())
+            .filter(|a| *a != u64::MAX)
+            .collect();
+        arrived.sort_unstable();
+        let at = |k: usize| arrived.get(k).copied().unwrap_or(u64::MAX);
+        writeln!(
+            f,
+            "{topic},{i},{},{},{},{},{}",
+            unix(out.sent_us.get(i).copied().unwrap_or(u64::MAX)),
+            unix(*accepted),
+            unix(at(0)),
+            unix(at(arrived.len() / 2)),
+            unix(arrived.last().copied().unwrap_or(u64::MAX)),
+        )?;
+    }
+    f.flush()
 }
 
 fn latency_metrics(run: &mut Run, reports: &[StreamReport], out: &publish::Outcome) {

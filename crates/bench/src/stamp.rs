@@ -98,6 +98,11 @@ fn realtime_at_epoch_ns() -> i128 {
     })
 }
 
+/// [`now_us`] microseconds as Unix microseconds (CLOCK_REALTIME).
+pub fn unix_us(bench_us: u64) -> i64 {
+    i64::try_from((i128::from(bench_us) * 1_000 + realtime_at_epoch_ns()) / 1_000).unwrap_or(0)
+}
+
 /// A kernel stamp in [`now_us`] microseconds.
 fn to_bench_us(stamp_ns: i128) -> u64 {
     u64::try_from((stamp_ns - realtime_at_epoch_ns()) / 1_000).unwrap_or(0)

@@ -57,6 +57,8 @@ impl Outbox {
     ) -> Result<Appended, sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
         let appended = insert(&mut conn, Uuid::now_v7(), topic, event_type, data).await?;
+        // `herald_timing`: the stages of publish-to-screen (scripts/profile-latency).
+        tracing::trace!(target: "herald_timing", id = %appended.id, "committed");
         self.wake.notify_one();
         Ok(appended)
     }
@@ -215,9 +217,12 @@ async fn notifier(pool: PgPool, wake: Arc<Notify>) {
             .bind(OUTBOX_CHANNEL)
             .execute(&mut *c)
             .await;
-        if let Err(e) = sent {
-            tracing::debug!(error = %e, "NOTIFY failed; the worker's poll covers it");
-            conn = None;
+        match sent {
+            Ok(_) => tracing::trace!(target: "herald_timing", "notified"),
+            Err(e) => {
+                tracing::debug!(error = %e, "NOTIFY failed; the worker's poll covers it");
+                conn = None;
+            }
         }
     }
 }
