@@ -822,7 +822,12 @@ async fn run(a: Args) -> Result<bool, String> {
         },
         targets.iter().map(|t| t.name).collect::<Vec<_>>().join(" and ")
     ));
+    // Herald's exactness decides the exit status. A baseline that loses or
+    // reorders events (Nchan's inter-worker IPC drops messages under a burst,
+    // and says so in its log) is reported as such, and no goal is judged
+    // against that run, but it is not a fault of the system under test.
     let mut correct = true;
+    let mut inexact_baselines: Vec<String> = Vec::new();
     let mut results: Vec<(String, Vec<(&'static str, Run)>)> = Vec::new();
     if !a.scaling {
         for name in &a.scenarios {
@@ -848,7 +853,11 @@ async fn run(a: Args) -> Result<bool, String> {
                     ));
                     run.metrics.insert("postgres_restarted".into(), json!(true));
                 }
-                correct &= run.verdict.ok();
+                if t.name == "herald" {
+                    correct &= run.verdict.ok();
+                } else if !run.verdict.ok() {
+                    inexact_baselines.push(format!("{} in {name}", t.name));
+                }
                 runs.push((t.name, run));
             }
             results.push((name.clone(), runs));
@@ -987,6 +996,7 @@ async fn run(a: Args) -> Result<bool, String> {
         "scaling": scaling_json,
         "scale": scale_json,
         "correct": correct,
+        "inexact_baselines": inexact_baselines,
         "goals": {"met": met, "missed": missed, "judged": judge},
     });
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -1001,12 +1011,18 @@ async fn run(a: Args) -> Result<bool, String> {
     println!(
         "correctness: {}; JSON summary in {}",
         if correct {
-            "every scenario exact"
+            "every Herald scenario exact"
         } else {
-            "VIOLATIONS (see above)"
+            "Herald VIOLATIONS (see above)"
         },
         a.out.display()
     );
+    if !inexact_baselines.is_empty() {
+        println!(
+            "baselines not exact (reported above, no goal judged against them): {}",
+            inexact_baselines.join(", ")
+        );
+    }
     Ok(correct)
 }
 
