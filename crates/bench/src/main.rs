@@ -574,27 +574,16 @@ async fn run_scenario(name: &str, t: &Target, s: &Sizes) -> Run {
             scenarios::fanout(t, &p).await
         }
         "latency" => {
-            let p = Fanout {
-                streams: s.latency_streams,
-                events: s.latency_rate * s.latency_secs,
-                topics_per_stream: 1,
-                pad: 0,
-                publishers: s.latency_publishers,
-                interval: Some(Duration::from_secs_f64(1.0 / s.latency_rate.max(1) as f64)),
-                record_latency: true,
-            };
+            let p = paced(
+                s.latency_streams,
+                s.latency_rate,
+                s.latency_secs,
+                s.latency_publishers,
+            );
             scenarios::fanout(t, &p).await
         }
         "latency-light" => {
-            let p = Fanout {
-                streams: s.light_streams,
-                events: s.light_rate * s.light_secs,
-                topics_per_stream: 1,
-                pad: 0,
-                publishers: s.light_publishers,
-                interval: Some(Duration::from_secs_f64(1.0 / s.light_rate.max(1) as f64)),
-                record_latency: true,
-            };
+            let p = paced(s.light_streams, s.light_rate, s.light_secs, s.light_publishers);
             scenarios::fanout(t, &p).await
         }
         "storm" => scenarios::storm(t, s.storm_clients, s.storm_missed, s.publishers, s.storm_shared).await,
@@ -607,6 +596,19 @@ async fn run_scenario(name: &str, t: &Target, s: &Sizes) -> Run {
             .await
         }
         _ => Run::default(),
+    }
+}
+
+/// A latency run: `streams` on one topic, `rate` events a second for `secs`.
+fn paced(streams: usize, rate: usize, secs: usize, publishers: usize) -> Fanout {
+    Fanout {
+        streams,
+        events: rate * secs,
+        topics_per_stream: 1,
+        pad: 0,
+        publishers,
+        interval: Some(Duration::from_secs_f64(1.0 / rate.max(1) as f64)),
+        record_latency: true,
     }
 }
 

@@ -93,6 +93,26 @@ fn all_met(checks: &[Option<bool>]) -> Option<bool> {
     Some(out)
 }
 
+/// The figures both latency scenarios show beside the judged ones.
+const LATENCY_DETAILS: [(&str, [&str; 2]); 4] = [
+    (
+        "… read by the load generator, p50 (ms)",
+        ["latency_accepted_read_ms", "p50"],
+    ),
+    (
+        "… read by the load generator, p99 (ms)",
+        ["latency_accepted_read_ms", "p99"],
+    ),
+    (
+        "accepted POST → each event's first frame, p50 (ms)",
+        ["latency_first_frame_ms", "p50"],
+    ),
+    (
+        "accepted POST → each event's first frame, p99 (ms)",
+        ["latency_first_frame_ms", "p99"],
+    ),
+];
+
 /// The rows of one scenario. `judge` is false in the smoke run (debug build,
 /// tiny sizes): figures are shown, goals are not judged. Goals against a
 /// system are judged only when it ran.
@@ -153,30 +173,9 @@ pub fn rows(scenario: &'static str, sys: &Systems<'_>, judge: bool) -> Vec<Row> 
                 all_met(&[le(h(&p99), b(&p99)), le(h(&p99), Some(25.0))]),
             );
             against_nchan.push((1, "≤ Nchan", le(h(&p99), n(&p99))));
-            row(
-                "… read by the load generator, p50 (ms)",
-                &["latency_accepted_read_ms", "p50"],
-                "",
-                None,
-            );
-            row(
-                "… read by the load generator, p99 (ms)",
-                &["latency_accepted_read_ms", "p99"],
-                "",
-                None,
-            );
-            row(
-                "accepted POST → each event's first frame, p50 (ms)",
-                &["latency_first_frame_ms", "p50"],
-                "",
-                None,
-            );
-            row(
-                "accepted POST → each event's first frame, p99 (ms)",
-                &["latency_first_frame_ms", "p99"],
-                "",
-                None,
-            );
+            for (metric, path) in LATENCY_DETAILS {
+                row(metric, &path, "", None);
+            }
             row(
                 "POST sent → frame, p50 (ms)",
                 &["latency_sent_ms", "p50"],
@@ -200,30 +199,9 @@ pub fn rows(scenario: &'static str, sys: &Systems<'_>, judge: bool) -> Vec<Row> 
             against_nchan.push((0, "≤ Nchan + 2 ms", le(h(&p50), n(&p50).map(|v| v + 2.0))));
             row("accepted POST → frame arrives, p99 (ms)", &p99, "", None);
             against_nchan.push((1, "≤ Nchan + 5 ms", le(h(&p99), n(&p99).map(|v| v + 5.0))));
-            row(
-                "… read by the load generator, p50 (ms)",
-                &["latency_accepted_read_ms", "p50"],
-                "",
-                None,
-            );
-            row(
-                "… read by the load generator, p99 (ms)",
-                &["latency_accepted_read_ms", "p99"],
-                "",
-                None,
-            );
-            row(
-                "accepted POST → each event's first frame, p50 (ms)",
-                &["latency_first_frame_ms", "p50"],
-                "",
-                None,
-            );
-            row(
-                "accepted POST → each event's first frame, p99 (ms)",
-                &["latency_first_frame_ms", "p99"],
-                "",
-                None,
-            );
+            for (metric, path) in LATENCY_DETAILS {
+                row(metric, &path, "", None);
+            }
             row("server CPU-seconds", &["server_cpu_s"], "", None);
         }
         "publish" => {
