@@ -49,6 +49,30 @@ async fn publish_seen(
     keeper.envelopes(n, WAIT).await
 }
 
+/// Resumes `user:alice` after position `after` (that of event 3, with 4 to 8
+/// published since) and checks it gets exactly 4 to 8 from the window, then
+/// 9 live, nothing twice and nothing from Postgres. Returns the metrics.
+async fn resume_from_memory_after_3_of_8(app: &TestApp, token: &str, after: &str) -> String {
+    let mut resumed = app.stream(token, "user:alice", Some(after)).await;
+    let missed = resumed.envelopes(5, WAIT).await;
+    assert_eq!(ns(&missed), [4, 5, 6, 7, 8], "raw: {}", resumed.raw);
+    assert_strictly_increasing(&seqs(&missed));
+    app.publish_ok("user:alice", 9).await;
+    assert_eq!(ns(&resumed.envelopes(1, WAIT).await), [9], "then live");
+    assert!(
+        resumed.next_event(Duration::from_millis(300)).await.is_none(),
+        "nothing twice"
+    );
+    let m = metrics(&app.gateway_url()).await;
+    assert_eq!(counter(&m, "herald_replays_from_memory_total"), 1, "{m}");
+    assert_eq!(
+        counter(&m, "herald_replays_total"),
+        0,
+        "no replay from Postgres: {m}"
+    );
+    m
+}
+
 /// A stream resuming a few events back, on a topic the gateway carries, gets
 /// exactly what it missed from memory (no replay from Postgres), then live.
 #[sqlx::test(migrations = "../../migrations")]
@@ -60,24 +84,7 @@ async fn a_resume_the_window_covers_is_served_from_memory_exactly(pool: PgPool) 
     let after = seen[2].seq.to_string();
     publish_seen(&app, &mut keeper, 4..=8).await;
 
-    let mut resumed = app.stream(&token, "user:alice", Some(&after)).await;
-    let missed = resumed.envelopes(5, WAIT).await;
-    assert_eq!(ns(&missed), [4, 5, 6, 7, 8], "raw: {}", resumed.raw);
-    assert_strictly_increasing(&seqs(&missed));
-    app.publish_ok("user:alice", 9).await;
-    assert_eq!(ns(&resumed.envelopes(1, WAIT).await), [9], "then live");
-    assert!(
-        resumed.next_event(Duration::from_millis(300)).await.is_none(),
-        "nothing twice"
-    );
-
-    let m = metrics(&app.gateway_url()).await;
-    assert_eq!(counter(&m, "herald_replays_from_memory_total"), 1, "{m}");
-    assert_eq!(
-        counter(&m, "herald_replays_total"),
-        0,
-        "no replay from Postgres: {m}"
-    );
+    resume_from_memory_after_3_of_8(&app, &token, &after).await;
 }
 
 /// A window too small to hold what the client missed replays from Postgres,
@@ -272,24 +279,7 @@ async fn a_stream_that_comes_back_to_a_topic_no_one_carried_meanwhile_resumes_fr
         app.publish_ok("user:alice", i).await;
     }
 
-    let mut back = app.stream(&token, "user:alice", Some(&after)).await;
-    let missed = back.envelopes(5, WAIT).await;
-    assert_eq!(ns(&missed), [4, 5, 6, 7, 8], "raw: {}", back.raw);
-    assert_strictly_increasing(&seqs(&missed));
-    app.publish_ok("user:alice", 9).await;
-    assert_eq!(ns(&back.envelopes(1, WAIT).await), [9], "then live");
-    assert!(
-        back.next_event(Duration::from_millis(300)).await.is_none(),
-        "nothing twice"
-    );
-
-    let m = metrics(&app.gateway_url()).await;
-    assert_eq!(counter(&m, "herald_replays_from_memory_total"), 1, "{m}");
-    assert_eq!(
-        counter(&m, "herald_replays_total"),
-        0,
-        "no replay from Postgres: {m}"
-    );
+    let m = resume_from_memory_after_3_of_8(&app, &token, &after).await;
     assert_eq!(counter(&m, "herald_lingering_topics"), 0, "carried again: {m}");
 }
 
