@@ -33,7 +33,13 @@ PANELS = [
         "fds",
     ),
     ("open SSE streams (gateway metrics)", [(f"{g}.streams", g) for g in PROCESSES[2:]], 1, "streams"),
-    ("Postgres connections (stack database)", [("postgres.connections", "pg_stat_activity")], 1, "connections"),
+    (
+        "Postgres connections per process (each held to its bound: its pool and the few outside it)",
+        [(f"{p}.pg_connections", p) for p in PROCESSES]
+        + [("postgres.connections", "stack database total (not judged)")],
+        1,
+        "connections",
+    ),
     ("Redis used_memory", [("redis.used_memory_bytes", "used_memory")], MIB, "MiB"),
     ("Redis connected clients", [("redis.connected_clients", "connected_clients")], 1, "clients"),
 ]
@@ -67,7 +73,7 @@ def main(samples_csv, report_json, out_png):
         if p.get("fault") and p.get("fault_started_at") is not None
     ]
     growing = [
-        p for p in soak.get("growth", {}).get("pieces", []) if p.get("verdict") == "grows"
+        p for p in soak.get("growth", {}).get("pieces", []) if p.get("verdict") in ("grows", "above_ceiling")
     ]
     warmup = soak.get("warmup_seconds", 0) / 60
 
@@ -83,7 +89,7 @@ def main(samples_csv, report_json, out_png):
             ax.plot(minutes, [y / scale for y in ys], style, color=colour, marker=".", markersize=3,
                     linewidth=1, label=label)
             for p in growing:
-                if p["series"] == column:
+                if p["series"] == column and p.get("verdict") in ("grows", "above_ceiling"):
                     grown.append(column)
                     ax.axvspan((p["from"] - t0) / 60, (p["to"] - t0) / 60, color="red", alpha=0.08)
         if warmup > 0:

@@ -15,7 +15,10 @@
 //!
 //! Either beyond the tolerance — `max(fraction × first-third median, floor)`, the floor
 //! per series below — means the series grows. Medians, not means, so that one sample
-//! taken in the middle of a fault does not decide.
+//! taken in the middle of a fault does not decide. A series with a hard bound (a
+//! process's Postgres connections: its pool, plus the few it opens outside it, which
+//! the sample command reports beside them) is also held to it, in every sample of the
+//! piece, warm-up included.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -81,6 +84,8 @@ struct Judged {
     incarnation: Option<&'static str>,
     /// The smallest rise counted as growth, whatever the fraction says.
     floor: f64,
+    /// The sample value no sample of the series may exceed, if it has a hard bound.
+    ceiling: Option<&'static str>,
     unit: Unit,
     why: &'static str,
 }
@@ -97,6 +102,7 @@ const JUDGED: &[Judged] = &[
         name: "api.rss_bytes",
         incarnation: Some("api.pid"),
         floor: 8.0 * MIB,
+        ceiling: None,
         unit: Unit::Bytes,
         why: "api memory",
     },
@@ -104,6 +110,7 @@ const JUDGED: &[Judged] = &[
         name: "api.fds",
         incarnation: Some("api.pid"),
         floor: 16.0,
+        ceiling: None,
         unit: Unit::Count,
         why: "api sockets and files",
     },
@@ -111,6 +118,7 @@ const JUDGED: &[Judged] = &[
         name: "worker.rss_bytes",
         incarnation: Some("worker.pid"),
         floor: 8.0 * MIB,
+        ceiling: None,
         unit: Unit::Bytes,
         why: "worker memory",
     },
@@ -118,6 +126,7 @@ const JUDGED: &[Judged] = &[
         name: "worker.fds",
         incarnation: Some("worker.pid"),
         floor: 16.0,
+        ceiling: None,
         unit: Unit::Count,
         why: "worker sockets and files",
     },
@@ -125,6 +134,7 @@ const JUDGED: &[Judged] = &[
         name: "gateway1.rss_bytes",
         incarnation: Some("gateway1.pid"),
         floor: 16.0 * MIB,
+        ceiling: None,
         unit: Unit::Bytes,
         why: "gateway memory",
     },
@@ -132,6 +142,7 @@ const JUDGED: &[Judged] = &[
         name: "gateway1.fds_beyond_streams",
         incarnation: Some("gateway1.pid"),
         floor: 16.0,
+        ceiling: None,
         unit: Unit::Count,
         why: "gateway descriptors not held by a stream",
     },
@@ -139,6 +150,7 @@ const JUDGED: &[Judged] = &[
         name: "gateway2.rss_bytes",
         incarnation: Some("gateway2.pid"),
         floor: 16.0 * MIB,
+        ceiling: None,
         unit: Unit::Bytes,
         why: "gateway memory",
     },
@@ -146,20 +158,47 @@ const JUDGED: &[Judged] = &[
         name: "gateway2.fds_beyond_streams",
         incarnation: Some("gateway2.pid"),
         floor: 16.0,
+        ceiling: None,
         unit: Unit::Count,
         why: "gateway descriptors not held by a stream",
     },
     Judged {
-        name: "postgres.connections",
-        incarnation: None,
+        name: "api.pg_connections",
+        incarnation: Some("api.pid"),
         floor: 4.0,
+        ceiling: Some("api.pg_connections_bound"),
         unit: Unit::Count,
-        why: "connections to the stack's database",
+        why: "api connections to Postgres",
+    },
+    Judged {
+        name: "worker.pg_connections",
+        incarnation: Some("worker.pid"),
+        floor: 4.0,
+        ceiling: Some("worker.pg_connections_bound"),
+        unit: Unit::Count,
+        why: "worker connections to Postgres",
+    },
+    Judged {
+        name: "gateway1.pg_connections",
+        incarnation: Some("gateway1.pid"),
+        floor: 4.0,
+        ceiling: Some("gateway1.pg_connections_bound"),
+        unit: Unit::Count,
+        why: "gateway1 connections to Postgres",
+    },
+    Judged {
+        name: "gateway2.pg_connections",
+        incarnation: Some("gateway2.pid"),
+        floor: 4.0,
+        ceiling: Some("gateway2.pg_connections_bound"),
+        unit: Unit::Count,
+        why: "gateway2 connections to Postgres",
     },
     Judged {
         name: "redis.used_memory_bytes",
         incarnation: Some("redis.pid"),
         floor: 4.0 * MIB,
+        ceiling: None,
         unit: Unit::Bytes,
         why: "Redis used_memory",
     },
@@ -167,6 +206,7 @@ const JUDGED: &[Judged] = &[
         name: "redis.connected_clients",
         incarnation: None,
         floor: 4.0,
+        ceiling: None,
         unit: Unit::Count,
         why: "Redis connections",
     },
@@ -177,6 +217,8 @@ const JUDGED: &[Judged] = &[
 pub enum Verdict {
     Bounded,
     Grows,
+    /// A sample above the series' hard bound.
+    AboveCeiling,
     /// Too few samples after warm-up to tell.
     NotJudged,
 }
@@ -196,6 +238,10 @@ pub struct Piece {
     pub slope: f64,
     pub trend: f64,
     pub tolerance: f64,
+    /// The highest sample of the piece (warm-up included), and the bound it is held
+    /// to (NaN: none).
+    pub peak: f64,
+    pub ceiling: f64,
     pub verdict: Verdict,
     unit: Unit,
 }
@@ -210,11 +256,15 @@ pub struct Growth {
 
 impl Growth {
     pub fn passed(&self) -> bool {
-        self.unjudged.is_empty() && !self.pieces.iter().any(|p| p.verdict == Verdict::Grows)
+        self.unjudged.is_empty() && self.growing() == 0
     }
 
+    /// Pieces that grow or exceed their bound.
     pub fn growing(&self) -> usize {
-        self.pieces.iter().filter(|p| p.verdict == Verdict::Grows).count()
+        self.pieces
+            .iter()
+            .filter(|p| matches!(p.verdict, Verdict::Grows | Verdict::AboveCeiling))
+            .count()
     }
 
     pub fn bounded(&self) -> usize {
@@ -250,8 +300,10 @@ fn theil_sen(points: &[(f64, f64)]) -> f64 {
     median(&slopes)
 }
 
-/// Judges `points` (time in seconds, value), already past warm-up.
-fn judge(j: &Judged, incarnation: Option<i64>, points: &[(f64, f64)], cfg: &SoakConfig) -> Piece {
+/// Judges a run: its `points` past warm-up (time in seconds, value) for growth, and
+/// its peak against its ceiling.
+fn judge(j: &Judged, run: &Run, cfg: &SoakConfig) -> Piece {
+    let (incarnation, points) = (run.incarnation, &run.points[..]);
     let n = points.len();
     let mut piece = Piece {
         series: j.name,
@@ -265,9 +317,15 @@ fn judge(j: &Judged, incarnation: Option<i64>, points: &[(f64, f64)], cfg: &Soak
         slope: f64::NAN,
         trend: f64::NAN,
         tolerance: f64::NAN,
+        peak: run.peak,
+        ceiling: run.ceiling,
         verdict: Verdict::NotJudged,
         unit: j.unit,
     };
+    if run.peak > run.ceiling {
+        piece.verdict = Verdict::AboveCeiling;
+        return piece;
+    }
     if n < cfg.min_samples.max(3) {
         return piece;
     }
@@ -295,6 +353,10 @@ struct Run {
     began: f64,
     /// The samples past warm-up: (seconds since start, value).
     points: Vec<(f64, f64)>,
+    /// The highest sample, warm-up included (NaN: none yet).
+    peak: f64,
+    /// The lowest ceiling any of its samples was taken under (NaN: none).
+    ceiling: f64,
 }
 
 /// Splits every judged series by incarnation, drops warm-up, and judges each piece.
@@ -315,11 +377,18 @@ pub fn analyse(samples: &[Sample], cfg: &SoakConfig) -> Growth {
                     incarnation: current,
                     began: s.t,
                     points: Vec::new(),
+                    peak: f64::NAN,
+                    ceiling: f64::NAN,
                 });
             }
             let (Some(v), Some(run)) = (s.values.get(j.name), runs.last_mut()) else {
                 continue;
             };
+            // f64::max and min skip a NaN.
+            run.peak = run.peak.max(*v);
+            if let Some(c) = j.ceiling.and_then(|c| s.values.get(c)) {
+                run.ceiling = run.ceiling.min(*c);
+            }
             // Every piece waits out the run's warm-up; one that began later (a restarted
             // process) also RESTART_WARMUP after its first sample.
             let own = if run.began > start {
@@ -333,7 +402,7 @@ pub fn analyse(samples: &[Sample], cfg: &SoakConfig) -> Growth {
         }
         let before = pieces.len();
         for run in &runs {
-            pieces.push(judge(j, run.incarnation, &run.points, cfg));
+            pieces.push(judge(j, run, cfg));
         }
         if !pieces[before..].iter().any(|p| p.verdict != Verdict::NotJudged) {
             unjudged.push(j.name);
@@ -377,8 +446,21 @@ pub fn render(g: &Growth, cfg: &SoakConfig, wall: impl Fn(f64) -> String) -> Str
         let verdict = match p.verdict {
             Verdict::Bounded => "ok",
             Verdict::Grows => "GROWS",
+            Verdict::AboveCeiling => "ABOVE ITS BOUND",
             Verdict::NotJudged => "not judged",
         };
+        if p.verdict == Verdict::AboveCeiling {
+            let _ = writeln!(
+                out,
+                "  {:<28} {verdict}:{who} peak {} over its bound {} ({}–{} UTC)",
+                p.series,
+                show(p.unit, p.peak),
+                show(p.unit, p.ceiling),
+                wall(p.from),
+                wall(p.to),
+            );
+            continue;
+        }
         if p.verdict == Verdict::NotJudged {
             let _ = writeln!(
                 out,
@@ -390,7 +472,7 @@ pub fn render(g: &Growth, cfg: &SoakConfig, wall: impl Fn(f64) -> String) -> Str
         let _ = writeln!(
             out,
             "  {:<28} {verdict}:{who} {} samples {}–{} UTC; first third {}, last third {} ({}); \
-             trend {} over {:.0} min ({}/h); tolerance {}",
+             trend {} over {:.0} min ({}/h); tolerance {}{}",
             p.series,
             p.samples,
             wall(p.from),
@@ -402,6 +484,15 @@ pub fn render(g: &Growth, cfg: &SoakConfig, wall: impl Fn(f64) -> String) -> Str
             (p.to - p.from) / 60.0,
             signed(p.unit, p.slope),
             show(p.unit, p.tolerance),
+            if p.ceiling.is_finite() {
+                format!(
+                    "; peak {} of its bound {}",
+                    show(p.unit, p.peak),
+                    show(p.unit, p.ceiling)
+                )
+            } else {
+                String::new()
+            },
         );
     }
     for s in &g.unjudged {
@@ -431,9 +522,12 @@ pub fn to_json(g: &Growth) -> Value {
             "theil_sen_slope_per_hour": num(p.slope),
             "trend_over_piece": num(p.trend),
             "tolerance": num(p.tolerance),
+            "peak": num(p.peak),
+            "ceiling": num(p.ceiling),
             "verdict": match p.verdict {
                 Verdict::Bounded => "bounded",
                 Verdict::Grows => "grows",
+                Verdict::AboveCeiling => "above_ceiling",
                 Verdict::NotJudged => "not_judged",
             },
         })).collect::<Vec<_>>(),
@@ -639,14 +733,14 @@ mod tests {
                 vec![
                     ("api.pid", 1.0),
                     ("api.rss_bytes", 100.0 * MIB + i as f64 * MIB),
-                    ("postgres.connections", if i == 20 { 60.0 } else { 10.0 }),
+                    ("api.fds", if i == 20 { 600.0 } else { 100.0 }),
                 ]
             },
             30,
         );
         let g = analyse(&s, &cfg());
         assert_eq!(verdict(&g, "api.rss_bytes"), [&Verdict::Grows]);
-        assert_eq!(verdict(&g, "postgres.connections"), [&Verdict::Bounded]);
+        assert_eq!(verdict(&g, "api.fds"), [&Verdict::Bounded]);
         assert!(!g.passed());
     }
 
@@ -671,6 +765,42 @@ mod tests {
         // 25 samples from the restart, the first two minutes of them warm-up.
         assert_eq!(pieces[1].samples, 23);
         assert!(pieces.iter().all(|p| p.verdict == Verdict::Bounded));
+    }
+
+    #[test]
+    fn a_process_s_postgres_connections_are_held_to_its_pool() {
+        // The gateway restarts at sample 15 and its new pool fills in the resume
+        // burst, then gives the burst's connections back: bounded. A leak past the
+        // pool, even in warm-up, is not.
+        let run = |burst: f64| {
+            samples(
+                |i| {
+                    let (pid, conns) = match i {
+                        0..15 => (3.0, 4.0),
+                        15..17 => (4.0, burst),
+                        _ => (4.0, 4.0),
+                    };
+                    vec![
+                        ("gateway1.pid", pid),
+                        ("gateway1.pg_connections", conns),
+                        ("gateway1.pg_connections_bound", 17.0),
+                    ]
+                },
+                40,
+            )
+        };
+        let g = analyse(&run(17.0), &cfg());
+        assert_eq!(
+            verdict(&g, "gateway1.pg_connections"),
+            [&Verdict::Bounded, &Verdict::Bounded]
+        );
+        let g = analyse(&run(18.0), &cfg());
+        assert_eq!(
+            verdict(&g, "gateway1.pg_connections"),
+            [&Verdict::Bounded, &Verdict::AboveCeiling]
+        );
+        assert_eq!(g.growing(), 1);
+        assert!(!g.passed());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use herald_worker::Worker;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::from_env()?;
     telemetry::init(settings.log_format);
-    let pool = db::connect_lazy(&settings.database)?;
+    let pool = db::connect_lazy(&settings.database, "herald")?;
     let bus = Bus::configured_or_local(&settings.bus);
     // The API applies migrations, so it is built first.
     let api = Application::build(settings.clone(), pool.clone()).await?;

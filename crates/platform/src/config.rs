@@ -210,7 +210,8 @@ impl PushSettings {
     }
 }
 
-/// Where Postgres is (`HERALD_DATABASE_URL`, `HERALD_DATABASE_MAX_CONNECTIONS`).
+/// Where Postgres is (`HERALD_DATABASE_URL`), and the pool
+/// (`HERALD_DATABASE_MAX_CONNECTIONS`, `HERALD_DATABASE_CONNECTION_LIFETIME`).
 ///
 /// The URL may list several servers, as libpq's multi-host URLs do
 /// (`postgres://user:pw@db1:5432,db2:5432/herald`): a primary and its
@@ -228,6 +229,11 @@ pub struct DatabaseSettings {
     /// or `target_session_attrs=read-write` (or `primary`) on one.
     pub read_write: bool,
     pub max_connections: u32,
+    /// A pooled connection is closed (when next idle) once it is this old, and
+    /// replaced only if the load needs it: connections a burst opened (a
+    /// resume storm reading the log) go within this long of it, rather than
+    /// staying open while a steady trickle keeps every one of them in use.
+    pub connection_lifetime: Duration,
 }
 
 /// Where Redis is, when the bus is Redis.
@@ -492,6 +498,11 @@ impl DatabaseSettings {
             servers: servers.into_iter().map(Secret::new).collect(),
             read_write,
             max_connections: get(lookup, "HERALD_DATABASE_MAX_CONNECTIONS", 16)?,
+            connection_lifetime: get_positive(
+                lookup,
+                "HERALD_DATABASE_CONNECTION_LIFETIME",
+                Duration::from_secs(300),
+            )?,
         })
     }
 }

@@ -44,20 +44,38 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// and a connection that still turns out dead fails its one request with a
 /// 503 and is discarded.
 ///
+/// Connections carry `service` as their `application_name` (what
+/// `pg_stat_activity` shows), unless the URL's `application_name` or
+/// libpq's `PGAPPNAME` names them otherwise. A connection is retired once it
+/// is `connection_lifetime` old: sqlx hands out idle connections oldest
+/// first, so under steady use no connection ever sits idle long enough for an
+/// idle timeout, and without a lifetime the connections a burst opened would
+/// stay open as long as the process runs.
+///
 /// With several servers (or `target_session_attrs=read-write`), the pool
 /// follows the primary (see the module docs); that needs a Tokio runtime.
-pub fn connect_lazy(database: &crate::config::DatabaseSettings) -> Result<PgPool, sqlx::Error> {
+pub fn connect_lazy(
+    database: &crate::config::DatabaseSettings,
+    service: &str,
+) -> Result<PgPool, sqlx::Error> {
     let servers = database
         .servers
         .iter()
-        .map(|s| s.expose().parse::<PgConnectOptions>())
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|s| {
+            let options = s.expose().parse::<PgConnectOptions>()?;
+            Ok(match options.get_application_name() {
+                Some(_) => options,
+                None => options.application_name(service),
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
     let first = servers
         .first()
         .cloned()
         .ok_or_else(|| sqlx::Error::Configuration("no database server configured".into()))?;
     let options = PgPoolOptions::new()
         .max_connections(database.max_connections)
+        .max_lifetime(database.connection_lifetime)
         .acquire_timeout(Duration::from_secs(3))
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {

@@ -9,7 +9,7 @@ use herald_worker::Worker;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::from_env()?;
     telemetry::init(settings.log_format);
-    let pool = db::connect_lazy(&settings.database)?;
+    let pool = db::connect_lazy(&settings.database, "herald-worker")?;
     let worker = Worker::build(&settings, pool).await?;
     tracing::info!(addr = %worker.local_addr(), "herald-worker listening");
     worker.run_until_stopped(shutdown::on_signal()).await?;

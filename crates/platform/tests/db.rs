@@ -1,6 +1,7 @@
-//! `db::connect_lazy` with several servers: the pool goes to the one that
-//! accepts writes, skips one that is down or read-only, and follows the
-//! primary when it moves. Two databases of the test server stand in for two
+//! `db::connect_lazy`: connections named after the service and retired once
+//! old, so a burst's connections do not outlive it; and with several servers,
+//! the pool goes to the one that accepts writes, skips one that is down or
+//! read-only, and follows the primary when it moves. Two databases of the test server stand in for two
 //! servers: `ALTER DATABASE … SET default_transaction_read_only` makes one
 //! read-only for new sessions, as a standby is, and terminating its sessions
 //! is the old primary dying.
@@ -79,8 +80,9 @@ async fn the_pool_follows_the_server_that_accepts_writes(admin: PgPool) {
             .collect(),
         read_write: true,
         max_connections: 4,
+        connection_lifetime: Duration::from_secs(300),
     };
-    let pool = db::connect_lazy(&settings).unwrap();
+    let pool = db::connect_lazy(&settings, "herald-test").unwrap();
 
     // Past the server that is down and the read-only one.
     eventually_on(&pool, &a).await;
@@ -102,4 +104,60 @@ async fn the_pool_follows_the_server_that_accepts_writes(admin: PgPool) {
             .await
             .unwrap();
     }
+}
+
+/// The test database's connections named `name`, as Postgres sees them.
+async fn named(admin: &PgPool, name: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
+        .bind(name)
+        .fetch_one(admin)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn a_burst_s_connections_are_retired_under_steady_light_use(admin: PgPool) {
+    let db: String = sqlx::query_scalar("SELECT current_database()::text")
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    let name = format!("herald-test-{}", uuid::Uuid::now_v7().simple());
+    let settings = DatabaseSettings {
+        url: Secret::new("unused"),
+        servers: vec![Secret::new(url_of(&db).as_str())],
+        read_write: false,
+        max_connections: 8,
+        connection_lifetime: Duration::from_secs(1),
+    };
+    let pool = db::connect_lazy(&settings, &name).unwrap();
+
+    // A burst: eight queries at once open eight connections, all named.
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let pool = pool.clone();
+        burst.spawn(async move { sqlx::query("SELECT pg_sleep(0.3)").execute(&pool).await });
+    }
+    while let Some(done) = burst.join_next().await {
+        done.unwrap().unwrap();
+    }
+    assert_eq!(named(&admin, &name).await, 8);
+
+    // Then one query at a time, every 20 ms. The pool hands out its oldest idle
+    // connection first, so all eight keep being used and none idles out; only
+    // their lifetime retires them, and the pool opens no more than the one
+    // query at a time needs.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        sqlx::query("SELECT 1").execute(&pool).await.unwrap();
+        let open = named(&admin, &name).await;
+        if open <= 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{open} connections still open 10 s after the burst (lifetime 1 s)"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pool.close().await;
 }
