@@ -27,7 +27,7 @@ AS $$
 DECLARE
     base bigint;
     next_no bigint;
-    want int := batch_limit + 499;
+    want bigint := batch_limit + 499;
     part record;
     more_ids uuid[];
     more_nos bigint[];

@@ -17,8 +17,17 @@
 //! signal that arrives while one is in flight and without waiting for its
 //! own (content-free) commit to be flushed. A lost wake-up costs latency, not
 //! events: the worker also polls.
+//!
+//! That hop (the API hears its commit, signals the notifier, which sends its
+//! own statement) sits on every event's latency, and the lock only costs
+//! when publishers commit at the same time. So a one-statement publish
+//! ([`Outbox::append_alone`]) that no other publish of this process overlaps
+//! carries its `NOTIFY` in its own statement: Postgres wakes the worker as
+//! the commit completes, and no commit of this process waits for the lock.
+//! Publishes that overlap leave it to the notifier, as before.
 
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +46,8 @@ pub const OUTBOX_CHANNEL: &str = "herald_outbox";
 pub struct Outbox {
     pool: PgPool,
     wake: Arc<Notify>,
+    /// One-statement publishes of this process in flight.
+    publishing: Arc<AtomicUsize>,
 }
 
 impl Outbox {
@@ -44,22 +55,41 @@ impl Outbox {
     pub fn start(pool: PgPool) -> Self {
         let wake = Arc::new(Notify::new());
         tokio::spawn(notifier(pool.clone(), wake.clone()));
-        Self { pool, wake }
+        Self {
+            pool,
+            wake,
+            publishing: Arc::default(),
+        }
     }
 
     /// Appends one event as a transaction of its own: a single autocommitted
-    /// statement, one round trip instead of three. Then wakes the worker.
+    /// statement, one round trip instead of three. It wakes the worker
+    /// itself when no other publish of this process is in flight (see the
+    /// module docs), else the notifier does after it.
     pub async fn append_alone(
         &self,
         topic: &Topic,
         event_type: &EventType,
         data: &serde_json::Value,
     ) -> Result<Appended, sqlx::Error> {
+        let in_flight = InFlight::enter(&self.publishing);
         let mut conn = self.pool.acquire().await?;
-        let appended = insert(&mut conn, Uuid::now_v7(), topic, event_type, data).await?;
+        let id = Uuid::now_v7();
+        // Checked once the connection is in hand: a publish that waited for
+        // one is the sign of others.
+        let alone = in_flight.alone();
+        let appended = if alone {
+            insert_notifying(&mut conn, id, topic, event_type, data).await?
+        } else {
+            insert(&mut conn, id, topic, event_type, data).await?
+        };
         // `herald_timing`: the stages of publish-to-screen (scripts/profile-latency).
         tracing::trace!(target: "herald_timing", id = %appended.id, "committed");
-        self.wake.notify_one();
+        if alone {
+            tracing::trace!(target: "herald_timing", "notified");
+        } else {
+            self.wake.notify_one();
+        }
         Ok(appended)
     }
 
@@ -200,6 +230,54 @@ async fn insert(
     .fetch_one(conn)
     .await?;
     Ok(Appended { id, created_at })
+}
+
+/// [`insert`], and the worker's wake-up in the same statement, so in the
+/// same transaction: Postgres delivers the `NOTIFY` as the commit completes.
+async fn insert_notifying(
+    conn: &mut PgConnection,
+    id: Uuid,
+    topic: &Topic,
+    event_type: &EventType,
+    data: &serde_json::Value,
+) -> Result<Appended, sqlx::Error> {
+    let created_at = sqlx::query_scalar!(
+        r#"
+        WITH e AS (INSERT INTO events (id, topic, type, data) VALUES ($1, $2, $3, $4) RETURNING created_at)
+        SELECT e.created_at AS "created_at!" FROM e, pg_notify($5, '') AS n
+        "#,
+        id,
+        topic.as_str(),
+        event_type.as_str(),
+        data,
+        OUTBOX_CHANNEL,
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(Appended { id, created_at })
+}
+
+/// Counts a publish in flight for as long as it lives.
+struct InFlight<'a> {
+    count: &'a AtomicUsize,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self { count }
+    }
+
+    /// Whether this is the only publish in flight.
+    fn alone(&self) -> bool {
+        self.count.load(Ordering::Acquire) == 1
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Sends one `NOTIFY` per burst of signals, from a dedicated connection with
