@@ -78,11 +78,7 @@ impl Outbox {
         // Checked once the connection is in hand: a publish that waited for
         // one is the sign of others.
         let alone = in_flight.alone();
-        let appended = if alone {
-            insert_notifying(&mut conn, id, topic, event_type, data).await?
-        } else {
-            insert(&mut conn, id, topic, event_type, data).await?
-        };
+        let appended = insert(&mut conn, id, topic, event_type, data, alone).await?;
         // `herald_timing`: the stages of publish-to-screen (scripts/profile-latency).
         tracing::trace!(target: "herald_timing", id = %appended.id, "committed");
         if alone {
@@ -165,7 +161,7 @@ pub async fn append_as(
     event_type: &EventType,
     data: &serde_json::Value,
 ) -> Result<Appended, sqlx::Error> {
-    let appended = insert(tx, id, topic, event_type, data).await?;
+    let appended = insert(tx, id, topic, event_type, data, false).await?;
     tx.appended = true;
     Ok(appended)
 }
@@ -213,47 +209,43 @@ pub async fn append_many(
         .collect())
 }
 
+/// Inserts one event. With `wake`, the statement also sends the worker's
+/// `NOTIFY`, so it is part of the same transaction: Postgres delivers it as
+/// the commit completes (see the module docs for when that is right).
 async fn insert(
     conn: &mut PgConnection,
     id: Uuid,
     topic: &Topic,
     event_type: &EventType,
     data: &serde_json::Value,
+    wake: bool,
 ) -> Result<Appended, sqlx::Error> {
-    let created_at = sqlx::query_scalar!(
-        r#"INSERT INTO events (id, topic, type, data) VALUES ($1, $2, $3, $4) RETURNING created_at"#,
-        id,
-        topic.as_str(),
-        event_type.as_str(),
-        data,
-    )
-    .fetch_one(conn)
-    .await?;
-    Ok(Appended { id, created_at })
-}
-
-/// [`insert`], and the worker's wake-up in the same statement, so in the
-/// same transaction: Postgres delivers the `NOTIFY` as the commit completes.
-async fn insert_notifying(
-    conn: &mut PgConnection,
-    id: Uuid,
-    topic: &Topic,
-    event_type: &EventType,
-    data: &serde_json::Value,
-) -> Result<Appended, sqlx::Error> {
-    let created_at = sqlx::query_scalar!(
-        r#"
-        WITH e AS (INSERT INTO events (id, topic, type, data) VALUES ($1, $2, $3, $4) RETURNING created_at)
-        SELECT e.created_at AS "created_at!" FROM e, pg_notify($5, '') AS n
-        "#,
-        id,
-        topic.as_str(),
-        event_type.as_str(),
-        data,
-        OUTBOX_CHANNEL,
-    )
-    .fetch_one(conn)
-    .await?;
+    let (topic, event_type) = (topic.as_str(), event_type.as_str());
+    let created_at = if wake {
+        sqlx::query_scalar!(
+            r#"
+            WITH e AS (INSERT INTO events (id, topic, type, data) VALUES ($1, $2, $3, $4) RETURNING created_at)
+            SELECT e.created_at AS "created_at!" FROM e, pg_notify($5, '') AS n
+            "#,
+            id,
+            topic,
+            event_type,
+            data,
+            OUTBOX_CHANNEL,
+        )
+        .fetch_one(conn)
+        .await?
+    } else {
+        sqlx::query_scalar!(
+            r#"INSERT INTO events (id, topic, type, data) VALUES ($1, $2, $3, $4) RETURNING created_at"#,
+            id,
+            topic,
+            event_type,
+            data,
+        )
+        .fetch_one(conn)
+        .await?
+    };
     Ok(Appended { id, created_at })
 }
 
