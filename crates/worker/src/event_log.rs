@@ -41,6 +41,10 @@ pub struct Upkeep {
     pub created: u64,
     pub rolled: bool,
     pub sealed: u64,
+    /// Rows found waiting below the sequencer's floor (the migration
+    /// `20261203000002_sequence_floor.sql`): always 0 unless its proof has
+    /// a hole; the floor then drops to them so they are sequenced.
+    pub below_floor: u64,
 }
 
 /// Makes partitions ahead, rolls on when the current one has been open for
@@ -65,6 +69,16 @@ pub async fn upkeep(pool: &PgPool, policy: Policy) -> Result<Upkeep, sqlx::Error
         .fetch_one(pool)
         .await?;
     done.sealed = u64::try_from(sealed).unwrap_or(0);
+    let below: i64 = sqlx::query_scalar("SELECT herald_sequence_floor_check()")
+        .fetch_one(pool)
+        .await?;
+    done.below_floor = u64::try_from(below).unwrap_or(0);
+    if done.below_floor > 0 {
+        tracing::error!(
+            rows = done.below_floor,
+            "rows waited below the sequencer's floor; it was lowered to sequence them"
+        );
+    }
     Ok(done)
 }
 

@@ -19,6 +19,14 @@
 //! The transaction is the function `herald_sequence` (its migration holds
 //! the SQL): each of its statements takes a fresh snapshot, so the rows it
 //! picks after the lock is granted include everything sequenced before.
+//!
+//! # Where the outbox read starts
+//!
+//! At `sequencer.floor_no`, below which no row waits or ever will, so that a
+//! step does not step over the dead index entries every sequenced row leaves
+//! until VACUUM. The floor rises only once every transaction that could
+//! still commit a row below it has ended (the migration
+//! `20261203000002_sequence_floor.sql`).
 
 use herald_domain::{Envelope, Seq};
 use herald_store::history::envelope;
