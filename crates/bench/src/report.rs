@@ -94,7 +94,7 @@ fn all_met(checks: &[Option<bool>]) -> Option<bool> {
 }
 
 /// The figures both latency scenarios show beside the judged ones.
-const LATENCY_DETAILS: [(&str, [&str; 2]); 4] = [
+const LATENCY_DETAILS: [(&str, [&str; 2]); 6] = [
     (
         "… read by the load generator, p50 (ms)",
         ["latency_accepted_read_ms", "p50"],
@@ -110,6 +110,14 @@ const LATENCY_DETAILS: [(&str, [&str; 2]); 4] = [
     (
         "accepted POST → each event's first frame, p99 (ms)",
         ["latency_first_frame_ms", "p99"],
+    ),
+    (
+        "fan-out: each event's first frame → its last, p50 (ms)",
+        ["latency_spread_ms", "p50"],
+    ),
+    (
+        "fan-out: each event's first frame → its last, p99 (ms)",
+        ["latency_spread_ms", "p99"],
     ),
 ];
 

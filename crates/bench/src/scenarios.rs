@@ -411,15 +411,29 @@ fn latency_metrics(run: &mut Run, reports: &[StreamReport], out: &publish::Outco
             from_send.push(ms(read.saturating_sub(sent[i])));
         }
     }
-    // Per event, its first frame: the pipeline's share, before the fan-out.
+    // Per event, its first frame: the pipeline's share, before the fan-out;
+    // and its last: first → last is the fan-out itself (the server writing
+    // one event to every stream), which needs no stamp from the publisher.
     let mut first = vec![u64::MAX; accepted.len()];
+    let mut last = vec![0u64; accepted.len()];
     for r in reports {
         for (i, arrived) in r.recv_us.iter().enumerate() {
-            if let Some(f) = first.get_mut(i) {
+            if *arrived == u64::MAX {
+                continue;
+            }
+            if let (Some(f), Some(l)) = (first.get_mut(i), last.get_mut(i)) {
                 *f = (*f).min(*arrived);
+                *l = (*l).max(*arrived);
             }
         }
     }
+    let spread_ms: Vec<f64> = first
+        .iter()
+        .zip(&last)
+        .filter(|(f, _)| **f != u64::MAX)
+        .map(|(f, l)| ms(l.saturating_sub(*f)))
+        .collect();
+    run.set("latency_spread_ms", stats_ms(spread_ms));
     let first_ms: Vec<f64> = first
         .iter()
         .zip(accepted)
