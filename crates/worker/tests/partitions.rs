@@ -88,6 +88,39 @@ async fn first_sealed(pool: &PgPool, wait: Duration) -> bool {
     }
 }
 
+/// The same straggler, in a session that reports no activity
+/// (`track_activities = off`: no `xact_start` in `pg_stat_activity`). The
+/// seal judged stragglers by `xact_start` and sealed under it; the row,
+/// committed into a sealed partition, was never sequenced.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_straggler_that_reports_no_activity_still_holds_the_seal_off(pool: PgPool) {
+    herald_test_support::event_partitions(&pool, 4, 3).await;
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("SET track_activities = off")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let mut straggler = sqlx::Connection::begin(&mut *conn).await.unwrap();
+    insert(&mut straggler, 0).await;
+    for n in 1..=5 {
+        insert(&mut pool.acquire().await.unwrap(), n).await;
+    }
+    assert_eq!(sequence_all(&pool).await, [1, 2, 3, 4, 5]);
+    assert!(
+        !first_sealed(&pool, Duration::from_millis(500)).await,
+        "a transaction that drew a number in the first partition still runs"
+    );
+    straggler.commit().await.unwrap();
+    assert_eq!(
+        sequence_all(&pool).await,
+        [6],
+        "the straggler's event is sequenced"
+    );
+    assert!(first_sealed(&pool, Duration::from_secs(5)).await);
+    let first = &partitions(&pool).await[0];
+    assert_eq!((first.2, first.3), (Some(1), Some(6)), "{first:?}");
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn no_partition_seals_while_a_transaction_that_drew_a_number_in_it_runs(pool: PgPool) {
     // Partitions of 4 insertion numbers: the first closes with the 4th insert.
