@@ -318,3 +318,28 @@ async fn a_step_reads_no_more_after_many_events_were_sequenced(pool: PgPool) {
         "a step read {after} buffers after 60,000 sequenced events, {before} before"
     );
 }
+
+/// An idle worker's polls commit nothing: once the floor has caught up with
+/// the insertion numbers, an empty step leaves the `sequencer` row as it was
+/// (it wrote it at every look at the floor, five times a second at the
+/// default poll).
+#[sqlx::test(migrations = "../../migrations")]
+async fn empty_steps_write_nothing_once_the_floor_caught_up(pool: PgPool) {
+    steps_apart(&pool, 3, 0).await;
+    for _ in 0..3 {
+        sequence_batch(&pool, 100).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    }
+    let version = || async {
+        sqlx::query_scalar::<_, String>("SELECT xmin::text FROM sequencer")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let before = version().await;
+    for _ in 0..4 {
+        assert!(sequence_batch(&pool, 100).await.unwrap().events.is_empty());
+        tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    }
+    assert_eq!(version().await, before, "an empty step wrote the sequencer row");
+}
