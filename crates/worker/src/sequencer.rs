@@ -25,8 +25,10 @@
 //! At `sequencer.floor_no`, below which no row waits or ever will, so that a
 //! step does not step over the dead index entries every sequenced row leaves
 //! until VACUUM. The floor rises only once every transaction that could
-//! still commit a row below it has ended (the migration
-//! `20261203000002_sequence_floor.sql`).
+//! still commit a row below it has ended: those that hold an insertion
+//! number (the migrations `20261203000002_sequence_floor.sql`, and
+//! `20261203000005_floor_waits_for_number_holders.sql` for how they are
+//! found).
 
 use herald_domain::{Envelope, Seq};
 use herald_store::history::envelope;

@@ -268,6 +268,65 @@ async fn an_open_transaction_holds_the_floor_below_its_row(pool: PgPool) {
     assert_eq!(below, 0, "nothing waits below the floor");
 }
 
+/// The floor waits for a number drawn before its row exists: a transaction
+/// that took an insertion number with `nextval` (as the batch path does)
+/// and inserts with it later holds the floor below that number, though no
+/// row shows it yet; its row is sequenced when it commits.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_number_drawn_before_its_row_holds_the_floor(pool: PgPool) {
+    let mut open = pool.begin().await.unwrap();
+    let drawn: i64 = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('events', 'pending_no'))")
+        .fetch_one(&mut *open)
+        .await
+        .unwrap();
+
+    assert_eq!(steps_apart(&pool, 6, 1).await, 6);
+    assert!(
+        floor(&pool).await <= drawn,
+        "the floor {} passed the number {drawn} drawn by an open transaction",
+        floor(&pool).await
+    );
+
+    sqlx::query(
+        "INSERT INTO events (id, pending_no, topic, type, data) OVERRIDING SYSTEM VALUE
+         VALUES ($1, $2, 'user:a', 't.n', jsonb_build_object('n', -1))",
+    )
+    .bind(Uuid::now_v7())
+    .bind(drawn)
+    .execute(&mut *open)
+    .await
+    .unwrap();
+    open.commit().await.unwrap();
+    let late = sequence_batch(&pool, 100).await.unwrap().events;
+    assert_eq!(late.len(), 1, "the late row is found");
+    assert_eq!(late[0].data["n"].as_i64(), Some(-1));
+}
+
+/// Only transactions that hold an insertion number hold the floor: one that
+/// stays open without drawing any (a `pg_dump`, a session idle in a
+/// transaction, a reader of the log) does not keep every later step reading
+/// from below it.
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_transaction_that_drew_no_number_does_not_hold_the_floor(pool: PgPool) {
+    let mut open = pool.begin().await.unwrap();
+    sqlx::query("SELECT count(*) FROM events")
+        .execute(&mut *open)
+        .await
+        .unwrap();
+    let before: i64 = sqlx::query_scalar("SELECT herald_next_pending_no()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+
+    steps_apart(&pool, 6, 1).await;
+    let now = floor(&pool).await;
+    assert!(
+        now > before,
+        "the floor {now} stayed below {before} while a transaction that drew no number was open"
+    );
+    open.commit().await.unwrap();
+}
+
 /// The index pages one sequencing step reads (EXPLAIN's buffer counts
 /// include everything the function's statements touched).
 async fn step_buffers(pool: &PgPool) -> i64 {
