@@ -8,10 +8,11 @@
 //! coalesced; see `herald_store::outbox`) and polls as a fallback.
 //!
 //! Crash safety: sequencing commits before publishing; publishing happens in
-//! a transaction holding the sequencer row lock, starts right after
-//! `published_seq`, and moves `published_seq` only after the bus acknowledged
-//! the publish. A worker that crashes anywhere leaves either unsequenced rows
-//! (sequenced later) or sequenced-unpublished rows (published by the next
+//! a transaction holding the publishers' fence (an advisory lock, taken
+//! while the sequencing step runs), starts right after `published_seq`, and
+//! moves `published_seq` only after the bus acknowledged the publish. A
+//! worker that crashes anywhere leaves either unsequenced rows (sequenced
+//! later) or sequenced-unpublished rows (published by the next
 //! step of whichever worker leads). Events may be published twice, never
 //! skipped and never out of order; gateways drop positions they already
 //! delivered.
@@ -26,7 +27,7 @@
 //! sequencing, so that every gateway sees it below its watermark before new
 //! events climb past it (a worker started after the failover cannot know).
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use herald_bus::{Bus, BusError, Publisher};
@@ -46,12 +47,21 @@ use crate::sequencer;
 const LEADER_LOCK: i64 = 0x6865_7261_6c64;
 /// How long a busy relay lets events gather between steps.
 const GATHER: Duration = Duration::from_millis(1);
-/// Opens a publishing transaction: the sequencer row lock, and an
-/// asynchronous commit (`published_seq` is a hint whose loss in a crash only
-/// means publishing again, which gateways drop). One round trip.
-const LOCK_FOR_PUBLISHING: &str = "BEGIN; \
-    SELECT published_seq, last_seq, set_config('synchronous_commit', 'off', true) \
-      FROM sequencer FOR UPDATE";
+/// The publishers' fence, a transaction-level advisory lock ("herale"): it
+/// does not wait for a sequencing step (which holds the `sequencer` row),
+/// so it is taken while the step runs.
+const PUBLISH_LOCK: i64 = 0x6865_7261_6c65;
+/// Opens a publishing transaction: the fence, then, in a statement of its
+/// own (its snapshot is taken once the fence is held, so it sees what the
+/// last publisher recorded), the positions; and an asynchronous commit
+/// (`published_seq` is a hint whose loss in a crash only means publishing
+/// again, which gateways drop). One round trip.
+static LOCK_FOR_PUBLISHING: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "BEGIN; SELECT pg_advisory_xact_lock({PUBLISH_LOCK}); \
+         SELECT published_seq, last_seq, set_config('synchronous_commit', 'off', true) FROM sequencer"
+    )
+});
 /// How long a leader that found history rewound waits before sequencing:
 /// several of the gateways' one-second head checks (see the module docs).
 const REWIND_HOLD: Duration = Duration::from_secs(3);
@@ -219,9 +229,22 @@ impl OutboxRelay {
 
     /// One unit of work: sequence a batch, then publish everything
     /// sequenced and not yet published. Returns how many events it handled.
+    ///
+    /// The publishing transaction is opened while the step runs (on its own
+    /// connection: see [`LOCK_FOR_PUBLISHING`]), so that a sequenced event
+    /// goes to the bus without another round trip first.
     pub async fn step(&mut self) -> Result<usize, RelayError> {
-        let sequenced = sequencer::sequence_batch(&self.pool, self.config.batch as i64).await?;
-        let fresh = sequenced.events;
+        let mut conn = match self.publishing.take() {
+            Some(conn) => conn,
+            None => PgConnection::connect_with(&self.pool.connect_options()).await?,
+        };
+        // On any error `conn` is dropped: the server rolls its transaction
+        // back, nothing recorded.
+        let (sequenced, positions) = tokio::join!(
+            sequencer::sequence_batch(&self.pool, self.config.batch as i64),
+            open_publishing(&mut conn),
+        );
+        let (positions, fresh) = (positions?, sequenced?.events);
         if let (Some(first), Some(last)) = (fresh.first(), fresh.last()) {
             tracing::trace!(target: "herald_timing", first = first.seq.get(), last = last.seq.get(), "sequenced");
         }
@@ -233,50 +256,37 @@ impl OutboxRelay {
             self.high_water = self.high_water.max(e.seq);
         }
         let sequenced_n = fresh.len();
-        let published_n = self.publish_pending(fresh).await?;
+        let published_n = self.publish_on(&mut conn, positions, fresh).await?;
+        self.publishing = Some(conn);
         Ok(sequenced_n.max(published_n))
     }
 
     /// Publishes sequenced events after `published_seq`, in order, at most
-    /// one batch, inside a transaction holding the sequencer row lock.
+    /// one batch, inside the publishing transaction `conn` holds (opened by
+    /// [`open_publishing`]): two more round trips when there is something to
+    /// publish (the bus, the record with the commit), one when not.
     ///
-    /// The lock fences publishers: even if two workers believed they led (a
-    /// lost lock connection, a partition), their publishes serialize, and
-    /// each starts exactly after the last acknowledged position, so the bus
-    /// sees every topic's events in `seq` order. `published_seq` moves only
-    /// after the bus acknowledged the batch; a crash before that means the
-    /// next leader publishes the batch again (gateways drop duplicates).
-    /// `fresh` (the batch just sequenced) is used as is when it is exactly
-    /// what comes next, saving a read.
-    async fn publish_pending(&mut self, fresh: Vec<Envelope>) -> Result<usize, RelayError> {
-        let mut conn = match self.publishing.take() {
-            Some(conn) => conn,
-            None => PgConnection::connect_with(&self.pool.connect_options()).await?,
-        };
-        // On error `conn` is dropped: the server rolls back, nothing recorded.
-        let n = self.publish_on(&mut conn, fresh).await?;
-        self.publishing = Some(conn);
-        Ok(n)
-    }
-
-    /// [`Self::publish_pending`] on `conn`: three round trips when there is
-    /// something to publish (the lock, the bus, the record with the commit).
+    /// The fence serializes publishers: even if two workers believed they
+    /// led (a lost lock connection, a partition), each starts exactly after
+    /// the last acknowledged position, so the bus sees every topic's events
+    /// in `seq` order. `published_seq` moves only after the bus acknowledged
+    /// the batch; a crash before that means the next leader publishes the
+    /// batch again (gateways drop duplicates). `fresh` (the batch just
+    /// sequenced, committed) is used as is when it starts right after
+    /// `published_seq`, saving a read.
     async fn publish_on(
         &mut self,
         conn: &mut PgConnection,
+        positions: Positions,
         fresh: Vec<Envelope>,
     ) -> Result<usize, RelayError> {
-        // Without arguments, sqlx sends the simple query protocol, which takes
-        // several statements in one message.
-        let row = (&mut *conn).fetch_one(LOCK_FOR_PUBLISHING).await?;
-        let published: Seq = row.try_get("published_seq")?;
-        let last: Seq = row.try_get("last_seq")?;
-        let events = if published >= last {
-            Vec::new()
-        } else if fresh.first().map(|e| e.seq) == Some(published.next())
-            && fresh.last().map(|e| e.seq) == Some(last)
-        {
+        let Positions { published, last } = positions;
+        let events = if fresh.first().map(|e| e.seq) == Some(published.next()) {
             fresh
+        } else if fresh.is_empty() && published >= last {
+            // `last` was read before this step's end, but an empty step moved
+            // nothing: nothing to publish.
+            Vec::new()
         } else {
             sequencer::sequenced_after(conn, published, self.config.batch as i64).await?
         };
@@ -297,6 +307,26 @@ impl OutboxRelay {
         self.metrics.published.add(events.len() as u64);
         Ok(events.len())
     }
+}
+
+/// What a publishing transaction found when it opened.
+struct Positions {
+    /// The last position the bus acknowledged.
+    published: Seq,
+    /// The log's head then.
+    last: Seq,
+}
+
+/// Opens the publishing transaction on `conn` ([`LOCK_FOR_PUBLISHING`]).
+async fn open_publishing(conn: &mut PgConnection) -> Result<Positions, sqlx::Error> {
+    // Without arguments, sqlx sends the simple query protocol, which takes
+    // several statements in one message; the positions are the last row.
+    let rows = (&mut *conn).fetch_all(LOCK_FOR_PUBLISHING.as_str()).await?;
+    let row = rows.last().ok_or(sqlx::Error::RowNotFound)?;
+    Ok(Positions {
+        published: row.try_get("published_seq")?,
+        last: row.try_get("last_seq")?,
+    })
 }
 
 /// Forwards `NOTIFY herald_outbox` to `wake`. Notifications coalesce: one

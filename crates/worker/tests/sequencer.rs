@@ -82,7 +82,7 @@ async fn concurrent_sequencers_hand_out_contiguous_unique_positions(pool: PgPool
 
 /// Two relays that both believe they lead (say, one lost its lock connection
 /// but not its pool) still put every event on the bus in `seq` order, because
-/// publishing is fenced by the sequencer row lock.
+/// publishing is fenced (an advisory lock, and the positions read once it is held).
 #[sqlx::test(migrations = "../../migrations")]
 async fn two_relays_leading_at_once_still_publish_in_seq_order(pool: PgPool) {
     use futures_util::StreamExt;
