@@ -123,8 +123,19 @@ async fn all_ids(app: &TestApp, user: &str, status: &str) -> BTreeSet<String> {
 }
 
 /// What one user's tabs do, at random: read, unread, archive, snooze (for
-/// 0.5 to 1.5 s), unsnooze, read-all, seen.
-async fn tab(api: String, user: &'static str, ids: Arc<Mutex<Vec<String>>>, seed: u64, ops: usize) {
+/// 0.5 to 1.5 s), unsnooze, read-all, seen. A snooze picks among the
+/// notifications no tab of the user has archived (`archived`, shared by
+/// them), so that a user whose few notifications were archived early still
+/// snoozes (a snooze of an archived one is a 409, and a run had 3); a tab
+/// racing the other's archive still gets the 409.
+async fn tab(
+    api: String,
+    user: &'static str,
+    ids: Arc<Mutex<Vec<String>>>,
+    archived: Arc<Mutex<BTreeSet<String>>>,
+    seed: u64,
+    ops: usize,
+) {
     let http = reqwest::Client::new();
     let mut rng = Rng(seed);
     for _ in 0..ops {
@@ -133,8 +144,16 @@ async fn tab(api: String, user: &'static str, ids: Arc<Mutex<Vec<String>>>, seed
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         }
-        let id = &known[rng.below(known.len() as u64) as usize];
         let roll = rng.below(100);
+        let live: Vec<&String> = {
+            let archived = archived.lock().unwrap();
+            known.iter().filter(|id| !archived.contains(*id)).collect()
+        };
+        let id = if (43..=72).contains(&roll) && !live.is_empty() {
+            live[rng.below(live.len() as u64) as usize]
+        } else {
+            &known[rng.below(known.len() as u64) as usize]
+        };
         let (path, body) = match roll {
             0..=29 => (format!("/v1/me/notifications/{id}/read"), None),
             30..=39 => (format!("/v1/me/notifications/{id}/unread"), None),
@@ -156,6 +175,9 @@ async fn tab(api: String, user: &'static str, ids: Arc<Mutex<Vec<String>>>, seed
         }
         let r = req.send().await.unwrap();
         let status = r.status().as_u16();
+        if status == 200 && path.ends_with("/archive") {
+            archived.lock().unwrap().insert(id.clone());
+        }
         // 409: snoozing what another tab archived.
         assert!(
             status == 200 || (status == 409 && path.ends_with("/snooze")),
@@ -236,12 +258,14 @@ async fn counts_stay_exact_under_concurrent_grouped_sends_reads_snoozes_and_wake
         tasks.push(tokio::spawn(service(app.api_url(), ids.clone(), seed + s, 25)));
     }
     for (k, user) in users.into_iter().enumerate() {
+        let archived: Arc<Mutex<BTreeSet<String>>> = Arc::default();
         for t in 0..2 {
             let seed = seed.wrapping_mul(31).wrapping_add(10 * k as u64 + t);
             tasks.push(tokio::spawn(tab(
                 app.api_url(),
                 user,
                 ids[k].clone(),
+                archived.clone(),
                 seed | 1,
                 45,
             )));
