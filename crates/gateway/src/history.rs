@@ -271,7 +271,8 @@ mod tests {
     /// Readers far behind the head (more than four pages of the log after
     /// them, where a page stops at its topics' nearest `limit`-th event) get
     /// exactly the page a plain query gives: one topic or several, one with
-    /// fewer events than a page, one named twice, alone or batched.
+    /// fewer events than a page, one named twice, alone or batched; then
+    /// random readers and page sizes, near the head and far from it.
     #[sqlx::test(migrations = "../../migrations")]
     async fn pages_far_behind_the_head_are_the_plain_querys(pool: PgPool) {
         sequenced(&pool, &["user:a", "user:b", "user:c", "user:b"], 400).await;
@@ -287,25 +288,56 @@ mod tests {
             (&["user:a"], 790),
         ];
         let batch: Vec<PageRequest> = asks.iter().map(|(t, a)| request(t, *a)).collect();
-        let got = pages(&pool, &batch, 7).await.unwrap();
-        for (req, page) in batch.iter().zip(&got) {
-            let want = plain_page(&pool, &req.topics, req.after.get(), 7).await;
-            assert_eq!(seqs(page), want, "batched: {:?} after {}", req.topics, req.after);
-            let alone = events_after(&pool, &req.topics, req.after, 7).await.unwrap();
-            assert_eq!(seqs(&alone), want, "alone: {:?} after {}", req.topics, req.after);
+        same_as_plain(&pool, &batch, 7).await;
+
+        // And at random: readers of 1 to 4 topics (repeats, unknown ones
+        // included), anywhere in the log, pages of 1 to 40.
+        let names = ["user:a", "user:b", "user:c", "user:rare", "user:zz"];
+        let seed = 0x2545_f491_4f6c_dd1du64
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as u64);
+        println!("seed {seed:#x}");
+        let mut x = seed | 1;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for _ in 0..6 {
+            let limit = 1 + next(40) as i64;
+            let batch: Vec<PageRequest> = (0..12)
+                .map(|_| {
+                    let topics: Vec<&str> = (0..1 + next(4)).map(|_| names[next(5) as usize]).collect();
+                    request(&topics, next(820) as i64)
+                })
+                .collect();
+            same_as_plain(&pool, &batch, limit).await;
         }
     }
 
-    /// Shared buffers one call of `sql` touched (EXPLAIN counts what the
-    /// function's own statements read too).
-    async fn buffers(pool: &PgPool, sql: &str) -> i64 {
-        let plan: serde_json::Value =
-            sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}"))
-                .fetch_one(pool)
-                .await
-                .unwrap();
-        let top = &plan[0]["Plan"];
-        top["Shared Hit Blocks"].as_i64().unwrap() + top["Shared Read Blocks"].as_i64().unwrap()
+    /// Each request's page, batched and alone, is the plain query's.
+    async fn same_as_plain(pool: &PgPool, batch: &[PageRequest], limit: i64) {
+        let got = pages(pool, batch, limit).await.unwrap();
+        for (req, page) in batch.iter().zip(&got) {
+            let want = plain_page(pool, &req.topics, req.after.get(), limit).await;
+            assert_eq!(
+                seqs(page),
+                want,
+                "batched: {:?} after {}, limit {limit}",
+                req.topics,
+                req.after
+            );
+            let alone = events_after(pool, &req.topics, req.after, limit).await.unwrap();
+            assert_eq!(
+                seqs(&alone),
+                want,
+                "alone: {:?} after {}, limit {limit}",
+                req.topics,
+                req.after
+            );
+        }
     }
 
     /// A page costs the same however far behind its reader is, also when
@@ -317,16 +349,7 @@ mod tests {
     /// costs a few dozen.)
     #[sqlx::test(migrations = "../../migrations")]
     async fn a_page_far_behind_reads_no_more_than_one_near_the_head(pool: PgPool) {
-        for p in sqlx::query_scalar::<_, String>("SELECT name FROM event_partitions")
-            .fetch_all(&pool)
-            .await
-            .unwrap()
-        {
-            sqlx::query(&format!("ALTER TABLE {p} SET (autovacuum_enabled = off)"))
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
+        herald_test_support::autovacuum_off(&pool).await;
         sequenced(&pool, &["user:other"], 2_000).await;
         sqlx::query("ANALYZE events").execute(&pool).await.unwrap();
         sequenced(&pool, &["user:burst"], 30_000).await;
@@ -337,18 +360,18 @@ mod tests {
                 "SELECT * FROM herald_history_pages('{{0,1}}', '{{user:burst,user:other}}', '{{{after},0}}', 500)"
             )
         };
-        buffers(&pool, &page(head - 1_500)).await; // warm: catalogs cached
+        herald_test_support::buffers_touched(&pool, &page(head - 1_500)).await; // warm: catalogs cached
         let (near, far) = (
-            buffers(&pool, &page(head - 1_500)).await,
-            buffers(&pool, &page(2_000)).await,
+            herald_test_support::buffers_touched(&pool, &page(head - 1_500)).await,
+            herald_test_support::buffers_touched(&pool, &page(2_000)).await,
         );
         assert!(
             far <= near + 100,
             "a page 30,000 events back read {far} buffers, one near the head {near}"
         );
         let (near, far) = (
-            buffers(&pool, &batch(head - 1_500)).await,
-            buffers(&pool, &batch(2_000)).await,
+            herald_test_support::buffers_touched(&pool, &batch(head - 1_500)).await,
+            herald_test_support::buffers_touched(&pool, &batch(2_000)).await,
         );
         assert!(
             far <= near + 100,

@@ -975,3 +975,30 @@ pub async fn age_events(pool: &PgPool, upto: i64) {
     .await
     .expect("age events");
 }
+
+/// Turns autovacuum off on every partition of the event log, so that dead
+/// index entries and stale statistics stay as a test made them.
+pub async fn autovacuum_off(pool: &PgPool) {
+    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM event_partitions")
+        .fetch_all(pool)
+        .await
+        .expect("event partitions");
+    for name in names {
+        sqlx::raw_sql(&format!("ALTER TABLE \"{name}\" SET (autovacuum_enabled = off)"))
+            .execute(pool)
+            .await
+            .expect("autovacuum off");
+    }
+}
+
+/// The shared buffers one run of `sql` touched, by EXPLAIN (ANALYZE,
+/// BUFFERS): a function's count includes what its own statements read.
+pub async fn buffers_touched(pool: &PgPool, sql: &str) -> i64 {
+    let plan: Value = sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}"))
+        .fetch_one(pool)
+        .await
+        .expect("EXPLAIN");
+    let top = &plan[0]["Plan"];
+    let count = |k: &str| top[k].as_i64().expect("a buffer count");
+    count("Shared Hit Blocks") + count("Shared Read Blocks")
+}

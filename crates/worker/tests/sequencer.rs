@@ -327,17 +327,10 @@ async fn a_transaction_that_drew_no_number_does_not_hold_the_floor(pool: PgPool)
     open.commit().await.unwrap();
 }
 
-/// The index pages one sequencing step reads (EXPLAIN's buffer counts
-/// include everything the function's statements touched).
+/// The index pages one sequencing step reads.
 async fn step_buffers(pool: &PgPool) -> i64 {
     insert(&mut pool.acquire().await.unwrap(), 0).await;
-    let plan: serde_json::Value =
-        sqlx::query_scalar("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT * FROM herald_sequence(1000)")
-            .fetch_one(pool)
-            .await
-            .unwrap();
-    let top = &plan[0]["Plan"];
-    top["Shared Hit Blocks"].as_i64().unwrap() + top["Shared Read Blocks"].as_i64().unwrap()
+    herald_test_support::buffers_touched(pool, "SELECT * FROM herald_sequence(1000)").await
 }
 
 /// What a step costs does not grow with the events sequenced before it.
@@ -347,16 +340,7 @@ async fn step_buffers(pool: &PgPool) -> i64 {
 /// ~220 more index pages under every step.
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_step_reads_no_more_after_many_events_were_sequenced(pool: PgPool) {
-    for p in sqlx::query_scalar::<_, String>("SELECT name FROM event_partitions")
-        .fetch_all(&pool)
-        .await
-        .unwrap()
-    {
-        sqlx::query(&format!("ALTER TABLE {p} SET (autovacuum_enabled = off)"))
-            .execute(&pool)
-            .await
-            .unwrap();
-    }
+    herald_test_support::autovacuum_off(&pool).await;
     steps_apart(&pool, 3, 0).await;
     step_buffers(&pool).await; // warm: plans and catalogs cached
     let before = step_buffers(&pool).await;
