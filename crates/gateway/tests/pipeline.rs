@@ -680,12 +680,11 @@ async fn retention_prunes_old_history_and_resuming_there_resets(pool: PgPool) {
     // readers rely on the floor alone, so the rows may outlive it briefly.
     let (mut pruned, mut left) = (0i64, -1i64);
     for _ in 0..60 {
-        (pruned, left) = sqlx::query_as(
-            "SELECT (SELECT pruned_seq FROM sequencer), (SELECT count(*) FROM events)",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+        (pruned, left) =
+            sqlx::query_as("SELECT (SELECT pruned_seq FROM sequencer), (SELECT count(*) FROM events)")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
         if pruned >= 5 && left == 0 {
             break;
         }

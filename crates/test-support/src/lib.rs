@@ -993,9 +993,16 @@ pub async fn autovacuum_off(pool: &PgPool) {
 
 /// The shared buffers one run of `sql` touched, by EXPLAIN (ANALYZE,
 /// BUFFERS): a function's count includes what its own statements read.
-pub async fn buffers_touched(pool: &PgPool, sql: &str) -> i64 {
+///
+/// It takes one connection, not a pool, because the count includes the
+/// catalog pages a backend reads while its caches are cold (and a function
+/// compiles and plans on its first calls): runs compared must share one
+/// backend that ran each statement once before (from a pool, a comparison
+/// flipped with whichever connection each run was given: 916 buffers
+/// against 378 for the same page).
+pub async fn buffers_touched(conn: &mut sqlx::PgConnection, sql: &str) -> i64 {
     let plan: Value = sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}"))
-        .fetch_one(pool)
+        .fetch_one(conn)
         .await
         .expect("EXPLAIN");
     let top = &plan[0]["Plan"];
