@@ -30,11 +30,7 @@ async fn history(pool: &PgPool, n: i64) {
     .execute(pool)
     .await
     .unwrap();
-    sqlx::query("UPDATE sequencer SET last_seq = $1, published_seq = $1")
-        .bind(n)
-        .execute(pool)
-        .await
-        .unwrap();
+    herald_test_support::sequencer_at(pool, n).await;
 }
 
 /// Ages events up to `upto` past any retention.

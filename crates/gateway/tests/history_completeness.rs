@@ -27,11 +27,7 @@ async fn history(pool: &PgPool, topic: &str, n: i64, bytes: usize) {
     .execute(pool)
     .await
     .unwrap();
-    sqlx::query("UPDATE sequencer SET last_seq = $1, published_seq = $1")
-        .bind(n)
-        .execute(pool)
-        .await
-        .unwrap();
+    herald_test_support::sequencer_at(pool, n).await;
 }
 
 async fn pruned_seq(pool: &PgPool) -> i64 {

@@ -226,11 +226,7 @@ async fn fail_over(app: &mut TestApp, pool: &PgPool, kept: i64, head: i64) {
     .execute(pool)
     .await
     .unwrap();
-    sqlx::query("UPDATE sequencer SET last_seq = $1, published_seq = $1")
-        .bind(head)
-        .execute(pool)
-        .await
-        .unwrap();
+    herald_test_support::sequencer_at(pool, head).await;
 }
 
 /// The next event on `s` is `herald.reset` (rewound) at `id`.

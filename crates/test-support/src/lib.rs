@@ -956,6 +956,19 @@ pub async fn drop_event_partitions(pool: &PgPool) {
     }
 }
 
+/// Puts the sequencer's head at `seq`, numbered and published, as the worker
+/// leaves it once it has sequenced and published up to there: for a test
+/// that wrote its sequenced events by hand (both positions, so a gateway
+/// does not wait for a publish that never comes, and no step numbers from
+/// below the rows already there).
+pub async fn sequencer_at(pool: &PgPool, seq: i64) {
+    sqlx::query("UPDATE sequencer SET last_seq = $1, published_seq = $1")
+        .bind(seq)
+        .execute(pool)
+        .await
+        .expect("move the sequencer's head");
+}
+
 /// Ages the events up to `upto` (their `created_at` a day back), and the
 /// event log's record of the partitions holding them: a test's stand-in for
 /// time passing, serialized with the worker's sealing (its advisory lock),

@@ -47,11 +47,7 @@ async fn expired_history(pool: &PgPool) {
     .execute(pool)
     .await
     .unwrap();
-    sqlx::query("UPDATE sequencer SET last_seq = $1, published_seq = $1")
-        .bind(EVENTS)
-        .execute(pool)
-        .await
-        .unwrap();
+    herald_test_support::sequencer_at(pool, EVENTS).await;
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

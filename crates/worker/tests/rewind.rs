@@ -77,10 +77,7 @@ async fn a_leader_that_finds_history_rewound_counts_it_and_holds_the_head(pool: 
         .execute(&pool)
         .await
         .unwrap();
-    sqlx::query("UPDATE sequencer SET last_seq = 2, published_seq = 2")
-        .execute(&pool)
-        .await
-        .unwrap();
+    herald_test_support::sequencer_at(&pool, 2).await;
     // Only this test's database: other tests (and sqlx's own set-up, and
     // every worker's event log upkeep) hold advisory locks too.
     sqlx::query(
