@@ -269,7 +269,7 @@ mod tests {
     }
 
     /// Readers far behind the head (more than four pages of the log after
-    /// them, where a page stops at its topics' nearest `limit`-th event) get
+    /// them, where a page is read topic by topic) get
     /// exactly the page a plain query gives: one topic or several, one with
     /// fewer events than a page, one named twice, alone or batched; then
     /// random readers and page sizes, near the head and far from it.
@@ -345,8 +345,8 @@ mod tests {
     /// ANALYZE, as a burst does): its query sorted every event of the topic
     /// after the position, ~184 ms a page 300,000 events back, so a reader
     /// far behind caught up in time quadratic in its backlog. (Here that
-    /// would be 30,000 rows, several hundred buffers more; the bound's probe
-    /// costs a few dozen.)
+    /// would be 30,000 rows, several hundred buffers more; reading topic by
+    /// topic costs a few dozen.)
     #[sqlx::test(migrations = "../../migrations")]
     async fn a_page_far_behind_reads_no_more_than_one_near_the_head(pool: PgPool) {
         herald_test_support::autovacuum_off(&pool).await;
@@ -382,6 +382,42 @@ mod tests {
             far <= near + 100,
             "batched: a page 30,000 events back read {far} buffers, one near the head {near}"
         );
+    }
+
+    /// A batched page of a topic that is rare in the log (a user's own
+    /// topic, among every user's) reads that topic's rows, as the same page
+    /// alone does: in a batch the topics come from each request's row, an
+    /// unknown array to the planner, and it walked the `seq` index filtered
+    /// by topic, over every other event after the reader (here ~200,000;
+    /// 499,500 rows and 118 ms a page with 600,000 events back).
+    #[sqlx::test(migrations = "../../migrations")]
+    async fn a_rare_topic_far_behind_reads_its_own_rows_in_a_batch(pool: PgPool) {
+        herald_test_support::autovacuum_off(&pool).await;
+        let mut topics = vec!["user:common"; 999];
+        topics.push("user:rare");
+        sequenced(&pool, &topics, 200_000).await;
+        sqlx::query("ANALYZE events").execute(&pool).await.unwrap();
+        let alone = "SELECT * FROM herald_history_page('{user:rare}', 0, 500)";
+        let batched =
+            "SELECT * FROM herald_history_pages('{0,1}', '{user:rare,user:common}', '{0,199000}', 500)";
+        let mut conn = pool.acquire().await.unwrap();
+        for sql in [alone, batched] {
+            herald_test_support::buffers_touched(&mut conn, sql).await; // warm
+        }
+        let (alone, batched) = (
+            herald_test_support::buffers_touched(&mut conn, alone).await,
+            herald_test_support::buffers_touched(&mut conn, batched).await,
+        );
+        assert!(
+            batched <= alone + 100,
+            "a batched page of a rare topic far behind read {batched} buffers, the same page alone {alone}"
+        );
+        let batch = [
+            request(&["user:rare"], 0),
+            request(&["user:common"], 199_000),
+            request(&["user:rare", "user:common"], 150_000),
+        ];
+        same_as_plain(&pool, &batch, 500).await;
     }
 
     /// Streams asking at once through the reader (so that most share a
