@@ -14,14 +14,16 @@
 --
 -- Now a reader with more than 4 pages of the log after its position, alone
 -- or in a batch, reads each of its topics with that topic a constant (a
--- custom plan, sorts off, as the bound's probe did): the (topic, seq)
--- index hands over that topic's first `page` events after the position in
--- order, and the page is the first `page` of those. That reads at most
--- `page` rows per topic, whatever the statistics say, and needs no bound.
+-- custom plan, sorts off, as the bound's probe did: `herald_history_topic_heads`):
+-- the (topic, seq) index hands over that topic's first `page` events after
+-- the position in order, and the page is the first `page` of those
+-- (`herald_history_far_page`). That reads at most `page` rows per topic,
+-- whatever the statistics say, and needs no bound.
 -- A reader nearer the head is as before: the whole log after it is at most
 -- 4 pages, whichever index the plan takes.
 
-CREATE OR REPLACE FUNCTION herald_history_far_page(topics text[], from_seq bigint, page bigint, floor bigint)
+-- Each of `topics`' first `page` events after `from_seq`, topic by topic.
+CREATE OR REPLACE FUNCTION herald_history_topic_heads(topics text[], from_seq bigint, page bigint, floor bigint)
 RETURNS TABLE (id uuid, seq bigint, topic text, type text, data jsonb, created_at timestamptz)
 LANGUAGE plpgsql STABLE
 SET plan_cache_mode = force_custom_plan
@@ -46,6 +48,17 @@ BEGIN
 END
 $$;
 
+-- The page of a reader far behind: the first `page` of its topics' heads.
+CREATE OR REPLACE FUNCTION herald_history_far_page(topics text[], from_seq bigint, page bigint, floor bigint)
+RETURNS TABLE (id uuid, seq bigint, topic text, type text, data jsonb, created_at timestamptz)
+LANGUAGE sql STABLE
+AS $$
+    SELECT h.id, h.seq, h.topic, h.type, h.data, h.created_at
+      FROM herald_history_topic_heads(topics, from_seq, page, floor) h
+     ORDER BY h.seq
+     LIMIT page
+$$;
+
 CREATE OR REPLACE FUNCTION herald_history_page(topics text[], after bigint, page bigint)
 RETURNS TABLE (head bigint, pruned bigint, id uuid, seq bigint, topic text, type text,
                data jsonb, created_at timestamptz)
@@ -66,12 +79,7 @@ BEGIN
         RETURN QUERY
         SELECT s.last_seq, s.pruned_seq, e.id, e.seq, e.topic, e.type, e.data, e.created_at
           FROM sequencer s
-          LEFT JOIN LATERAL (
-                SELECT f.id, f.seq, f.topic, f.type, f.data, f.created_at
-                  FROM herald_history_far_page(topics, from_seq, page, floor) f
-                 ORDER BY f.seq
-                 LIMIT page
-          ) e ON true
+          LEFT JOIN LATERAL herald_history_far_page(topics, from_seq, page, floor) e ON true
          ORDER BY e.seq;
         RETURN;
     END IF;
@@ -130,12 +138,7 @@ BEGIN
         RETURN QUERY
         SELECT r.i, r.last_seq, r.pruned_seq, e.id, e.seq, e.topic, e.type, e.data, e.created_at
           FROM (SELECT) one
-          LEFT JOIN LATERAL (
-                SELECT f.id, f.seq, f.topic, f.type, f.data, f.created_at
-                  FROM herald_history_far_page(r.topics, r.from_seq, page, floor) f
-                 ORDER BY f.seq
-                 LIMIT page
-          ) e ON true
+          LEFT JOIN LATERAL herald_history_far_page(r.topics, r.from_seq, page, floor) e ON true
          ORDER BY e.seq;
     END LOOP;
 END
