@@ -38,7 +38,7 @@ impl Endpoint {
 }
 
 /// Connects, from `source` (an address on the loopback, port chosen by the
-/// kernel) when given: each source address has its own ephemeral ports, so
+/// kernel at connect) when given: each source address has its own ephemeral ports, so
 /// tens of thousands of streams do not run out of them.
 pub async fn connect(to: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
     let stream = match source {
@@ -50,6 +50,11 @@ pub async fn connect(to: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpSt
                 TcpSocket::new_v6()?
             };
             socket.set_reuseaddr(true)?;
+            if ip.is_ipv4() {
+                // The port is chosen at `connect`: a `bind` to port 0 crawls
+                // over every port in TIME_WAIT (see `sockopt`).
+                crate::sockopt::bind_address_no_port(&socket)?;
+            }
             socket.bind(SocketAddr::new(ip, 0))?;
             socket.connect(to).await?
         }

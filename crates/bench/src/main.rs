@@ -29,6 +29,7 @@ mod publish;
 mod report;
 mod scale;
 mod scenarios;
+mod sockopt;
 mod sse;
 mod stamp;
 mod stream;

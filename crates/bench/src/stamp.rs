@@ -10,8 +10,8 @@
 //! read over with the bytes. Both ends of a latency (the publisher's answer
 //! and the stream's frame) are stamped this way, for both systems alike.
 //!
-//! This is the only `unsafe` in the bench: `setsockopt` and `recvmsg` with a
-//! control buffer, which neither std nor tokio expose.
+//! With `sockopt`, the only `unsafe` in the bench: `setsockopt` and `recvmsg`
+//! with a control buffer, which neither std nor tokio expose.
 
 #![allow(unsafe_code)]
 
