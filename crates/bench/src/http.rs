@@ -480,6 +480,25 @@ pub async fn open_stream(
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_source_address_is_kept_and_its_ports_are_picked_at_connect() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let to = listener.local_addr().unwrap();
+        let source: IpAddr = "127.0.0.2".parse().unwrap();
+        let mut ports = std::collections::BTreeSet::new();
+        let mut held = Vec::new();
+        for _ in 0..20 {
+            let conn = connect(to, Some(source)).await.unwrap();
+            let local = conn.local_addr().unwrap();
+            assert_eq!(local.ip(), source);
+            assert_ne!(local.port(), 0);
+            ports.insert(local.port());
+            held.push((conn, listener.accept().await.unwrap()));
+        }
+        // Twenty open connections from one address: twenty ports.
+        assert_eq!(ports.len(), 20, "{ports:?}");
+    }
+
     fn decode(framing: Framing, parts: &[&[u8]]) -> (Vec<u8>, bool) {
         let mut d = BodyDecoder::new(framing);
         let mut out = Vec::new();

@@ -10,7 +10,7 @@
 //! read over with the bytes. Both ends of a latency (the publisher's answer
 //! and the stream's frame) are stamped this way, for both systems alike.
 //!
-//! With `sockopt`, the only `unsafe` in the bench: `setsockopt` and `recvmsg`
+//! With `sockopt`'s `setsockopt`, the only `unsafe` in the bench: `recvmsg`
 //! with a control buffer, which neither std nor tokio expose.
 
 #![allow(unsafe_code)]
@@ -29,22 +29,7 @@ use crate::stream::now_us;
 
 /// Asks the kernel to stamp every segment `fd` receives.
 fn enable(fd: RawFd) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: a valid socket descriptor, an int option of the right size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            (&on as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    crate::sockopt::set_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)
 }
 
 /// `recvmsg` into `buf`; returns the byte count and the kernel's stamp of
