@@ -38,29 +38,29 @@ impl Endpoint {
 }
 
 /// Connects, from `source` (an address on the loopback, port chosen by the
-/// kernel at connect) when given: each source address has its own ephemeral ports, so
-/// tens of thousands of streams do not run out of them.
+/// kernel at connect) when given: each source address has its own ephemeral
+/// ports, so tens of thousands of streams do not run out of them.
 pub async fn connect(to: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
     let stream = match source {
         None => TcpStream::connect(to).await?,
-        Some(ip) => {
-            let socket = if ip.is_ipv4() {
-                TcpSocket::new_v4()?
-            } else {
-                TcpSocket::new_v6()?
-            };
-            socket.set_reuseaddr(true)?;
-            if ip.is_ipv4() {
-                // The port is chosen at `connect`: a `bind` to port 0 crawls
-                // over every port in TIME_WAIT (see `sockopt`).
-                crate::sockopt::bind_address_no_port(&socket)?;
-            }
-            socket.bind(SocketAddr::new(ip, 0))?;
-            socket.connect(to).await?
-        }
+        Some(ip) => bound(ip)?.connect(to).await?,
     };
     stream.set_nodelay(true)?;
     Ok(stream)
+}
+
+/// A socket bound to `ip` whose port is left to its `connect`: a `bind` to
+/// port 0 would search past every port in TIME_WAIT (see `sockopt`).
+fn bound(ip: IpAddr) -> io::Result<TcpSocket> {
+    let socket = if ip.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    crate::sockopt::bind_address_no_port(&socket)?;
+    socket.bind(SocketAddr::new(ip, 0))?;
+    Ok(socket)
 }
 
 /// How a response body is delimited.
@@ -481,10 +481,14 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_source_address_is_kept_and_its_ports_are_picked_at_connect() {
+    async fn a_source_port_is_chosen_at_connect_not_at_bind() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let to = listener.local_addr().unwrap();
         let source: IpAddr = "127.0.0.2".parse().unwrap();
+        // Bound, not connected: the address is taken, no port yet (a port
+        // here would mean `bind` searched for one, past every TIME_WAIT).
+        let socket = bound(source).unwrap();
+        assert_eq!(socket.local_addr().unwrap(), SocketAddr::new(source, 0));
         let mut ports = std::collections::BTreeSet::new();
         let mut held = Vec::new();
         for _ in 0..20 {
